@@ -1,0 +1,244 @@
+"""The one data module: faces and digits in the assignment's layout, decoded once.
+
+Layout (``root`` is the ``hw3_data`` folder)::
+
+    root/face/train/*.png        64x64 RGB     root/face/train.csv   image_name + 13 attributes
+    root/face/test/*.png         (when given)  root/face/test.csv
+    root/digits/<domain>/{train,test}/*.png    root/digits/<domain>/{train,test}.csv  image_name,label
+
+Every image comes out as uint8 ``(3, H, W)``: grayscale is replicated to three
+channels and other sizes are resized (faces to 64x64, digits to 28x28). A
+folder is decoded once and cached as one ``.npy`` array under ``$HW3_CACHE_DIR``
+(default ``~/.cache/hw3``); the cache key covers the folder's absolute path and
+every image's name, size and modification time, so a changed folder is decoded
+again instead of being served stale. Training then draws batches from tensors
+(on the GPU when there is one): no PNG is decoded per epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from common import UserError
+
+DOMAINS = ("usps", "mnistm", "svhn")
+# (source, target) pairs of the assignment, in the order of its table.
+SCENARIOS = (("usps", "mnistm"), ("mnistm", "svhn"), ("svhn", "usps"))
+FACE_SIZE = 64
+DIGIT_SIZE = 28
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+_CACHE_VERSION = "1"
+
+
+@dataclass
+class ImageSet:
+    """Decoded images with their file names and, when known, labels or attributes."""
+
+    images: torch.Tensor  # (N, 3, H, W) uint8
+    names: list[str]
+    labels: torch.Tensor | None = None  # (N,) int64, digits only
+    attributes: pd.DataFrame | None = None  # (N, 13) float, faces only; row i is names[i]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def subset(self, index: Sequence[int] | np.ndarray | torch.Tensor) -> "ImageSet":
+        index = torch.as_tensor(np.asarray(index), dtype=torch.long)
+        return ImageSet(
+            images=self.images[index],
+            names=[self.names[i] for i in index.tolist()],
+            labels=None if self.labels is None else self.labels[index],
+            attributes=None if self.attributes is None else self.attributes.iloc[index.numpy()].reset_index(drop=True),
+        )
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("HW3_CACHE_DIR") or Path.home() / ".cache" / "hw3")
+
+
+def list_images(folder: str | os.PathLike) -> list[str]:
+    """Image file names in ``folder``, sorted; other files are ignored."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"image folder not found: {folder}")
+    names = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not names:
+        raise UserError(f"no images (.png/.jpg) in {folder}")
+    return names
+
+
+def _decode(path: Path, size: int) -> np.ndarray:
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")  # grayscale and palette images become 3 equal channels
+            if img.size != (size, size):
+                img = img.resize((size, size), Image.BILINEAR)
+            return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise UserError(f"cannot decode image {path}: {err}") from None
+
+
+def _cache_key(folder: Path, names: list[str], size: int) -> str:
+    h = hashlib.sha256(f"{_CACHE_VERSION}|{folder.resolve()}|{size}".encode())
+    for name in names:
+        st = (folder / name).stat()
+        h.update(f"|{name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:32]
+
+
+def decode_folder(folder: str | os.PathLike, names: list[str], size: int) -> torch.Tensor:
+    """Decode ``names`` in ``folder`` to uint8 ``(N, 3, size, size)``, through the disk cache."""
+    folder = Path(folder)
+    cache_file = cache_dir() / f"{folder.name}-{size}-{_cache_key(folder, names, size)}.npy"
+    if cache_file.is_file():
+        try:
+            array = np.load(cache_file)
+            if array.shape == (len(names), 3, size, size):
+                return torch.from_numpy(array)
+        except (OSError, ValueError):
+            pass  # a damaged cache file is rebuilt below
+    # PIL releases the GIL while it decodes, so threads give a real speed-up.
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        arrays = list(pool.map(lambda n: _decode(folder / n, size), names, chunksize=256))
+    array = np.stack(arrays)
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, cache_file)
+    except OSError:
+        pass  # no cache is slower, not wrong
+    return torch.from_numpy(array)
+
+
+def _read_table(csv_path: Path, folder: Path, names: list[str], columns: Sequence[str] | None) -> pd.DataFrame:
+    """Read ``csv_path`` and return its rows in the order of ``names`` (the sorted folder)."""
+    if not csv_path.is_file():
+        raise UserError(f"label file not found: {csv_path} (expected beside {folder})")
+    try:
+        table = pd.read_csv(csv_path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read {csv_path}: {err}") from None
+    needed = ["image_name", *(columns or [])]
+    missing_cols = [c for c in needed if c not in table.columns]
+    if missing_cols:
+        raise UserError(f"{csv_path} lacks column(s) {', '.join(missing_cols)}")
+    if table["image_name"].duplicated().any():
+        raise UserError(f"{csv_path} lists an image twice: {table['image_name'][table['image_name'].duplicated()].iloc[0]}")
+    listed = set(table["image_name"])
+    present = set(names)
+    absent = sorted(listed - present)
+    if absent:
+        raise UserError(f"{csv_path} names {len(absent)} image(s) missing from {folder}, first {absent[0]}")
+    unlisted = sorted(present - listed)
+    if unlisted:
+        raise UserError(f"{folder} has {len(unlisted)} image(s) not listed in {csv_path}, first {unlisted[0]}")
+    return table.set_index("image_name").loc[names].reset_index()
+
+
+def load_folder(folder: str | os.PathLike, size: int = DIGIT_SIZE) -> ImageSet:
+    """Every image of a bare folder (no CSV), in sorted name order."""
+    names = list_images(folder)
+    return ImageSet(images=decode_folder(folder, names, size), names=names)
+
+
+def load_faces(root: str | os.PathLike, split: str = "train") -> ImageSet:
+    """``root/face/<split>`` with its 13 attributes from ``root/face/<split>.csv``."""
+    folder = Path(root) / "face" / split
+    names = list_images(folder)
+    table = _read_table(Path(root) / "face" / f"{split}.csv", folder, names, None)
+    attributes = table.drop(columns="image_name").astype(float)
+    return ImageSet(images=decode_folder(folder, names, FACE_SIZE), names=names, attributes=attributes)
+
+
+def check_domain(domain: str) -> str:
+    if domain not in DOMAINS:
+        raise UserError(f"unknown domain {domain!r}: choose one of {', '.join(DOMAINS)}")
+    return domain
+
+
+def load_digits(root: str | os.PathLike, domain: str, split: str = "train") -> ImageSet:
+    """``root/digits/<domain>/<split>`` with labels from ``<split>.csv``, as 3x28x28 uint8."""
+    check_domain(domain)
+    folder = Path(root) / "digits" / domain / split
+    names = list_images(folder)
+    csv_path = Path(root) / "digits" / domain / f"{split}.csv"
+    table = _read_table(csv_path, folder, names, ["label"])
+    labels = pd.to_numeric(table["label"], errors="coerce")
+    if labels.isna().any() or not labels.between(0, 9).all() or (labels % 1 != 0).any():
+        raise UserError(f"{csv_path} has a label that is not an integer 0-9")
+    return ImageSet(
+        images=decode_folder(folder, names, DIGIT_SIZE),
+        names=names,
+        labels=torch.from_numpy(labels.to_numpy(dtype=np.int64).copy()),
+    )
+
+
+def train_val_split(data: ImageSet, val_fraction: float = 0.1, seed: int = 0) -> tuple[ImageSet, ImageSet]:
+    """A seeded split of a *training* set, stratified by label when there are labels.
+
+    Validation data selects checkpoints and hyper-parameters; test labels never do.
+    """
+    from sklearn.model_selection import train_test_split
+
+    n = len(data)
+    n_val = max(1, round(n * val_fraction))
+    if n - n_val < 1:
+        raise UserError(f"{n} image(s) are too few to split off a validation set")
+    stratify = None
+    if data.labels is not None:
+        counts = np.bincount(data.labels.numpy())
+        classes = int((counts > 0).sum())
+        if counts[counts > 0].min() >= 2 and classes <= n_val <= n - classes:
+            stratify = data.labels.numpy()
+    train_idx, val_idx = train_test_split(np.arange(n), test_size=n_val, random_state=seed, stratify=stratify)
+    return data.subset(np.sort(train_idx)), data.subset(np.sort(val_idx))
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 ``(B, 3, H, W)`` in [0, 255] to float in [0, 1]."""
+    return images.float().div_(255)
+
+
+def batches(
+    *tensors: torch.Tensor,
+    batch_size: int,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    drop_last: bool = False,
+) -> Iterator[tuple[torch.Tensor, ...]]:
+    """One pass over equally long tensors in batches, indexing them where they live (CPU or GPU)."""
+    n = len(tensors[0])
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        index = order[start:start + batch_size].to(tensors[0].device)
+        yield tuple(t[index] for t in tensors)
+
+
+def endless_batches(
+    *tensors: torch.Tensor, batch_size: int, generator: torch.Generator | None = None
+) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Shuffled full batches forever, reshuffled at each pass (for the shorter domain in UDA)."""
+    if len(tensors[0]) < batch_size:
+        batch_size = len(tensors[0])
+    while True:
+        yield from batches(*tensors, batch_size=batch_size, shuffle=True, generator=generator, drop_last=True)
+
+
+def random_hflip(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Flip each image of ``(B, C, H, W)`` left-right with probability 1/2 (a tensor op, any device)."""
+    flip = torch.rand(len(images), generator=generator) < 0.5
+    flip = flip.to(images.device).view(-1, 1, 1, 1)
+    return torch.where(flip, images.flip(-1), images)

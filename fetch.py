@@ -1,0 +1,158 @@
+"""Deliver model files: download with wget, verify SHA-256, publish a new manifest.
+
+The grader's scripts call ``python3 fetch.py NAME`` before inference. The file
+``<model dir>/manifest.json`` (committed) lists each model file's SHA-256 and
+the URL it is served from::
+
+    {"base_url": "https://.../download/v1",
+     "files": {"vae.pt": {"sha256": "ab12...", "url": "optional full URL"}}}
+
+A file already present with the listed hash is used as it is. Otherwise it is
+fetched with ``wget`` into a temporary file beside it, checked, and only then
+renamed into place, so a failed or damaged download never leaves a file that
+a later run would trust.
+
+After training, ``python3 fetch.py --publish --base-url URL`` rewrites the
+manifest from the local model files; upload those files to that URL.
+
+Environment: ``HW3_MODEL_DIR`` (default: ``checkpoints/`` beside this file) and
+``HW3_MODEL_BASE_URL`` (overrides the manifest's URLs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from common import UserError, atomic_path, cli
+
+MANIFEST = "manifest.json"
+
+
+def model_dir() -> Path:
+    return Path(os.environ.get("HW3_MODEL_DIR") or Path(__file__).resolve().parent / "checkpoints")
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(directory: Path) -> dict:
+    path = directory / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"model manifest not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"model manifest {path} is not valid JSON: {err}") from None
+    if not isinstance(manifest.get("files"), dict):
+        raise UserError(f"model manifest {path} has no 'files' table")
+    return manifest
+
+
+def file_url(manifest: dict, name: str) -> str:
+    base = os.environ.get("HW3_MODEL_BASE_URL")
+    if base:
+        return f"{base.rstrip('/')}/{name}"
+    entry = manifest["files"][name]
+    if entry.get("url"):
+        return entry["url"]
+    return f"{manifest.get('base_url', '').rstrip('/')}/{name}"
+
+
+def ensure(name: str, directory: Path | None = None) -> Path:
+    """Return the path of a verified copy of model file ``name``, downloading it if needed."""
+    directory = directory or model_dir()
+    manifest = read_manifest(directory)
+    entry = manifest["files"].get(name)
+    if entry is None:
+        raise UserError(f"{name} is not listed in {directory / MANIFEST}")
+    expected = entry.get("sha256")
+    if not expected:
+        raise UserError(f"{name} has no published hash in {directory / MANIFEST}: train it, then run fetch.py --publish")
+    target = directory / name
+    if target.is_file() and sha256_file(target) == expected:
+        return target
+
+    url = file_url(manifest, name)
+    if shutil.which("wget") is None:
+        raise UserError(f"wget is needed to download {name}, and it is not installed")
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        result = subprocess.run(
+            ["wget", "--quiet", "--tries=3", "--timeout=60", "-O", str(tmp), url],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        if result.returncode != 0:
+            raise UserError(f"could not download {name} from {url} (wget exit {result.returncode})")
+        if tmp.stat().st_size == 0:
+            raise UserError(f"downloaded {name} from {url} is empty")
+        got = sha256_file(tmp)
+        if got != expected:
+            raise UserError(f"downloaded {name} from {url} is damaged: SHA-256 {got[:12]}... expected {expected[:12]}...")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def publish(directory: Path, names: list[str], base_url: str | None) -> dict:
+    """Rewrite the manifest with the SHA-256 of each local model file in ``names``."""
+    path = directory / MANIFEST
+    manifest = read_manifest(directory) if path.is_file() else {"base_url": "", "files": {}}
+    if base_url is not None:
+        manifest["base_url"] = base_url
+    if not names:
+        names = sorted(p.name for p in directory.glob("*.pt"))
+    if not names:
+        raise UserError(f"no model files (*.pt) in {directory} to publish")
+    for name in names:
+        local = directory / name
+        if not local.is_file():
+            raise UserError(f"cannot publish {name}: {local} does not exist")
+        entry = manifest["files"].setdefault(name, {})
+        entry["sha256"] = sha256_file(local)
+        entry["bytes"] = local.stat().st_size
+    manifest["files"] = dict(sorted(manifest["files"].items()))
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("names", nargs="*", help="model files to fetch (or, with --publish, to publish)")
+    parser.add_argument("--dir", type=Path, default=None, help="model folder (default: $HW3_MODEL_DIR or checkpoints/)")
+    parser.add_argument("--publish", action="store_true", help="rewrite the manifest from local model files")
+    parser.add_argument("--base-url", default=None, help="with --publish: the URL the files will be served from")
+    args = parser.parse_args(argv)
+    directory = args.dir or model_dir()
+    if not directory.is_dir():
+        raise UserError(f"model folder not found: {directory}")
+    if args.publish:
+        manifest = publish(directory, args.names, args.base_url)
+        for name in args.names or manifest["files"]:
+            print(f"{manifest['files'][name]['sha256']}  {name}")
+        return 0
+    if not args.names:
+        parser.error("name at least one model file")
+    for name in args.names:
+        print(ensure(name, directory))
+    return 0
+
+
+if __name__ == "__main__":
+    cli(main)
