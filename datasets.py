@@ -66,15 +66,24 @@ def cache_dir() -> Path:
     return Path(os.environ.get("HW3_CACHE_DIR") or Path.home() / ".cache" / "hw3")
 
 
-def list_images(folder: str | os.PathLike) -> list[str]:
-    """Image file names in ``folder``, sorted; other files are ignored."""
-    folder = Path(folder)
+def _scan(folder: Path) -> dict[str, str]:
+    """``{name: "size:mtime"}`` of the image files in ``folder`` (one directory read)."""
     if not folder.is_dir():
         raise UserError(f"image folder not found: {folder}")
-    names = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not names:
+    found = {}
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and entry.is_file():
+                st = entry.stat()
+                found[entry.name] = f"{st.st_size}:{st.st_mtime_ns}"
+    if not found:
         raise UserError(f"no images (.png/.jpg) in {folder}")
-    return names
+    return found
+
+
+def list_images(folder: str | os.PathLike) -> list[str]:
+    """Image file names in ``folder``, sorted; other files are ignored."""
+    return sorted(_scan(Path(folder)))
 
 
 def _decode(path: Path, size: int) -> np.ndarray:
@@ -89,11 +98,9 @@ def _decode(path: Path, size: int) -> np.ndarray:
 
 
 def _cache_key(folder: Path, names: list[str], size: int) -> str:
-    h = hashlib.sha256(f"{_CACHE_VERSION}|{folder.resolve()}|{size}".encode())
-    for name in names:
-        st = (folder / name).stat()
-        h.update(f"|{name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:32]
+    stats = _scan(folder)
+    listing = "|".join(f"{name}:{stats.get(name)}" for name in names)
+    return hashlib.sha256(f"{_CACHE_VERSION}|{folder.resolve()}|{size}|{listing}".encode()).hexdigest()[:32]
 
 
 def decode_folder(folder: str | os.PathLike, names: list[str], size: int) -> torch.Tensor:

@@ -1,0 +1,57 @@
+import pytest
+import torch
+
+from common import UserError, atomic_path, autocast, load_checkpoint, resolve_device, save_checkpoint, seed_everything
+
+
+def test_atomic_path_leaves_nothing_behind_on_failure(tmp_path):
+    target = tmp_path / "sub" / "out.csv"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash while writing")
+    assert not target.exists() and list(target.parent.iterdir()) == []
+    with atomic_path(target) as tmp:
+        tmp.write_text("whole")
+    assert target.read_text() == "whole" and list(target.parent.iterdir()) == [target]
+
+
+def test_unwritable_output_is_a_user_error():
+    # /proc refuses new files even to root, so this holds wherever the suite runs.
+    with pytest.raises(UserError, match="cannot write"):
+        with atomic_path("/proc/hw3-test/x.png"):
+            pass
+
+
+def test_output_under_a_file_is_a_user_error(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(UserError, match="cannot write"):
+        with atomic_path(tmp_path / "afile" / "x.png"):
+            pass
+
+
+def test_checkpoint_round_trip_and_damage(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"kind": "vae", "config": {"latent_dim": 4}, "model": {"w": torch.ones(2)}, "step": 7})
+    loaded = load_checkpoint(path, kind="vae")
+    assert loaded["step"] == 7 and torch.equal(loaded["model"]["w"], torch.ones(2))
+    with pytest.raises(UserError, match="holds a 'vae' model"):
+        load_checkpoint(path, kind="gan")
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(UserError, match="damaged"):
+        load_checkpoint(path)
+    with pytest.raises(UserError, match="not found"):
+        load_checkpoint(tmp_path / "absent.pt")
+
+
+def test_seed_and_device_helpers():
+    seed_everything(5)
+    a = torch.rand(3)
+    seed_everything(5)
+    assert torch.equal(a, torch.rand(3))
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(UserError):
+        resolve_device("tpu")
+    with autocast(torch.device("cpu")):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
