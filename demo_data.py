@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
@@ -55,7 +55,7 @@ def _split(labels: np.ndarray, n_train: int, n_test: int, rng: np.random.Generat
     return train, test
 
 
-def _write_split(folder: Path, images: Sequence[Image.Image], names: list[str], rows: list[str], header: str) -> None:
+def _write_split(folder: Path, images: Iterable[Image.Image], names: list[str], rows: list[str], header: str) -> None:
     folder.mkdir(parents=True)
     for image, name in zip(images, names):
         image.save(folder / name, **PNG_OPTIONS)
@@ -188,7 +188,9 @@ def render_street_digit(label: int, rng: np.random.Generator, pool: list[np.ndar
     ink = _contrasting_colour(np.asarray(background), rng)
 
     font_size = int(rng.integers(32, 50))
-    font = fonts.get(font_size) or fonts.setdefault(font_size, ImageFont.load_default(size=font_size))
+    if font_size not in fonts:  # Pillow's bundled font (Aileron); size= needs Pillow >= 10.1 with FreeType
+        fonts[font_size] = ImageFont.load_default(size=font_size)
+    font = fonts[font_size]
     stroke = int(rng.integers(0, 3))
     gap = int(rng.integers(1, 7))
     cx = size / 2 + rng.uniform(-3, 3)
@@ -201,11 +203,11 @@ def render_street_digit(label: int, rng: np.random.Generator, pool: list[np.ndar
     draw.text((x, y), str(label), fill=255, font=font, stroke_width=stroke)
     if rng.random() < 0.7:  # left neighbour, its right edge `gap` before the centre digit's left edge
         text = str(int(rng.integers(10)))
-        l2, _, r2, _ = draw.textbbox((0, 0), text, font=font, stroke_width=stroke)
+        _, _, r2, _ = draw.textbbox((0, 0), text, font=font, stroke_width=stroke)
         draw.text((x + left - gap - r2, y), text, fill=255, font=font, stroke_width=stroke)
     if rng.random() < 0.7:  # right neighbour
         text = str(int(rng.integers(10)))
-        l2, _, r2, _ = draw.textbbox((0, 0), text, font=font, stroke_width=stroke)
+        l2, _, _, _ = draw.textbbox((0, 0), text, font=font, stroke_width=stroke)
         draw.text((x + right + gap - l2, y), text, fill=255, font=font, stroke_width=stroke)
     mask = mask.rotate(float(rng.uniform(-10, 10)), resample=Image.BICUBIC, center=(cx, cy))
     if rng.random() < 0.5:
@@ -263,6 +265,8 @@ def build(out: str | os.PathLike, seed: int = 0, sizes: dict | None = None, forc
     unknown = set(sizes) - set(DEFAULT_SIZES)
     if unknown:
         raise ValueError(f"unknown part(s) {sorted(unknown)}; parts are {list(DEFAULT_SIZES)}")
+    if seed < 0:
+        raise UserError(f"--seed {seed}: use a seed of 0 or more")
     _check_sizes(sizes)
     _replaceable(out, force)
     try:

@@ -146,6 +146,8 @@ def test_bad_sizes_are_user_errors(tmp_path):
         demo_data.build(tmp_path / "a", sizes={"usps": (1500, 400)})
     with pytest.raises(UserError, match="at least 10"):
         demo_data.build(tmp_path / "b", sizes={"svhn": (100, 5)})
+    with pytest.raises(UserError, match="--seed -1"):
+        demo_data.build(tmp_path / "d", seed=-1, sizes=SMALL)
     with pytest.raises(UserError, match="--mnistm 4900 200"):
         demo_data.main(["--out", str(tmp_path / "c"), "--mnistm", "4900", "200", "--quiet"])
     assert list(tmp_path.iterdir()) == []
