@@ -158,17 +158,17 @@ def build_mnistm(out: Path, n_train: int, n_test: int, rng: np.random.Generator,
     _write_digits(out, "mnistm", {split: (blend(index), labels[index]) for split, index in (("train", train), ("test", test))}, quiet)
 
 
-def _muted_colours(n: int, rng: np.random.Generator) -> list[tuple[int, int, int]]:
-    """``n`` random colours near the gray axis, like paint on house-number plates more than a palette."""
+def _muted_colours(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` random RGB colours near the gray axis (paint on house-number plates), int (n, 3) in 0-255."""
     colours = rng.uniform(0, 255, size=(n, 1)) + rng.normal(0, 40, size=(n, 3))
-    return [tuple(int(c) for c in row) for row in np.clip(np.round(colours), 0, 255)]
+    return np.clip(np.round(colours), 0, 255).astype(int)
 
 
 def _contrasting_colour(background: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int]:
     """A random ink colour whose luminance differs from the background's mean by at least 90/255."""
     luminance = np.array([0.299, 0.587, 0.114])
     bg = float(background.mean((0, 1)) @ luminance)
-    candidates = np.array(_muted_colours(20, rng))
+    candidates = _muted_colours(20, rng)
     good = np.flatnonzero(np.abs(candidates @ luminance - bg) >= 90)
     if len(good):
         return tuple(int(c) for c in candidates[good[0]])
@@ -183,7 +183,7 @@ def render_street_digit(label: int, rng: np.random.Generator, pool: list[np.ndar
     idea of Ganin et al. 2016, section 5.2.3 (https://arxiv.org/abs/1505.07818).
     """
     size = 2 * DIGIT
-    flat = Image.new("RGB", (size, size), _muted_colours(1, rng)[0])
+    flat = Image.new("RGB", (size, size), tuple(_muted_colours(1, rng)[0].tolist()))
     background = Image.blend(flat, Image.fromarray(_patch(pool, size, rng)), float(rng.uniform(0.2, 0.8)))
     ink = _contrasting_colour(np.asarray(background), rng)
 
