@@ -36,8 +36,179 @@ def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
 # ---------------------------------------------------------------------------
 
 
+import sys  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from common import UserError, load_checkpoint  # noqa: E402
+
+
+def _vae_eval_set(root: Path, checkpoint: dict):
+    """face/test when it exists; otherwise the checkpoint's validation split of face/train."""
+    from datasets import load_faces, train_val_split
+
+    if (Path(root) / "face" / "test").is_dir():
+        return load_faces(root, "test"), "face/test"
+    data = checkpoint.get("data") or {}
+    _, val = train_val_split(load_faces(root, "train"), data.get("val_fraction", 0.1), data.get("split_seed", 0))
+    print(f"note: {Path(root) / 'face' / 'test'} not found; using the validation split of face/train "
+          f"({len(val)} images)", file=sys.stderr)
+    return val, "validation split of face/train"
+
+
+@torch.no_grad()
+def _vae_encode_decode(model, images: torch.Tensor, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior means (N, latent_dim) and their decodings (N, 3, 64, 64) in [0, 1] for uint8 images."""
+    from datasets import batches, to_float
+
+    means, recons = [], []
+    for (x,) in batches(images, batch_size=batch_size):
+        mu, _ = model.encode(to_float(x))
+        means.append(mu)
+        recons.append(model.decode(mu).clamp(0, 1))
+    return torch.cat(means), torch.cat(recons)
+
+
+def plot_vae_curves(log: pd.DataFrame, path: Path) -> Path:
+    """fig1_2: reconstruction MSE and KL per step (raw and smoothed), validation MSE per epoch."""
+    fig, (ax_rec, ax_kl) = plt.subplots(1, 2, figsize=(11, 4))
+    window = max(1, len(log) // 50)
+    for ax, column, label in ((ax_rec, "recon", "reconstruction MSE (pixel mean)"),
+                              (ax_kl, "kl", "KL divergence (nats, sum over latent dims)")):
+        if window > 1:
+            ax.plot(log["step"], log[column], color="tab:blue", alpha=0.3, linewidth=0.8, label="train batch")
+            ax.plot(log["step"], log[column].rolling(window, min_periods=1).mean(), color="tab:blue",
+                    label=f"train, mean of {window} steps")
+        else:
+            ax.plot(log["step"], log[column], color="tab:blue", label="train batch")
+        ax.set_xlabel("training step")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    val = log.dropna(subset=["val_mse"])
+    ax_rec.plot(val["step"], val["val_mse"], "o-", color="tab:orange", markersize=3, label="validation (per epoch)")
+    if (log["recon"] > 0).all():
+        ax_rec.set_yscale("log")
+    ax_rec.set_title("Reconstruction loss")
+    ax_kl.set_title("KL divergence")
+    ax_rec.legend()
+    ax_kl.legend()
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_vae_table(names: list[str], images: torch.Tensor, recons: torch.Tensor, mse: np.ndarray,
+                   figure_path: Path, csv_path: Path, source: str) -> None:
+    """table1_3: input row, reconstruction row and each image's MSE, as a figure and a CSV."""
+    n = len(names)
+    fig, axes = plt.subplots(2, n, figsize=(1.3 * n + 1, 3.4), squeeze=False)
+    for i in range(n):
+        for row, batch in enumerate((images, recons)):
+            ax = axes[row, i]
+            ax.imshow(batch[i].permute(1, 2, 0).numpy(), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[0, i].set_title(names[i], fontsize=8)
+        axes[1, i].set_xlabel(f"MSE\n{mse[i]:.5f}", fontsize=8)
+    axes[0, 0].set_ylabel("test image" if source == "face/test" else "held-out image")
+    axes[1, 0].set_ylabel("reconstruction")
+    fig.suptitle(f"{n} images from {source}, reconstructed from the posterior mean (MSE on [0, 1] pixels)", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, figure_path)
+    with atomic_path(csv_path) as tmp:
+        pd.DataFrame({"image_name": names, "mse": mse}).to_csv(tmp, index=False, float_format="%.6f")
+
+
+def plot_vae_tsne(means: np.ndarray, values: np.ndarray, attribute: str, path: Path, seed: int, source: str) -> Path:
+    """fig1_5: 2-D t-SNE of the latent means, one colour per value of ``attribute``."""
+    from sklearn.manifold import TSNE
+
+    # Perplexity must stay below the number of points; 30 is the usual value.
+    perplexity = min(30.0, max(1.0, (len(means) - 1) / 3))
+    points = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(means)
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    for k, value in enumerate(np.unique(values)):
+        chosen = values == value
+        text = f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
+        ax.scatter(points[chosen, 0], points[chosen, 1], s=8, alpha=0.7, color=plt.cm.tab10(k % 10),
+                   label=f"{attribute} = {text} ({chosen.sum()})")
+    ax.set_xlabel("t-SNE 1")
+    ax.set_ylabel("t-SNE 2")
+    ax.set_title(f"t-SNE of VAE latent means ({len(means)} images, {source})", fontsize=9)
+    ax.legend(markerscale=2)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def vae_figures(args) -> int:
+    """Write fig1_2, table1_3 (.png and .csv), fig1_4 and fig1_5 into ``args.out_dir``."""
+    from sample import load_sampler, sample_grid, save_image
+    from vae import VAE
+
+    checkpoint = load_checkpoint(args.checkpoint, kind="vae")
+    log_path = args.log or args.checkpoint.parent / "log.csv"
+    try:
+        log = pd.read_csv(log_path)
+    except FileNotFoundError:
+        raise UserError(f"training log not found: {log_path} (give --log)") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read training log {log_path}: {err}") from None
+    missing = {"step", "recon", "kl", "val_mse"} - set(log.columns)
+    if missing or log.empty:
+        raise UserError(f"{log_path} is not a train_vae.py log (empty, or lacks {', '.join(sorted(missing))})")
+    data, source = _vae_eval_set(args.data, checkpoint)
+    if data.attributes is None or args.attribute not in data.attributes.columns:
+        columns = [] if data.attributes is None else list(data.attributes.columns)
+        raise UserError(f"attribute {args.attribute!r} not found; choose one of: {', '.join(columns) or '(none)'}")
+    try:
+        model = VAE(**checkpoint["config"])
+        model.load_state_dict(checkpoint["model"])
+    except (KeyError, TypeError, RuntimeError) as err:
+        raise UserError(f"checkpoint {args.checkpoint} does not fit the VAE ({type(err).__name__})") from None
+    model.eval()
+    out = args.out_dir
+
+    plot_vae_curves(log, out / "fig1_2.png")
+
+    rng = np.random.default_rng(args.seed)
+    chosen = np.sort(rng.choice(len(data), size=min(10, len(data)), replace=False))
+    picked = data.subset(chosen)
+    _, recons = _vae_encode_decode(model, picked.images)
+    originals = picked.images.float() / 255
+    mse = (recons - originals).pow(2).flatten(1).mean(1).numpy()
+    plot_vae_table(picked.names, originals, recons, mse, out / "table1_3.png", out / "table1_3.csv", source)
+
+    # The same grid as `hw3_p1.sh` writes (sample.py, deterministic kernels, CPU).
+    decode, latent_dim = load_sampler(args.checkpoint)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        grid = sample_grid(decode, latent_dim, n=32, nrow=8, seed=args.seed)
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+    save_image(grid, out / "fig1_4.png")
+
+    means, _ = _vae_encode_decode(model, data.images)
+    values = data.attributes[args.attribute].to_numpy()
+    plot_vae_tsne(means.numpy(), values, args.attribute, out / "fig1_5.png", args.seed, source)
+    if not args.quiet:
+        print(f"wrote fig1_2.png, table1_3.png, table1_3.csv, fig1_4.png, fig1_5.png to {out}")
+    return 0
+
+
 def add_vae_commands(subparsers) -> None:
-    """Problem 1's figures (filled in with the VAE)."""
+    """``plots.py vae``: Problem 1's fig1_2, table1_3, fig1_4 and fig1_5."""
+    parser = subparsers.add_parser("vae", help="Problem 1 figures from a VAE checkpoint and its log",
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, type=Path, help="model.pt (or best.pt) from train_vae.py")
+    parser.add_argument("--log", type=Path, default=None, help="log.csv of the run (default: beside the checkpoint)")
+    parser.add_argument("--data", required=True, type=Path, help="the hw3_data folder (face/test, else face/train)")
+    parser.add_argument("--out-dir", type=Path, default=Path("report"), help="where the figures go")
+    parser.add_argument("--attribute", default="Male", help="face attribute that colours the t-SNE points")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the image choice, the noise and t-SNE")
+    parser.add_argument("--quiet", action="store_true", help="no summary line")
+    parser.set_defaults(func=vae_figures)
 
 
 # ---------------------------------------------------------------------------
