@@ -1,0 +1,231 @@
+"""Problem 2's GAN: a DCGAN or SAGAN generator and discriminator for 64x64 faces, and their losses.
+
+One module with options instead of copies:
+
+- ``arch="dcgan"``: Radford et al. 2015, https://arxiv.org/abs/1511.06434
+  (strided convolutions, batch norm in G, LeakyReLU in D).
+- ``arch="sagan"``: Zhang et al. 2018, https://arxiv.org/abs/1805.08318
+  (the same stacks with spectral norm on every convolution of both nets and a
+  self-attention block at 32x32 in both).
+
+Losses are plain functions of the discriminator's logits: non-saturating BCE
+with optional one-sided label smoothing, hinge, and Wasserstein with gradient
+penalty. The training loop lives in ``train_gan.py``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+ARCHS = ("dcgan", "sagan")
+LOSSES = ("bce", "hinge", "wgan-gp")
+NORMS = ("batch", "instance", "none")
+IMAGE_SIZE = 64
+
+
+def _check(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}: choose one of {', '.join(allowed)}")
+
+
+class SelfAttention(nn.Module):
+    """SAGAN's self-attention over all positions of a feature map (Zhang et al. 2018, eq. 1-3).
+
+    ``y = x + gamma * softmax(f(x)^T g(x)) h(x)``; ``gamma`` starts at 0 so the
+    block begins as the identity and the nets learn how much attention to use.
+    """
+
+    def __init__(self, channels: int, sn: bool = True):
+        super().__init__()
+        inner = max(channels // 8, 1)
+        self.query = _conv(nn.Conv2d(channels, inner, 1), sn)
+        self.key = _conv(nn.Conv2d(channels, inner, 1), sn)
+        self.value = _conv(nn.Conv2d(channels, channels, 1), sn)
+        self.gamma = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q = self.query(x).flatten(2)  # (B, C/8, N), N = H*W
+        k = self.key(x).flatten(2)  # (B, C/8, N)
+        v = self.value(x).flatten(2)  # (B, C, N)
+        attention = torch.softmax(q.transpose(1, 2) @ k, dim=-1)  # (B, N, N): row i attends over all j
+        out = (v @ attention.transpose(1, 2)).view(b, c, h, w)
+        return x + self.gamma * out
+
+
+class Generator(nn.Module):
+    """Noise ``(B, z_dim)`` to faces ``(B, 3, 64, 64)`` in [-1, 1].
+
+    Four transposed-convolution stages double the size from 4x4; ``channels`` is
+    the width of the last hidden stage (the first has ``8 * channels``). SAGAN
+    adds spectral norm to every convolution and self-attention at 32x32.
+    """
+
+    def __init__(self, z_dim: int = 128, arch: str = "dcgan", channels: int = 64):
+        super().__init__()
+        _check("arch", arch, ARCHS)
+        self.z_dim, self.arch, self.channels = z_dim, arch, channels
+        sn = arch == "sagan"
+        c = channels
+
+        def wrap(conv: nn.Module) -> nn.Module:
+            return _conv(conv, sn)
+
+        def up(c_in: int, c_out: int, first: bool = False) -> nn.Sequential:
+            conv = nn.ConvTranspose2d(c_in, c_out, 4, 1 if first else 2, 0 if first else 1, bias=False)
+            return nn.Sequential(wrap(conv), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+        layers = [
+            up(z_dim, 8 * c, first=True),  # (B, 8c, 4, 4)
+            up(8 * c, 4 * c),  # (B, 4c, 8, 8)
+            up(4 * c, 2 * c),  # (B, 2c, 16, 16)
+            up(2 * c, c),  # (B, c, 32, 32)
+        ]
+        if sn:
+            layers.append(SelfAttention(c))
+        layers += [wrap(nn.ConvTranspose2d(c, 3, 4, 2, 1)), nn.Tanh()]  # (B, 3, 64, 64)
+        self.net = nn.Sequential(*layers)
+        self.apply(_init_norm)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.view(len(z), self.z_dim, 1, 1))
+
+
+class Discriminator(nn.Module):
+    """Faces ``(B, 3, 64, 64)`` in [-1, 1] to one logit (or critic score) each, ``(B,)``.
+
+    ``norm`` is the normalisation after the inner convolutions: batch norm for a
+    DCGAN with BCE or hinge loss, ``instance`` for WGAN-GP (the gradient penalty
+    is per sample, which batch norm would mix, Gulrajani et al. 2017, sec. 4),
+    ``none`` for SAGAN, whose spectral norm already bounds each layer.
+    """
+
+    def __init__(self, arch: str = "dcgan", channels: int = 64, norm: str = "batch"):
+        super().__init__()
+        _check("arch", arch, ARCHS)
+        _check("norm", norm, NORMS)
+        self.arch, self.channels, self.norm = arch, channels, norm
+        sn = arch == "sagan"
+        c = channels
+
+        def wrap(conv: nn.Module) -> nn.Module:
+            return _conv(conv, sn)
+
+        def down(c_in: int, c_out: int) -> nn.Sequential:
+            layers = [wrap(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=norm == "none"))]
+            if norm == "batch":
+                layers.append(nn.BatchNorm2d(c_out))
+            elif norm == "instance":
+                layers.append(nn.InstanceNorm2d(c_out, affine=True))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            return nn.Sequential(*layers)
+
+        layers = [wrap(nn.Conv2d(3, c, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]  # (B, c, 32, 32)
+        if sn:
+            layers.append(SelfAttention(c))
+        layers += [
+            down(c, 2 * c),  # (B, 2c, 16, 16)
+            down(2 * c, 4 * c),  # (B, 4c, 8, 8)
+            down(4 * c, 8 * c),  # (B, 8c, 4, 4)
+            wrap(nn.Conv2d(8 * c, 1, 4, 1, 0)),  # (B, 1, 1, 1)
+        ]
+        self.net = nn.Sequential(*layers)
+        self.apply(_init_norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).flatten()
+
+
+def _conv(conv: nn.Module, sn: bool) -> nn.Module:
+    """DCGAN's N(0, 0.02) initialisation, then spectral norm when asked.
+
+    Initialising first lets spectral norm's power iteration start from the
+    final weights, so sigma(W) is near 1 from the first step.
+    """
+    nn.init.normal_(conv.weight, 0.0, 0.02)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return spectral_norm(conv) if sn else conv
+
+
+def _init_norm(module: nn.Module) -> None:
+    if isinstance(module, (nn.BatchNorm2d, nn.InstanceNorm2d)) and module.weight is not None:
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+# ---------------------------------------------------------------------------
+# Losses: functions of the discriminator's outputs, each returning a scalar.
+# ---------------------------------------------------------------------------
+
+
+def discriminator_loss(kind: str, real: torch.Tensor, fake: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """D's loss from its outputs on real ``(B,)`` and fake ``(B,)`` images (without WGAN-GP's penalty).
+
+    - ``bce``: Goodfellow et al. 2014, https://arxiv.org/abs/1406.2661,
+      ``-log D(x) - log(1 - D(G(z)))``; one-sided label smoothing (real target
+      ``1 - label_smoothing``, fake target stays 0) from Salimans et al. 2016,
+      https://arxiv.org/abs/1606.03498, sec. 3.4.
+    - ``hinge``: Lim & Ye 2017, https://arxiv.org/abs/1705.02894, as used by
+      SAGAN: ``relu(1 - D(x)) + relu(1 + D(G(z)))``.
+    - ``wgan-gp``: Arjovsky et al. 2017, https://arxiv.org/abs/1701.07875,
+      ``D(G(z)) - D(x)``; add :func:`gradient_penalty`.
+    """
+    _check("loss", kind, LOSSES)
+    if kind == "bce":
+        target = torch.full_like(real, 1.0 - label_smoothing)
+        return F.binary_cross_entropy_with_logits(real, target) + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+    if kind == "hinge":
+        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+    return fake.mean() - real.mean()
+
+
+def generator_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
+    """G's loss from D's outputs on its images ``(B,)``.
+
+    ``bce`` is the non-saturating ``-log D(G(z))`` (Goodfellow et al. 2014,
+    sec. 3); ``hinge`` and ``wgan-gp`` both use ``-D(G(z))`` (Lim & Ye 2017;
+    Arjovsky et al. 2017).
+    """
+    _check("loss", kind, LOSSES)
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+    return -fake.mean()
+
+
+def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP's ``E[(||grad D(x_hat)||_2 - 1)^2]`` on random interpolates of real and fake images.
+
+    Gulrajani et al. 2017, https://arxiv.org/abs/1704.00028, eq. 3 (multiply by
+    lambda = 10 outside). The graph is kept so the penalty trains D.
+    """
+    alpha = torch.rand(len(real), 1, 1, 1, device=real.device, dtype=real.dtype)  # (B, 1, 1, 1)
+    mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    scores = discriminator(mixed)  # (B,)
+    (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)  # (B, 3, H, W)
+    return (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+
+
+def discriminator_accuracy(kind: str, real: torch.Tensor, fake: torch.Tensor) -> tuple[float, float]:
+    """Fractions of real and of fake images D puts on the right side of its boundary.
+
+    BCE and hinge separate at 0. A Wasserstein critic has no fixed boundary, so
+    it uses the midpoint of the two batches' mean scores.
+    """
+    threshold = 0.5 * (real.mean() + fake.mean()) if kind == "wgan-gp" else 0.0
+    return (real > threshold).float().mean().item(), (fake <= threshold).float().mean().item()
+
+
+def ema_of(generator: nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of ``generator``'s weights and batch-norm statistics.
+
+    Call ``.update_parameters(generator)`` after each G step; ``.module`` is a
+    plain :class:`Generator` for sampling (Karras et al. 2018,
+    https://arxiv.org/abs/1710.10196, and Yazici et al. 2019,
+    https://arxiv.org/abs/1806.04498, show the average samples better).
+    """
+    return AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)

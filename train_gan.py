@@ -1,0 +1,254 @@
+"""Train Problem 2's GAN on ``hw3_data/face/train``.
+
+    python3 train_gan.py --data-root hw3_data --out-dir runs/gan --arch sagan --loss hinge --steps 20000
+
+Writes into ``--out-dir``:
+
+- ``log.csv``: one row per generator step (step, epoch, loss_d, loss_g,
+  d_real_acc, d_fake_acc; the losses and accuracies of that step's last
+  discriminator update on the real and fake batch);
+- ``samples/step_NNNNNN.png``: 32 faces of the EMA generator from fixed noise
+  (seed 0, the same noise as ``sample.py`` and ``hw3_p2.sh``) every
+  ``--sample-every`` steps;
+- ``latest.pt``: G, D, the EMA of G, both optimizers, step and config, for resuming;
+- ``model.pt``: kind ``gan`` with the configs, G's weights (``model``) and the
+  EMA weights (``ema``) that ``sample.py`` draws from; publish it as ``gan.pt``.
+
+Resume: run the same command again. When ``OUT_DIR/latest.pt`` exists the run
+continues from its step up to ``--steps`` (raise ``--steps`` to train longer);
+rows of ``log.csv`` past the checkpoint are dropped. The batch order after a
+resume is drawn afresh, so a resumed run is not bit-identical to an
+uninterrupted one. A different architecture or loss needs a new ``--out-dir``.
+
+There is no ``best.pt``: a GAN has no cheap validation score to select on, so
+the EMA generator of the last step is the model (score it with ``fidelity.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from pathlib import Path
+
+import torch
+
+from common import (UserError, add_common_args, atomic_path, autocast, cli, load_checkpoint, progress,
+                    resolve_device, save_checkpoint, seed_everything)
+from datasets import endless_batches, load_faces, random_hflip, to_float
+from gan import (ARCHS, LOSSES, Discriminator, Generator, discriminator_accuracy, discriminator_loss, ema_of,
+                 generator_loss, gradient_penalty)
+from sample import sample_grid, save_image
+
+LOG_FIELDS = ["step", "epoch", "loss_d", "loss_g", "d_real_acc", "d_fake_acc"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Train a DCGAN or SAGAN on the face images.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--data-root", required=True, type=Path, help="the hw3_data folder (uses face/train)")
+    parser.add_argument("--out-dir", type=Path, default=Path("runs/gan"), help="logs, samples and checkpoints")
+    parser.add_argument("--arch", choices=ARCHS, default="sagan", help="network family (sagan: spectral norm + attention)")
+    parser.add_argument("--loss", choices=LOSSES, default="hinge", help="adversarial loss")
+    parser.add_argument("--steps", type=int, default=20000, help="generator updates in all (a resumed run stops here too)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--z-dim", type=int, default=128, help="noise size")
+    parser.add_argument("--channels", type=int, default=64, help="base width of both nets")
+    # SAGAN's two time-scale rule (Heusel et al. 2017): D learns faster than G, beta1 = 0.
+    parser.add_argument("--lr-g", type=float, default=1e-4, help="generator learning rate")
+    parser.add_argument("--lr-d", type=float, default=4e-4, help="discriminator learning rate")
+    parser.add_argument("--betas-g", type=float, nargs=2, default=(0.0, 0.9), metavar=("B1", "B2"), help="Adam betas of G")
+    parser.add_argument("--betas-d", type=float, nargs=2, default=(0.0, 0.9), metavar=("B1", "B2"), help="Adam betas of D")
+    parser.add_argument("--n-critic", type=int, default=None, help="D updates per G update (default: 5 for wgan-gp, else 1)")
+    parser.add_argument("--gp-weight", type=float, default=10.0, help="lambda of WGAN-GP's gradient penalty")
+    parser.add_argument("--label-smoothing", type=float, default=0.0, help="one-sided: real target 1 - this (bce only)")
+    parser.add_argument("--ema-decay", type=float, default=0.999, help="decay of the generator's weight average")
+    parser.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=True, help="random left-right flips of real faces")
+    parser.add_argument("--sample-every", type=int, default=500, help="steps between sample grids and checkpoints")
+    parser.add_argument("--dry-run", action="store_true", help="2 steps with batch 8: checks the wiring")
+    add_common_args(parser)
+    return parser
+
+
+def check_args(args: argparse.Namespace) -> None:
+    if args.n_critic is None:
+        args.n_critic = 5 if args.loss == "wgan-gp" else 1
+    if args.dry_run:
+        args.steps, args.batch_size, args.sample_every = min(args.steps, 2), min(args.batch_size, 8), 1
+    for name in ("steps", "batch_size", "z_dim", "channels", "n_critic", "sample_every"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0.0 <= args.label_smoothing < 1.0:
+        raise UserError("--label-smoothing must be in [0, 1)")
+    if args.label_smoothing and args.loss != "bce":
+        raise UserError("--label-smoothing applies to --loss bce only")
+    if not 0.0 <= args.ema_decay <= 1.0:
+        raise UserError("--ema-decay must be in [0, 1]")
+
+
+def model_configs(args: argparse.Namespace) -> tuple[dict, dict]:
+    """The keyword arguments of :class:`Generator` and :class:`Discriminator` for these flags."""
+    norm = "none" if args.arch == "sagan" else "instance" if args.loss == "wgan-gp" else "batch"
+    return (dict(z_dim=args.z_dim, arch=args.arch, channels=args.channels),
+            dict(arch=args.arch, channels=args.channels, norm=norm))
+
+
+def train_one_epoch(generator, discriminator, ema, opt_g, opt_d, data, args, device, step, epoch, steps_per_epoch, on_step) -> int:
+    """``steps_per_epoch`` generator updates, each after ``args.n_critic`` discriminator updates.
+
+    ``data`` yields ``(real,)`` uint8 batches already on ``device``; ``on_step(row)``
+    receives each step's log row. Returns the step count reached.
+    """
+    generator.train()
+    discriminator.train()
+    for _ in range(steps_per_epoch):
+        if step >= args.steps:
+            break
+        discriminator.requires_grad_(True)
+        for _ in range(args.n_critic):
+            (real,) = next(data)
+            real = to_float(real) * 2 - 1  # (B, 3, 64, 64) in [-1, 1], like G's tanh
+            if args.hflip:
+                real = random_hflip(real)
+            z = torch.randn(len(real), args.z_dim, device=device)
+            with torch.no_grad(), autocast(device):
+                fake = generator(z)
+            fake = fake.float()
+            with autocast(device):
+                d_real, d_fake = discriminator(real).float(), discriminator(fake).float()
+            loss_d = discriminator_loss(args.loss, d_real, d_fake, args.label_smoothing)
+            if args.loss == "wgan-gp":
+                loss_d = loss_d + args.gp_weight * gradient_penalty(discriminator, real, fake)
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+        discriminator.requires_grad_(False)  # G's step needs gradients through D, not for D
+        z = torch.randn(args.batch_size, args.z_dim, device=device)
+        with autocast(device):
+            loss_g = generator_loss(args.loss, discriminator(generator(z)).float())
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        ema.update_parameters(generator)
+        step += 1
+        real_acc, fake_acc = discriminator_accuracy(args.loss, d_real.detach(), d_fake.detach())
+        on_step({"step": step, "epoch": epoch, "loss_d": loss_d.item(), "loss_g": loss_g.item(),
+                 "d_real_acc": real_acc, "d_fake_acc": fake_acc})
+    discriminator.requires_grad_(True)
+    return step
+
+
+@torch.no_grad()
+def evaluate(generator, device, n: int = 32, seed: int = 0):
+    """The EMA generator's faces for fixed noise (``n`` of them, seed ``seed``) as one grid image.
+
+    The noise is the one ``sample.py`` draws, so the last grid of a run matches
+    what ``hw3_p2.sh`` writes from its ``model.pt`` (up to CPU/GPU rounding).
+    """
+    generator.eval()
+    return sample_grid(lambda z: ((generator(z.to(device)) + 1) / 2).float().cpu(), generator.z_dim, n=n, nrow=8, seed=seed)
+
+
+class CsvLog:
+    """``log.csv`` appended one row per step; on resume, rows past the checkpoint are dropped."""
+
+    def __init__(self, path: Path, resume_step: int):
+        self.path = path
+        rows = []
+        if resume_step and path.is_file():
+            with open(path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if r.get("step", "").isdigit() and int(r["step"]) <= resume_step]
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, LOG_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        self.file = open(path, "a", newline="")
+        self.writer = csv.DictWriter(self.file, LOG_FIELDS)
+
+    def write(self, row: dict) -> None:
+        self.writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    check_args(args)
+    seed_everything(args.seed)
+    device = resolve_device(args.device)
+    faces = load_faces(args.data_root, "train")
+    images = faces.images.to(device)  # uint8 on the device once; batches index it there
+    args.batch_size = min(args.batch_size, len(images))
+
+    g_config, d_config = model_configs(args)
+    generator = Generator(**g_config).to(device)
+    discriminator = Discriminator(**d_config).to(device)
+    ema = ema_of(generator, args.ema_decay)
+    ema.module.eval()
+    opt_g = torch.optim.Adam(generator.parameters(), lr=args.lr_g, betas=tuple(args.betas_g))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.lr_d, betas=tuple(args.betas_d))
+    shuffle = torch.Generator().manual_seed(args.seed)
+    config = {"generator": g_config, "discriminator": d_config, "loss": args.loss,
+              "train": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+
+    step = epoch = 0
+    latest = args.out_dir / "latest.pt"
+    if latest.is_file():
+        ckpt = load_checkpoint(latest, kind="gan")
+        saved = ckpt["config"]
+        if (saved["generator"], saved["discriminator"], saved["loss"]) != (g_config, d_config, args.loss):
+            raise UserError(f"{latest} was trained with other --arch/--loss/--z-dim/--channels; use a new --out-dir")
+        generator.load_state_dict(ckpt["model"])
+        discriminator.load_state_dict(ckpt["discriminator"])
+        ema.load_state_dict(ckpt["ema_full"])
+        opt_g.load_state_dict(ckpt["optimizer"]["g"])
+        opt_d.load_state_dict(ckpt["optimizer"]["d"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        shuffle.set_state(ckpt["rng"]["shuffle"])
+        step, epoch = ckpt["step"], ckpt["epoch"]
+        print(f"resuming {latest} at step {step}")
+        if step >= args.steps:
+            print(f"already at step {step} >= --steps {args.steps}; nothing to do")
+            return 0
+
+    def save(step: int, epoch: int) -> None:
+        model = {"kind": "gan", "config": config, "model": generator.state_dict(), "ema": ema.module.state_dict(),
+                 "step": step, "epoch": epoch, "best_metric": None}
+        save_checkpoint(args.out_dir / "latest.pt", {
+            **model, "discriminator": discriminator.state_dict(), "ema_full": ema.state_dict(),
+            "optimizer": {"g": opt_g.state_dict(), "d": opt_d.state_dict()},
+            "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()}})
+        save_checkpoint(args.out_dir / "model.pt", model)
+
+    log = CsvLog(args.out_dir / "log.csv", step)
+    bar = progress(range(step, args.steps), args.quiet, desc="gan", initial=step, total=args.steps)
+    data = endless_batches(images, batch_size=args.batch_size, generator=shuffle)
+    steps_per_epoch = max(1, len(images) // (args.batch_size * args.n_critic))
+    start, first = time.perf_counter(), step
+
+    def on_step(row: dict) -> None:
+        log.write(row)
+        bar.update(1)
+        bar.set_postfix(loss_d=f"{row['loss_d']:.3f}", loss_g=f"{row['loss_g']:.3f}")
+        if row["step"] % args.sample_every == 0 or row["step"] == args.steps:
+            save_image(evaluate(ema.module, device), args.out_dir / "samples" / f"step_{row['step']:06d}.png")
+            save(row["step"], row["epoch"])
+
+    try:
+        while step < args.steps:
+            epoch += 1
+            step = train_one_epoch(generator, discriminator, ema, opt_g, opt_d, data, args, device, step, epoch,
+                                   steps_per_epoch, on_step)
+    finally:
+        log.close()
+        bar.close()
+    seconds = time.perf_counter() - start
+    print(f"{step - first} steps in {seconds:.1f} s ({100 * seconds / max(step - first, 1):.1f} s per 100 steps); "
+          f"model in {args.out_dir / 'model.pt'}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli(main)
