@@ -198,6 +198,9 @@ def main(argv=None) -> int:
     parser.add_argument("--feature-dim", type=int, default=128)
     parser.add_argument("--width", type=int, default=32, help="channels of the first conv layer")
     parser.add_argument("--out-dir", type=Path, default=None, help="default: runs/uda/<method>_<source>-<target>")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads for torch; 0: torch's default. One is faster for these small convs "
+                             "(measured 0.09 s vs 0.92 s per DANN step on a 2-core VM)")
     parser.add_argument("--restart", action="store_true", help="ignore OUT_DIR/latest.pt and start afresh")
     parser.add_argument("--dry-run", action="store_true", help="1 epoch of 2 steps: checks the wiring only")
     add_common_args(parser)
@@ -214,6 +217,8 @@ def main(argv=None) -> int:
     method = args.method
     out_dir = args.out_dir or Path("runs") / "uda" / f"{method}_{args.source}-{args.target}"
 
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     device = resolve_device(args.device)
     data = load_data(args.data, args.source, args.target, method, args.val_fraction, args.seed, device)
