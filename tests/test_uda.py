@@ -1,0 +1,396 @@
+"""Problems 3 and 4: DANN and SWD maths, one step of each method, training, prediction, scoring, scripts."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import dann
+import fetch
+import plots
+import predict
+import score
+import swd
+import train_uda
+from common import UserError, load_checkpoint
+from datasets import load_digits
+from helpers import run
+
+DRY = ["--dry-run", "--quiet", "--batch-size", "8", "--device", "cpu"]
+
+
+# ---------------------------------------------------------------------------
+# Model maths
+# ---------------------------------------------------------------------------
+
+
+def test_gradient_reversal_is_identity_forward_and_flips_scaled_gradient():
+    x = torch.randn(4, 5, dtype=torch.double, requires_grad=True)
+    weights = torch.randn(4, 5, dtype=torch.double)
+    y = dann.reverse_gradient(x, 0.3)
+    assert torch.equal(y, x)
+    (y * weights).sum().backward()
+    assert torch.allclose(x.grad, -0.3 * weights)
+    # Against autograd on the plain identity: the same Jacobian, times -coeff.
+    x2 = x.detach().clone().requires_grad_(True)
+    (grad_plain,) = torch.autograd.grad((x2 * weights).sum(), x2)
+    assert torch.allclose(x.grad, -0.3 * grad_plain)
+
+
+def test_grl_schedule_follows_ganin():
+    assert dann.grl_coefficient(0.0) == 0.0
+    assert dann.grl_coefficient(0.5) == pytest.approx(2 / (1 + np.exp(-5)) - 1)
+    assert dann.grl_coefficient(1.0) == pytest.approx(1.0, abs=1e-4)
+    values = [dann.grl_coefficient(p) for p in np.linspace(0, 1, 11)]
+    assert all(a < b for a, b in zip(values, values[1:]))
+
+
+def test_swd_zero_for_identical_and_permuted_batches():
+    p = torch.randn(16, 10).softmax(dim=1)
+    g = torch.Generator().manual_seed(0)
+    assert swd.sliced_wasserstein_discrepancy(p, p, 64, generator=g).item() == 0.0
+    shuffled = p[torch.randperm(16, generator=g)]
+    assert swd.sliced_wasserstein_discrepancy(p, shuffled, 64, generator=g).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_swd_grows_with_a_shift_quadratically():
+    p = torch.rand(32, 10, dtype=torch.double)
+    shift = torch.zeros(10, dtype=torch.double)
+    shift[3] = 1.0
+    values = []
+    for c in (0.1, 0.2, 0.4):
+        g = torch.Generator().manual_seed(1)  # the same directions for each shift
+        values.append(swd.sliced_wasserstein_discrepancy(p, p + c * shift, 128, generator=g).item())
+    assert 0 < values[0] < values[1] < values[2]
+    # A translation moves every sorted projection by (c * shift . theta): SWD = c^2 E[theta_3^2].
+    assert values[1] / values[0] == pytest.approx(4.0)
+    assert values[2] / values[0] == pytest.approx(16.0)
+
+
+def test_standardize_makes_the_model_blind_to_brightness_and_contrast():
+    model = dann.DANN().eval()
+    x = torch.rand(6, 3, 28, 28) * 0.5
+    z = dann.standardize(x)
+    assert torch.allclose(z.mean(dim=(1, 2, 3)), torch.zeros(6), atol=1e-5)
+    assert torch.allclose(z.std(dim=(1, 2, 3)), torch.ones(6), atol=1e-3)
+    with torch.no_grad():
+        assert torch.allclose(model(x), model(0.4 * x + 0.3), atol=1e-4)
+
+
+@pytest.mark.parametrize("net", [dann.DANN(), swd.SWDNet()], ids=["dann", "swd"])
+def test_inference_interface_is_shared(net):
+    net.eval()
+    x = torch.rand(5, 3, 28, 28)
+    with torch.no_grad():
+        out, feats = net(x), net.features(x)
+    assert out.shape == (5, 10) and feats.shape == (5, 128)
+    assert torch.allclose(out.exp().sum(dim=1), torch.ones(5), atol=1e-5)  # log-probabilities
+
+
+def test_swd_inference_uses_both_classifiers():
+    net = swd.SWDNet().eval()
+    x = torch.rand(5, 3, 28, 28)
+    with torch.no_grad():
+        l1, l2 = net.both_logits(net.features(x))
+        expected = (0.5 * (l1.softmax(1) + l2.softmax(1))).log()
+        assert torch.allclose(net(x), expected, atol=1e-6)
+        assert not torch.allclose(net(x), l1.log_softmax(1), atol=1e-3)
+
+
+# ---------------------------------------------------------------------------
+# One step of each method
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", predict.METHODS)
+def test_one_step_of_each_method_changes_parameters(tiny_data, method):
+    torch.manual_seed(0)
+    data = train_uda.load_data(tiny_data, "usps", "mnistm", method, 0.2, 0, torch.device("cpu"))
+    model = predict.build_model(method, {"feature_dim": 32, "width": 8})
+    optimizers = train_uda.make_optimizers(model, method, 1e-3, 0.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    xs, ys = train_uda.to_float(data.train_x[:8]), data.train_y[:8]
+    cpu = torch.device("cpu")
+    model.train()
+    if method == "dann":
+        row = train_uda.dann_step(model, optimizers, xs, ys, train_uda.to_float(data.unlabelled_x[:8]), 0.5, cpu)
+        changed = ["extractor", "classifier", "discriminator"]
+    elif method == "swd":
+        row = train_uda.swd_step(model, optimizers, xs, ys, train_uda.to_float(data.unlabelled_x[:8]), 2, 16, cpu)
+        changed = ["generator", "classifier1", "classifier2"]
+    else:
+        assert data.unlabelled_x is None  # baselines never see the other domain's train images
+        row = train_uda.supervised_step(model, optimizers, xs, ys, cpu)
+        changed = ["extractor", "classifier"]
+    assert row and all(np.isfinite(v) for v in row.values())
+    after = model.state_dict()
+    for part in changed:
+        keys = [k for k in after if k.startswith(part + ".") and after[k].is_floating_point()]
+        assert any(not torch.equal(before[k], after[k]) for k in keys), part
+
+
+def test_target_only_trains_on_target_labels(tiny_data):
+    data = train_uda.load_data(tiny_data, "usps", "mnistm", "target-only", 0.2, 0, torch.device("cpu"))
+    mnistm = load_digits(tiny_data, "mnistm", "train")
+    assert len(data.train_x) + len(data.val_x) == len(mnistm)
+    assert any(torch.equal(data.train_x[0], img) for img in mnistm.images)
+
+
+# ---------------------------------------------------------------------------
+# Training script
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory):
+    """Dry-run checkpoints of DANN and SWD for usps -> mnistm (shared, read-only)."""
+    root = tmp_path_factory.mktemp("uda_runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HW3_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+        for method in ("dann", "swd"):
+            train_uda.main(["--data", str(tiny_data), "--source", "usps", "--target", "mnistm", "--method", method,
+                            "--out-dir", str(root / f"{method}_usps-mnistm"), *DRY])
+    return root
+
+
+def test_dry_run_writes_every_output(trained):
+    out = trained / "swd_usps-mnistm"
+    for name in ("latest.pt", "best.pt", "model.pt", "log.csv", "metrics.json"):
+        assert (out / name).is_file(), name
+    model = load_checkpoint(out / "model.pt", kind="uda")
+    assert (model["method"], model["source"], model["target"], model["scenario"]) == ("swd", "usps", "mnistm", "usps-mnistm")
+    assert "optimizer" not in model
+    assert set(load_checkpoint(out / "latest.pt")["optimizer"]) == {"generator", "classifiers"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["target_test_accuracy"] <= 1.0
+    assert "source train" in metrics["selection"]
+    rows = list(csv.DictReader(open(out / "log.csv")))
+    assert [r["step"] for r in rows] == ["1", "2", "2"]
+    assert rows[-1]["val_accuracy"] != "" and rows[0]["discrepancy_g"] != ""
+
+
+def test_same_seed_same_weights(tiny_data, tmp_path, trained):
+    out = tmp_path / "again"
+    train_uda.main(["--data", str(tiny_data), "--source", "usps", "--target", "mnistm", "--method", "dann",
+                    "--out-dir", str(out), *DRY])
+    a = load_checkpoint(out / "model.pt")["model"]
+    b = load_checkpoint(trained / "dann_usps-mnistm" / "model.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_continues_after_last_epoch(tiny_data, tmp_path, capsys):
+    common = ["--data", str(tiny_data), "--source", "svhn", "--target", "usps", "--method", "source-only",
+              "--out-dir", str(tmp_path), "--steps-per-epoch", "1", "--batch-size", "8", "--device", "cpu"]
+    train_uda.main([*common, "--epochs", "1"])
+    train_uda.main([*common, "--epochs", "2"])
+    assert "resuming" in capsys.readouterr().out
+    assert load_checkpoint(tmp_path / "latest.pt")["epoch"] == 1
+    steps = [r["step"] for r in csv.DictReader(open(tmp_path / "log.csv"))]
+    assert steps == ["1", "1", "2", "2"]
+    with pytest.raises(UserError, match="belongs to"):
+        train_uda.main([*common, "--epochs", "3", "--method", "dann"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--source", "usps", "--target", "usps"], "must differ"),
+    (["--source", "usps", "--target", "svhn", "--epochs", "0"], "at least 1"),
+])
+def test_training_rejects_bad_arguments(tiny_data, tmp_path, args, message):
+    with pytest.raises(UserError, match=message):
+        train_uda.main(["--data", str(tiny_data), "--method", "dann", "--out-dir", str(tmp_path), *args, *DRY])
+
+
+def test_training_on_missing_data_is_one_line_error(tmp_path):
+    result = run(["python3", "train_uda.py", "--data", str(tmp_path / "nope"), "--source", "usps", "--target", "svhn",
+                  "--method", "dann", "--out-dir", str(tmp_path / "out"), "--dry-run"])
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: image folder not found") and result.stderr.count("\n") == 1
+
+
+# ---------------------------------------------------------------------------
+# Predictor and scorer
+# ---------------------------------------------------------------------------
+
+
+def _image_folder(tmp_path: Path, names: list[str]) -> Path:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in names:  # written out of order on purpose
+        Image.fromarray(rng.integers(0, 255, (28, 28, 3), dtype=np.uint8)).save(folder / name)
+    return folder
+
+
+def test_predictor_csv_format_and_order(trained, tmp_path):
+    folder = _image_folder(tmp_path, ["b.png", "a10.png", "a2.png", "c.png", "0.png"])
+    (folder / "notes.txt").write_text("not an image")
+    out = tmp_path / "pred.csv"
+    predict.main(["--checkpoint", str(trained / "swd_usps-mnistm" / "model.pt"), "--img-dir", str(folder),
+                  "--out", str(out), "--batch-size", "2"])
+    lines = out.read_text().splitlines()
+    assert lines[0] == "image_name,label"
+    rows = [line.split(",") for line in lines[1:]]
+    assert [r[0] for r in rows] == ["0.png", "a10.png", "a2.png", "b.png", "c.png"]
+    assert all(r[1].isdigit() and 0 <= int(r[1]) <= 9 for r in rows)
+    first = out.read_bytes()
+    predict.main(["--checkpoint", str(trained / "swd_usps-mnistm" / "model.pt"), "--img-dir", str(folder),
+                  "--out", str(out)])
+    assert out.read_bytes() == first  # batch size does not change predictions
+
+
+def test_predictor_refuses_a_model_for_another_target(trained, tiny_data, tmp_path):
+    with pytest.raises(UserError, match="adapted to 'mnistm'"):
+        predict.main(["--checkpoint", str(trained / "dann_usps-mnistm" / "model.pt"), "--target", "svhn",
+                      "--img-dir", str(tiny_data / "digits" / "svhn" / "test"), "--out", str(tmp_path / "p.csv")])
+    assert not (tmp_path / "p.csv").exists()
+
+
+def _csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    path.write_text("image_name,label\n" + "".join(f"{n},{l}\n" for n, l in rows))
+    return path
+
+
+def test_accuracy_compares_labels_as_written(tmp_path):
+    truth = score.read_labels(_csv(tmp_path / "t.csv", [("a.png", "1"), ("b.png", "2"), ("c.png", "3"), ("d.png", "4")]))
+    pred = score.read_labels(_csv(tmp_path / "p.csv", [("d.png", "4"), ("c.png", "3.0"), ("b.png", "2"), ("a.png", "7")]))
+    assert score.accuracy(pred, truth) == 0.5
+    assert score.accuracy(truth, truth) == 1.0
+
+
+@pytest.mark.parametrize("pred_rows, message", [
+    ([("a.png", "1"), ("b.png", "2"), ("z.png", "3")], "not in the ground truth"),
+    ([("a.png", "1")], "have no prediction"),
+    ([("a.png", "1"), ("a.png", "1"), ("b.png", "2")], "twice"),
+])
+def test_accuracy_errors_on_mismatched_images(tmp_path, pred_rows, message):
+    truth = _csv(tmp_path / "t.csv", [("a.png", "1"), ("b.png", "2")])
+    pred = _csv(tmp_path / "p.csv", pred_rows)
+    with pytest.raises(UserError, match=message):
+        score.accuracy(score.read_labels(pred), score.read_labels(truth))
+
+
+def test_score_command(tmp_path, capsys):
+    truth = _csv(tmp_path / "t.csv", [("a.png", "1"), ("b.png", "2")])
+    result = run(["python3", "score.py", str(_csv(tmp_path / "p.csv", [("a.png", "1")])), str(truth)])
+    assert result.returncode == 2 and result.stderr.startswith("error:") and result.stderr.count("\n") == 1
+    score.main([str(_csv(tmp_path / "q.csv", [("b.png", "2"), ("a.png", "0")])), str(truth)])
+    assert capsys.readouterr().out.strip() == "accuracy: 0.5000"
+
+
+def test_accuracy_rejects_wrong_columns(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,pred\na.png,1\n")
+    with pytest.raises(UserError, match="image_name,label"):
+        score.read_labels(bad)
+
+
+# ---------------------------------------------------------------------------
+# Grader scripts on loopback
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def published(trained, model_server, tmp_path):
+    """Both usps -> mnistm models served on loopback; an empty model dir holding only the manifest."""
+    for method in ("dann", "swd"):
+        shutil.copy(trained / f"{method}_usps-mnistm" / "model.pt", model_server.directory / f"{method}_usps-mnistm.pt")
+    fetch.publish(model_server.directory, ["dann_usps-mnistm.pt", "swd_usps-mnistm.pt"], None)
+    model_dir = tmp_path / "models"
+    model_dir.mkdir()
+    shutil.copy(model_server.directory / "manifest.json", model_dir / "manifest.json")
+    return {"HW3_MODEL_DIR": str(model_dir), "HW3_MODEL_BASE_URL": model_server.url}
+
+
+@pytest.mark.parametrize("script, runs", [("hw3_p3.sh", 2), ("hw3_p4.sh", 1)])
+def test_script_end_to_end(script, runs, published, tiny_data, tmp_path):
+    img_dir = tiny_data / "digits" / "mnistm" / "test"
+    out = tmp_path / "out" / "pred.csv"
+    outputs = []
+    for _ in range(runs):  # the second run uses the verified local copy
+        result = run(["bash", script, str(img_dir), "mnistm", str(out)], **published)
+        assert result.returncode == 0, result.stderr
+        outputs.append(out.read_bytes())
+    assert all(o == outputs[0] for o in outputs)
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 20 and [r["image_name"] for r in rows] == sorted(r["image_name"] for r in rows)
+    acc = score.accuracy(score.read_labels(out), score.read_labels(tiny_data / "digits" / "mnistm" / "test.csv"))
+    assert 0.0 <= acc <= 1.0
+    model_name = ("dann" if script == "hw3_p3.sh" else "swd") + "_usps-mnistm.pt"
+    assert (Path(published["HW3_MODEL_DIR"]) / model_name).is_file()  # fetched with wget and verified
+
+
+def _assert_fails_with(result, message):
+    assert result.returncode != 0
+    assert message in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
+
+
+@pytest.mark.parametrize("script", ["hw3_p3.sh", "hw3_p4.sh"])
+def test_script_usage_and_unknown_domain_before_fetching(script, published, tiny_data, tmp_path):
+    img_dir = str(tiny_data / "digits" / "mnistm" / "test")
+    _assert_fails_with(run(["bash", script, img_dir, "mnistm"], **published), "usage:")
+    _assert_fails_with(run(["bash", script, img_dir, "mnist", str(tmp_path / "o.csv")], **published),
+                       "unknown target domain 'mnist'")
+    assert not any(Path(published["HW3_MODEL_DIR"]).glob("*.pt"))  # nothing was fetched
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_script_bad_folders_and_output(published, tiny_data, tmp_path):
+    # hw3_p4.sh differs from hw3_p3.sh only in its model names, so one script covers these.
+    img_dir = str(tiny_data / "digits" / "mnistm" / "test")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    cases = [
+        ([str(tmp_path / "missing"), "mnistm", str(tmp_path / "o2.csv")], "image folder not found"),
+        ([str(empty), "mnistm", str(tmp_path / "o3.csv")], "no images"),
+    ]
+    for args, message in cases:
+        _assert_fails_with(run(["bash", "hw3_p3.sh", *args], **published), message)
+    # The script hands OUT to predict.py unchanged; checked in-process to spare two interpreter starts.
+    checkpoint = next(Path(published["HW3_MODEL_DIR"]).glob("dann_*.pt"))
+    with pytest.raises(UserError, match="cannot write"):
+        predict.main(["--checkpoint", str(checkpoint), "--img-dir", img_dir, "--out", str(blocker / "o4.csv")])
+    leftovers = [p.name for p in tmp_path.rglob("*") if p.suffix in (".csv", ".tmp")]
+    assert leftovers == []
+
+
+def test_script_with_damaged_download_leaves_no_csv(published, model_server, tiny_data, tmp_path):
+    (model_server.directory / "swd_usps-mnistm.pt").write_bytes(b"not the published file")
+    out = tmp_path / "pred.csv"
+    result = run(["bash", "hw3_p4.sh", str(tiny_data / "digits" / "mnistm" / "test"), "mnistm", str(out)], **published)
+    assert result.returncode != 0 and "damaged" in result.stderr
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------
+
+
+def test_uda_report_table_and_tsne(trained, tiny_data, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(trained / "dann_usps-mnistm", runs / "dann_usps-mnistm")
+    (runs / "swd_svhn-usps").mkdir()
+    (runs / "swd_svhn-usps" / "metrics.json").write_text(json.dumps({"target_test_accuracy": 0.8125}))
+    out = tmp_path / "report"
+    plots.main(["uda", "--runs", str(runs), "--data", str(tiny_data), "--out-dir", str(out), "--quiet"])
+    table = list(csv.reader(open(out / "uda_accuracy.csv")))
+    assert table[0] == ["method", "usps->mnistm", "mnistm->svhn", "svhn->usps"]
+    assert [r[0] for r in table[1:]] == ["Trained on source", "Adaptation (DANN)", "Adaptation (SWD)", "Trained on target"]
+    assert table[3][3] == "81.25" and table[3][1] == "" and table[2][1] != ""
+    assert "| Adaptation (SWD) | – | – | 81.25 % |" in (out / "uda_accuracy.md").read_text()
+    for suffix in ("class", "domain"):
+        assert (out / f"tsne_dann_usps-mnistm_{suffix}.png").stat().st_size > 1000
+
+
+def test_uda_report_without_runs_is_an_error(tmp_path):
+    with pytest.raises(UserError, match="no runs"):
+        plots.main(["uda", "--runs", str(tmp_path), "--no-tsne", "--out-dir", str(tmp_path / "r")])
