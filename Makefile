@@ -21,3 +21,12 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) demo_data report runs .pytest_cache
+
+# The whole homework on the built-in data, short settings: report/README.md.
+demo: $(STAMP)
+	$(RUN) python pipeline.py --profile demo
+
+# The same on the real data with full settings: make report DATA=path/to/hw3_data
+report: $(STAMP)
+	@test -n "$(DATA)" || { echo "usage: make report DATA=path/to/hw3_data" >&2; exit 2; }
+	$(RUN) python pipeline.py --profile full --data "$(DATA)"

@@ -1,7 +1,7 @@
 """Helpers every script shares: errors, seeding, devices, atomic files, checkpoints.
 
 Nothing here knows about a particular model; the training and inference scripts
-do the wiring.
+do the wiring. torch is imported where it is used, so ``fetch.py`` starts fast.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
-import numpy as np
-import torch
 
 
 class UserError(Exception):
@@ -41,13 +39,18 @@ def cli(main: Callable[[Sequence[str] | None], int | None]) -> None:
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices) from one integer."""
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
-def resolve_device(name: str = "auto") -> torch.device:
+def resolve_device(name: str = "auto") -> "torch.device":
     """``auto`` picks CUDA when present, else the CPU; ``cuda`` without a GPU is an error."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -57,8 +60,10 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def autocast(device: torch.device):
+def autocast(device: "torch.device"):
     """bf16 autocast on CUDA (no loss scaling needed); a no-op on the CPU."""
+    import torch
+
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -99,6 +104,9 @@ def atomic_path(path: str | os.PathLike, make_parent: bool = True) -> Iterator[P
     tmp = Path(tmp)
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -112,12 +120,16 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> None:
     (the keyword arguments that rebuild the model), ``model`` (its state dict),
     and, for resuming, ``optimizer``, ``step``, ``epoch`` and ``best_metric``.
     """
+    import torch
+
     with atomic_path(path) as tmp:
         torch.save(checkpoint, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict:
     """Load a checkpoint on the CPU; a missing, damaged or wrong-kind file is a UserError."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")

@@ -1,6 +1,6 @@
 """Train Problem 2's GAN on ``hw3_data/face/train``.
 
-    python3 train_gan.py --data-root hw3_data --out-dir runs/gan --arch sagan --loss hinge --steps 20000
+    python3 train_gan.py --data hw3_data --out-dir runs/gan --arch sagan --loss hinge --steps 20000
 
 Writes into ``--out-dir``:
 
@@ -46,7 +46,7 @@ LOG_FIELDS = ["step", "epoch", "loss_d", "loss_g", "d_real_acc", "d_fake_acc"]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Train a DCGAN or SAGAN on the face images.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--data-root", required=True, type=Path, help="the hw3_data folder (uses face/train)")
+    parser.add_argument("--data", required=True, type=Path, help="the hw3_data folder (uses face/train)")
     parser.add_argument("--out-dir", type=Path, default=Path("runs/gan"), help="logs, samples and checkpoints")
     parser.add_argument("--arch", choices=ARCHS, default="sagan", help="network family (sagan: spectral norm + attention)")
     parser.add_argument("--loss", choices=LOSSES, default="hinge", help="adversarial loss")
@@ -178,7 +178,7 @@ def main(argv=None) -> int:
     check_args(args)
     seed_everything(args.seed)
     device = resolve_device(args.device)
-    faces = load_faces(args.data_root, "train")
+    faces = load_faces(args.data, "train")
     images = faces.images.to(device)  # uint8 on the device once; batches index it there
     args.batch_size = min(args.batch_size, len(images))
 

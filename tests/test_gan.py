@@ -26,7 +26,7 @@ TINY = ["--channels", "8", "--z-dim", "16", "--quiet", "--device", "cpu"]
 
 def train_args(arch: str, loss: str, **overrides) -> argparse.Namespace:
     """The parsed flags of a tiny run, as train_gan.main would see them."""
-    args = train_gan.build_parser().parse_args(["--data-root", "unused", "--arch", arch, "--loss", loss,
+    args = train_gan.build_parser().parse_args(["--data", "unused", "--arch", arch, "--loss", loss,
                                                 "--batch-size", "4", "--steps", "1", *TINY])
     vars(args).update(overrides)
     train_gan.check_args(args)
@@ -37,7 +37,7 @@ def train_args(arch: str, loss: str, **overrides) -> argparse.Namespace:
 def gan_checkpoint(tiny_data, tmp_path_factory):
     """model.pt of a two-step dry run on the tiny faces."""
     out = tmp_path_factory.mktemp("gan_run")
-    assert train_gan.main(["--data-root", str(tiny_data), "--out-dir", str(out), "--arch", "dcgan",
+    assert train_gan.main(["--data", str(tiny_data), "--out-dir", str(out), "--arch", "dcgan",
                            "--loss", "bce", "--dry-run", *TINY]) == 0
     return out / "model.pt"
 
@@ -129,7 +129,7 @@ def test_dry_run_writes_log_samples_and_checkpoints(gan_checkpoint):
 
 
 def test_resume_continues_from_latest(tiny_data, tmp_path, capsys):
-    common = ["--data-root", str(tiny_data), "--out-dir", str(tmp_path), "--arch", "dcgan", "--loss", "hinge",
+    common = ["--data", str(tiny_data), "--out-dir", str(tmp_path), "--arch", "dcgan", "--loss", "hinge",
               "--batch-size", "4", "--sample-every", "2", *TINY]
     assert train_gan.main([*common, "--steps", "2"]) == 0
     first = list(csv.DictReader(open(tmp_path / "log.csv")))
@@ -147,9 +147,9 @@ def test_resume_continues_from_latest(tiny_data, tmp_path, capsys):
 
 def test_bad_flags_are_user_errors(tiny_data, tmp_path):
     with pytest.raises(UserError, match="label-smoothing"):
-        train_gan.main(["--data-root", str(tiny_data), "--out-dir", str(tmp_path), "--loss", "hinge",
+        train_gan.main(["--data", str(tiny_data), "--out-dir", str(tmp_path), "--loss", "hinge",
                         "--label-smoothing", "0.1", "--dry-run", *TINY])
-    result = run(["python3", "train_gan.py", "--data-root", str(tmp_path / "missing"), "--out-dir", str(tmp_path / "o"), "--dry-run"])
+    result = run(["python3", "train_gan.py", "--data", str(tmp_path / "missing"), "--out-dir", str(tmp_path / "o"), "--dry-run"])
     assert result.returncode == 2 and result.stderr.startswith("error:") and len(result.stderr.splitlines()) == 1
     assert not (tmp_path / "o").exists()
 
