@@ -185,7 +185,7 @@ def main(argv=None) -> int:
     stages.start("figures")
     plots.main(["vae", "--checkpoint", str(vae_dir / "model.pt"), "--data", str(data), "--out-dir", str(out),
                 "--attribute", attribute, "--quiet"])
-    plots.main(["gan", "--checkpoint", str(gan_dir / "model.pt"), "--vae-checkpoint", str(vae_dir / "model.pt"),
+    plots.main(["gan", "--checkpoint", str(gan_dir / "model.pt"), "--log", str(gan_dir / "log.csv"), "--vae-checkpoint", str(vae_dir / "model.pt"),
                 "--out-dir", str(out)])
     plots.main(["uda", "--runs", str(uda_root), "--data", str(data), "--out-dir", str(out / "uda"),
                 *settings["tsne"], "--quiet"])
