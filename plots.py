@@ -404,7 +404,8 @@ def uda_report(args) -> int:
     runs, out_dir = Path(args.runs), Path(args.out_dir)
     header, rows = uda_accuracy_table(runs)
     for path in write_uda_table(header, rows, out_dir):
-        print(path)
+        if not args.quiet:
+            print(path)
     if args.no_tsne:
         return 0
     if args.data is None:
@@ -412,7 +413,8 @@ def uda_report(args) -> int:
     run_dirs = sorted(p.parent for p in runs.glob("*_*-*/model.pt"))
     for run_dir in progress(run_dirs, args.quiet, desc="t-SNE"):
         for path in plot_uda_tsne(run_dir, Path(args.data), out_dir, args.per_domain, args.seed):
-            print(path)
+            if not args.quiet:
+                print(path)
     return 0
 
 
