@@ -102,6 +102,7 @@ def main(argv=None) -> int:
 
     import demo_data
     import plots
+    import predict
     import score
     import train_gan
     import train_uda
@@ -141,7 +142,7 @@ def main(argv=None) -> int:
             train_uda.main(["--data", str(data), "--source", source, "--target", target, "--method", method,
                             "--out-dir", str(run_dir), *settings["uda"], *common_args])
             if method in GRADER_METHODS:
-                published[f"{method}_{source}-{target}.pt"] = run_dir / "model.pt"
+                published[predict.published_model(method, target)] = run_dir / "model.pt"
 
     stages.start("publish models")
     import fetch

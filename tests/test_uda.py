@@ -341,7 +341,7 @@ def test_script_usage_and_unknown_domain_before_fetching(script, published, tiny
     assert not (tmp_path / "o.csv").exists()
 
 
-def test_script_bad_folders_and_output(published, tiny_data, tmp_path):
+def test_script_bad_folders_and_output(published, trained, tiny_data, tmp_path):
     # hw3_p4.sh differs from hw3_p3.sh only in its model names, so one script covers these.
     img_dir = str(tiny_data / "digits" / "mnistm" / "test")
     empty = tmp_path / "empty"
@@ -354,8 +354,9 @@ def test_script_bad_folders_and_output(published, tiny_data, tmp_path):
     ]
     for args, message in cases:
         _assert_fails_with(run(["bash", "hw3_p3.sh", *args], **published), message)
+    assert not any(Path(published["HW3_MODEL_DIR"]).glob("*.pt"))  # bad folders fail before any download
     # The script hands OUT to predict.py unchanged; checked in-process to spare two interpreter starts.
-    checkpoint = next(Path(published["HW3_MODEL_DIR"]).glob("dann_*.pt"))
+    checkpoint = trained / "dann_usps-mnistm" / "model.pt"
     with pytest.raises(UserError, match="cannot write"):
         predict.main(["--checkpoint", str(checkpoint), "--img-dir", img_dir, "--out", str(blocker / "o4.csv")])
     leftovers = [p.name for p in tmp_path.rglob("*") if p.suffix in (".csv", ".tmp")]
