@@ -7,12 +7,16 @@ do the wiring. torch is imported where it is used, so ``fetch.py`` starts fast.
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import random
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
+
+if TYPE_CHECKING:
+    import torch
 
 
 
@@ -142,3 +146,40 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict:
     if kind is not None and checkpoint.get("kind") != kind:
         raise UserError(f"checkpoint {path} holds a {checkpoint.get('kind')!r} model, not {kind!r}")
     return checkpoint
+
+
+class StepLog:
+    """A training run's ``log.csv``: one row per step, appended and flushed as it goes.
+
+    ``resume_step`` is the step of the checkpoint a run resumes from: rows written
+    after it (by the interrupted run) are dropped first, so the log reads as if the
+    run had never stopped. ``resume_step=0`` starts a new log. Floats are written
+    with 6 significant digits; missing fields stay empty.
+    """
+
+    def __init__(self, path: str | os.PathLike, fields: Sequence[str], resume_step: int = 0):
+        path = Path(path)
+        kept = []
+        if resume_step and path.is_file():
+            with open(path, newline="") as f:
+                kept = [row for row in csv.DictReader(f)
+                        if (row.get("step") or "").isdigit() and int(row["step"]) <= resume_step]
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fields, restval="", extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(kept)
+        self._file = open(path, "a", newline="")
+        self._writer = csv.DictWriter(self._file, fields, restval="")
+
+    def write(self, row: dict) -> None:
+        self._writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "StepLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

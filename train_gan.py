@@ -27,14 +27,13 @@ the EMA generator of the last step is the model (score it with ``fidelity.py``).
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 
 import torch
 
-from common import (UserError, add_common_args, atomic_path, autocast, cli, load_checkpoint, progress,
-                    resolve_device, save_checkpoint, seed_everything)
+from common import (UserError, add_common_args, autocast, cli, load_checkpoint, progress,
+                    resolve_device, save_checkpoint, seed_everything, StepLog)
 from datasets import endless_batches, load_faces, random_hflip, to_float
 from gan import (ARCHS, LOSSES, Discriminator, Generator, discriminator_accuracy, discriminator_loss, ema_of,
                  generator_loss, gradient_penalty)
@@ -149,30 +148,6 @@ def evaluate(generator, device, n: int = 32, seed: int = 0):
     return sample_grid(lambda z: ((generator(z.to(device)) + 1) / 2).float().cpu(), generator.z_dim, n=n, nrow=8, seed=seed)
 
 
-class CsvLog:
-    """``log.csv`` appended one row per step; on resume, rows past the checkpoint are dropped."""
-
-    def __init__(self, path: Path, resume_step: int):
-        self.path = path
-        rows = []
-        if resume_step and path.is_file():
-            with open(path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if r.get("step", "").isdigit() and int(r["step"]) <= resume_step]
-        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, LOG_FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
-        self.file = open(path, "a", newline="")
-        self.writer = csv.DictWriter(self.file, LOG_FIELDS)
-
-    def write(self, row: dict) -> None:
-        self.writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
-        self.file.flush()
-
-    def close(self) -> None:
-        self.file.close()
-
-
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     check_args(args)
@@ -222,7 +197,7 @@ def main(argv=None) -> int:
             "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()}})
         save_checkpoint(args.out_dir / "model.pt", model)
 
-    log = CsvLog(args.out_dir / "log.csv", step)
+    log = StepLog(args.out_dir / "log.csv", LOG_FIELDS, resume_step=step)
     bar = progress(range(step, args.steps), args.quiet, desc="gan", initial=step, total=args.steps)
     data = endless_batches(images, batch_size=args.batch_size, generator=shuffle)
     steps_per_epoch = max(1, len(images) // (args.batch_size * args.n_critic))

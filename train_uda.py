@@ -23,7 +23,6 @@ training continues after its last finished epoch (``--restart`` ignores it).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import time
@@ -35,7 +34,7 @@ import torch
 import dann
 import swd
 from common import (UserError, add_common_args, atomic_path, autocast, cli, load_checkpoint, progress,
-                    resolve_device, save_checkpoint, seed_everything)
+                    resolve_device, save_checkpoint, seed_everything, StepLog)
 from datasets import DOMAINS, endless_batches, load_digits, to_float, train_val_split
 from predict import CHECKPOINT_KIND, METHODS, build_model, predict_labels
 
@@ -147,7 +146,7 @@ def swd_step(model, optimizers, xs, ys, xt, k: int, num_projections: int, device
 
 
 def train_one_epoch(model, method: str, optimizers: dict, data: DigitData, labelled_batches, unlabelled_batches,
-                    steps: int, first_step: int, total_steps: int, args, device, log_writer, epoch: int) -> dict:
+                    steps: int, first_step: int, total_steps: int, args, device, log: StepLog, epoch: int) -> dict:
     """``steps`` updates of ``method``; one log row per step; returns the epoch's mean losses."""
     model.train()
     sums: dict[str, float] = {}
@@ -165,7 +164,7 @@ def train_one_epoch(model, method: str, optimizers: dict, data: DigitData, label
             row = supervised_step(model, optimizers, xs, ys, device)
         if not all(math.isfinite(v) for v in row.values()):
             raise RuntimeError(f"non-finite loss at step {step}: {row}; lower --lr")
-        log_writer.writerow({"step": step + 1, "epoch": epoch, **row, "val_accuracy": ""})
+        log.write({"step": step + 1, "epoch": epoch, **row})
         for key, value in row.items():
             sums[key] = sums.get(key, 0.0) + value
     return {key: value / max(1, steps) for key, value in sums.items()}
@@ -251,28 +250,20 @@ def main(argv=None) -> int:
         start_epoch, best, best_epoch = state["epoch"] + 1, state["best_metric"], state["best_epoch"]
         if not args.quiet:
             print(f"resuming from {latest} after epoch {state['epoch']}")
-    elif args.restart:
-        (out_dir / "log.csv").unlink(missing_ok=True)
 
     labelled_batches = endless_batches(data.train_x, data.train_y, batch_size=args.batch_size, generator=labelled_gen)
     unlabelled_batches = None if data.unlabelled_x is None else endless_batches(
         data.unlabelled_x, batch_size=args.batch_size, generator=unlabelled_gen)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    log_path = out_dir / "log.csv"
     fields = ["step", "epoch", *LOG_COLUMNS[method], "val_accuracy"]
-    new_log = not log_path.is_file() or start_epoch == 0
     started = time.monotonic()
-    with open(log_path, "w" if new_log else "a", newline="") as log_file:
-        log_writer = csv.DictWriter(log_file, fieldnames=fields)
-        if new_log:
-            log_writer.writeheader()
+    with StepLog(out_dir / "log.csv", fields, resume_step=start_epoch * steps) as log:
         for epoch in range(start_epoch, args.epochs):
             means = train_one_epoch(model, method, optimizers, data, labelled_batches, unlabelled_batches, steps,
-                                    epoch * steps, total_steps, args, device, log_writer, epoch)
+                                    epoch * steps, total_steps, args, device, log, epoch)
             val_acc = evaluate(model, data.val_x, data.val_y, device)
-            log_writer.writerow({"step": (epoch + 1) * steps, "epoch": epoch, "val_accuracy": f"{val_acc:.4f}"})
-            log_file.flush()
+            log.write({"step": (epoch + 1) * steps, "epoch": epoch, "val_accuracy": f"{val_acc:.4f}"})
             checkpoint = {
                 "kind": CHECKPOINT_KIND, "method": method, "source": args.source, "target": args.target,
                 "scenario": f"{args.source}-{args.target}", "config": config, "model": model.state_dict(),

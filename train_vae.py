@@ -26,15 +26,14 @@ would; raise ``--epochs`` to train longer. Use a new ``--out-dir`` to start over
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import time
 from pathlib import Path
 
 import torch
 
-from common import (UserError, add_common_args, atomic_path, autocast, cli, load_checkpoint, progress,
-                    resolve_device, save_checkpoint, seed_everything)
+from common import (UserError, add_common_args, autocast, cli, load_checkpoint, progress,
+                    resolve_device, save_checkpoint, seed_everything, StepLog)
 from datasets import batches, load_faces, random_hflip, to_float, train_val_split
 from vae import VAE, vae_loss
 
@@ -96,21 +95,6 @@ def evaluate(model: VAE, images: torch.Tensor, device: torch.device, *, batch_si
     return {"mse": total_se / n_pixels, "kl": total_kl / n_images}
 
 
-def _read_log(path: Path, max_step: int) -> list[dict]:
-    """Rows of an earlier run's log up to ``max_step`` (rows after the checkpoint are dropped)."""
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return [row for row in csv.DictReader(f) if int(row["step"]) <= max_step]
-
-
-def _write_log(path: Path, rows: list[dict]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Train the Problem 1 VAE on face/train.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -170,10 +154,10 @@ def main(argv=None) -> int:
             torch.cuda.set_rng_state(state["rng"]["cuda"], device)
         if not args.quiet:
             print(f"resuming from {latest}: epoch {epoch}, step {step}")
-    log_rows = _read_log(out_dir / "log.csv", step)
     if epoch >= epochs:
         print(f"{latest} already holds {epoch} epoch(s); raise --epochs to train longer")
         return 0
+    log = StepLog(out_dir / "log.csv", LOG_COLUMNS, resume_step=step)
 
     extras = {"data": {"val_fraction": args.val_fraction, "split_seed": args.seed, "val_names": val_set.names},
               "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
@@ -185,11 +169,10 @@ def main(argv=None) -> int:
         val = evaluate(model, val_images, device, max_batches=max_steps)
         epoch += 1
         seconds = time.perf_counter() - started
+        rows[-1].update(val_mse=val["mse"], val_kl=val["kl"], epoch_seconds=round(seconds, 3))
         for row in rows:
             step += 1
-            log_rows.append({"step": step, "epoch": epoch, **row})
-        log_rows[-1].update(val_mse=val["mse"], val_kl=val["kl"], epoch_seconds=round(seconds, 3))
-        _write_log(out_dir / "log.csv", log_rows)
+            log.write({"step": step, "epoch": epoch, **row})
 
         checkpoint = {
             "kind": "vae", "config": config, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -207,6 +190,7 @@ def main(argv=None) -> int:
             mean = {k: sum(r[k] for r in rows) / len(rows) for k in ("recon", "kl")}
             print(f"epoch {epoch}/{epochs} step {step}: recon {mean['recon']:.5f} kl {mean['kl']:.1f} "
                   f"val_mse {val['mse']:.5f} ({seconds:.1f} s)")
+    log.close()
     return 0
 
 

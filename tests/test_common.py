@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from common import UserError, atomic_path, autocast, load_checkpoint, resolve_device, save_checkpoint, seed_everything
+from common import (StepLog, UserError, atomic_path, autocast, load_checkpoint, resolve_device, save_checkpoint,
+                    seed_everything)
 
 
 def test_atomic_path_leaves_nothing_behind_on_failure(tmp_path):
@@ -55,3 +56,17 @@ def test_seed_and_device_helpers():
         resolve_device("tpu")
     with autocast(torch.device("cpu")):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+
+
+def test_step_log_resumes_without_rows_past_the_checkpoint(tmp_path):
+    path = tmp_path / "log.csv"
+    with StepLog(path, ["step", "loss", "note"]) as log:
+        for step in range(1, 6):
+            log.write({"step": step, "loss": 1 / step})
+    with StepLog(path, ["step", "loss", "note"], resume_step=3) as log:  # steps 4-5 came after the checkpoint
+        log.write({"step": 4, "loss": 0.5, "note": "resumed"})
+    lines = path.read_text().splitlines()
+    assert lines == ["step,loss,note", "1,1,", "2,0.5,", "3,0.333333,", "4,0.5,resumed"]
+    with StepLog(path, ["step", "loss", "note"]) as log:  # a new run starts a new log
+        pass
+    assert path.read_text().splitlines() == ["step,loss,note"]
