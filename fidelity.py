@@ -75,22 +75,16 @@ def generate(checkpoint: str | Path, out_dir: str | Path, n: int = 1000, seed: i
     beside ``out_dir`` that is renamed into place at the end, so a failure
     leaves no partial set to be scored by mistake.
     """
-    from gan import Generator
+    from sample import load_sampler
 
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise UserError(f"{out_dir} already exists and is not an empty folder; give a new --out-dir")
     if n < 1 or batch_size < 1:
         raise UserError("--n and --batch-size must be at least 1")
-    ckpt = load_checkpoint(checkpoint, kind="gan")
-    dev = resolve_device(device)
-    try:
-        generator = Generator(**ckpt["config"]["generator"])
-        generator.load_state_dict(ckpt["ema"])
-    except (KeyError, TypeError, RuntimeError) as err:
-        raise UserError(f"checkpoint {checkpoint} does not fit its model ({type(err).__name__})") from None
-    generator.to(dev).eval()
-    noise = torch.randn(n, generator.z_dim, generator=torch.Generator().manual_seed(seed))  # (n, z_dim)
+    load_checkpoint(checkpoint, kind="gan")  # a clear error for a VAE or damaged file, before any work
+    decode, z_dim = load_sampler(checkpoint, resolve_device(device))
+    noise = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))  # (n, z_dim)
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -98,8 +92,8 @@ def generate(checkpoint: str | Path, out_dir: str | Path, n: int = 1000, seed: i
         raise UserError(f"cannot write {out_dir}: {err.strerror or err}") from None
     try:
         for start in range(0, n, batch_size):
-            images = (generator(noise[start:start + batch_size].to(dev)).float() + 1) / 2  # (B, 3, 64, 64) in [0, 1]
-            array = images.clamp(0, 1).mul(255).add(0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            images = decode(noise[start:start + batch_size])  # (B, 3, 64, 64) in [0, 1]
+            array = images.clamp(0, 1).mul(255).add(0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
             for i, image in enumerate(array, start):
                 Image.fromarray(image).save(tmp / f"{i:05d}.png")
         if out_dir.is_dir():

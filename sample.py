@@ -20,8 +20,12 @@ from PIL import Image
 from common import UserError, atomic_path, cli, load_checkpoint
 
 
-def load_sampler(path: str | Path):
-    """Return ``(decode, latent_dim)``: ``decode(z)`` maps ``(B, latent_dim)`` noise to ``(B, 3, 64, 64)`` in [0, 1]."""
+def load_sampler(path: str | Path, device: torch.device | str = "cpu"):
+    """Return ``(decode, latent_dim)``: ``decode(z)`` maps ``(B, latent_dim)`` noise to ``(B, 3, 64, 64)`` in [0, 1].
+
+    The network runs on ``device``; ``decode`` takes its noise and returns its
+    images as float32 on the CPU, so callers draw noise the same way everywhere.
+    """
     checkpoint = load_checkpoint(path)
     kind = checkpoint.get("kind")
     try:
@@ -30,15 +34,15 @@ def load_sampler(path: str | Path):
 
             model = VAE(**checkpoint["config"])
             model.load_state_dict(checkpoint["model"])
-            model.eval()
-            return model.decode, model.latent_dim
+            model.to(device).eval()
+            return (lambda z: model.decode(z.to(device)).float().cpu()), model.latent_dim
         if kind == "gan":
             from gan import Generator
 
             generator = Generator(**checkpoint["config"]["generator"])
             generator.load_state_dict(checkpoint["ema"])
-            generator.eval()
-            return (lambda z: (generator(z) + 1) / 2), generator.z_dim
+            generator.to(device).eval()
+            return (lambda z: ((generator(z.to(device)) + 1) / 2).float().cpu()), generator.z_dim
     except (KeyError, TypeError, RuntimeError) as err:
         raise UserError(f"checkpoint {path} does not fit its model ({type(err).__name__}: {str(err)[:120]})") from None
     raise UserError(f"checkpoint {path} holds a {kind!r} model; expected vae or gan")
