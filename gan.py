@@ -15,6 +15,8 @@ penalty. The training loop lives in ``train_gan.py``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,7 +26,34 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 ARCHS = ("dcgan", "sagan")
 LOSSES = ("bce", "hinge", "wgan-gp")
 NORMS = ("batch", "instance", "none")
-IMAGE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    """Everything that shapes both networks; saved whole in every checkpoint."""
+
+    z_dim: int = 128
+    arch: str = "dcgan"
+    channels: int = 64  # base width of both nets
+    d_norm: str = "batch"  # see Discriminator; norm_for() gives the usual choice
+
+    @staticmethod
+    def norm_for(arch: str, loss: str) -> str:
+        """SAGAN's spectral norm needs no other; WGAN-GP's per-sample penalty forbids batch norm."""
+        return "none" if arch == "sagan" else "instance" if loss == "wgan-gp" else "batch"
+
+    def generator(self) -> "Generator":
+        return Generator(self.z_dim, self.arch, self.channels)
+
+    def discriminator(self) -> "Discriminator":
+        return Discriminator(self.arch, self.channels, self.d_norm)
+
+
+def from_checkpoint(checkpoint: dict) -> "Generator":
+    """The sampling generator (the EMA weights) of a loaded ``gan`` checkpoint, in eval mode."""
+    generator = GANConfig(**checkpoint["config"]).generator()
+    generator.load_state_dict(checkpoint["model"])
+    return generator.eval()
 
 
 def _check(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -91,8 +120,16 @@ class Generator(nn.Module):
         self.net = nn.Sequential(*layers)
         self.apply(_init_norm)
 
+    @property
+    def latent_dim(self) -> int:
+        return self.z_dim
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z.view(len(z), self.z_dim, 1, 1))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Faces in [0, 1] (the VAE's range), for sampling and saving."""
+        return (self(z) + 1) / 2
 
 
 class Discriminator(nn.Module):

@@ -31,12 +31,11 @@ from pathlib import Path
 
 import pandas as pd
 
+import uda
 from common import UserError, atomic_path, cli
 from datasets import SCENARIOS
 
 REPO = Path(__file__).resolve().parent
-METHODS = ("source-only", "dann", "swd", "target-only")
-GRADER_METHODS = {"dann": "hw3_p3.sh", "swd": "hw3_p4.sh"}
 
 # Short settings for the built-in data: every stage is a few seconds to a minute on 2 CPU cores.
 DEMO_ARGS = {
@@ -102,7 +101,6 @@ def main(argv=None) -> int:
 
     import demo_data
     import plots
-    import predict
     import score
     import train_gan
     import train_uda
@@ -136,13 +134,13 @@ def main(argv=None) -> int:
 
     uda_root = args.runs / "uda"
     for source, target in SCENARIOS:
-        for method in METHODS:
+        for method in uda.METHODS:
             stages.start(f"train {method} {source}->{target}")
-            run_dir = uda_root / f"{method}_{source}-{target}"
+            run_dir = uda_root / uda.run_name(method, source, target)
             train_uda.main(["--data", str(data), "--source", source, "--target", target, "--method", method,
                             "--out-dir", str(run_dir), *settings["uda"], *common_args])
-            if method in GRADER_METHODS:
-                published[predict.published_model(method, target)] = run_dir / "model.pt"
+            if method in uda.GRADED_METHODS:
+                published[uda.published_model(method, target)] = run_dir / "model.pt"
 
     stages.start("publish models")
     import fetch
@@ -158,7 +156,7 @@ def main(argv=None) -> int:
     run_script(["hw3_p1.sh", str(out / "grader_fig1_4.png")], env)
     run_script(["hw3_p2.sh", str(out / "grader_fig2_2.png")], env)
     grader_rows = []
-    for method, script in GRADER_METHODS.items():
+    for method, script in uda.GRADED_METHODS.items():
         for source, target in SCENARIOS:
             test_dir = data / "digits" / target / "test"
             csv = out / "predictions" / f"{method}_{target}.csv"
@@ -250,9 +248,9 @@ def write_report(out: Path, data: Path, profile: str, seconds: dict[str, float],
         "The grader's scripts, run on each target test folder and scored with `score.py`:\n",
         _markdown(grader) + "\n",
     ]
-    for method in GRADER_METHODS:
+    for method in uda.GRADED_METHODS:
         for source, target in SCENARIOS:
-            stem = out / "uda" / f"tsne_{method}_{source}-{target}"
+            stem = out / "uda" / f"tsne_{uda.run_name(method, source, target)}"
             lines.append(f"**{method.upper()} {source} -> {target}**\n")
             lines.append(_image(stem.with_name(stem.name + "_class.png"), out, "by class").rstrip("\n") + " "
                          + _image(stem.with_name(stem.name + "_domain.png"), out, "by domain"))

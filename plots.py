@@ -12,14 +12,26 @@ Every figure uses a fixed seed, so a second run draws the same picture.
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+import sys
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display on the grader's or CI's machine
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
 
-from common import atomic_path, cli  # noqa: E402
+import uda  # noqa: E402
+import vae  # noqa: E402
+from common import UserError, atomic_path, batched, cli, progress  # noqa: E402
+from datasets import SCENARIOS, load_digits, load_faces, to_float, train_val_split  # noqa: E402
+from images import save_image  # noqa: E402
+from sample import face_grid, load_sampler  # noqa: E402
+from training import load_checkpoint  # noqa: E402
 
 
 def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
@@ -31,44 +43,51 @@ def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
     return path
 
 
+def read_log(path: Path, columns: set[str], writer: str) -> pd.DataFrame:
+    """A training log with at least ``columns``; a missing or malformed file is a UserError."""
+    try:
+        table = pd.read_csv(path)
+    except FileNotFoundError:
+        raise UserError(f"training log not found: {path} (give --log)") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read training log {path}: {err}") from None
+    missing = columns - set(table.columns)
+    if missing or table.empty:
+        raise UserError(f"{path} is not a {writer} log (empty, or lacks {', '.join(sorted(missing))})")
+    return table
+
+
+def tsne_2d(features: np.ndarray, seed: int) -> np.ndarray:
+    """Seeded 2-D t-SNE of ``(N, D)`` features; perplexity 30, or less for sets too small for it."""
+    from sklearn.manifold import TSNE
+
+    perplexity = min(30.0, max(1.0, (len(features) - 1) / 3))  # sklearn needs it below N
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
+
+
 # ---------------------------------------------------------------------------
 # Problem 1: VAE
 # ---------------------------------------------------------------------------
 
 
-import sys  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from common import UserError, load_checkpoint  # noqa: E402
-
-
 def _vae_eval_set(root: Path, checkpoint: dict):
     """face/test when it exists; otherwise the checkpoint's validation split of face/train."""
-    from datasets import load_faces, train_val_split
-
     if (Path(root) / "face" / "test").is_dir():
         return load_faces(root, "test"), "face/test"
-    data = checkpoint.get("data") or {}
-    _, val = train_val_split(load_faces(root, "train"), data.get("val_fraction", 0.1), data.get("split_seed", 0))
+    split = checkpoint["extra"]
+    _, val = train_val_split(load_faces(root, "train"), split["val_fraction"], split["split_seed"])
     print(f"note: {Path(root) / 'face' / 'test'} not found; using the validation split of face/train "
           f"({len(val)} images)", file=sys.stderr)
     return val, "validation split of face/train"
 
 
-@torch.no_grad()
-def _vae_encode_decode(model, images: torch.Tensor, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+def _vae_encode_decode(model, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior means (N, latent_dim) and their decodings (N, 3, 64, 64) in [0, 1] for uint8 images."""
-    from datasets import batches, to_float
-
-    means, recons = [], []
-    for (x,) in batches(images, batch_size=batch_size):
+    def encode_decode(x):
         mu, _ = model.encode(to_float(x))
-        means.append(mu)
-        recons.append(model.decode(mu).clamp(0, 1))
-    return torch.cat(means), torch.cat(recons)
+        return mu, model.decode(mu).clamp(0, 1)
+
+    return batched(encode_decode, images, batch_size=256)
 
 
 def plot_vae_curves(log: pd.DataFrame, path: Path) -> Path:
@@ -122,11 +141,7 @@ def plot_vae_table(names: list[str], images: torch.Tensor, recons: torch.Tensor,
 
 def plot_vae_tsne(means: np.ndarray, values: np.ndarray, attribute: str, path: Path, seed: int, source: str) -> Path:
     """fig1_5: 2-D t-SNE of the latent means, one colour per value of ``attribute``."""
-    from sklearn.manifold import TSNE
-
-    # Perplexity must stay below the number of points; 30 is the usual value.
-    perplexity = min(30.0, max(1.0, (len(means) - 1) / 3))
-    points = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(means)
+    points = tsne_2d(means, seed)
     fig, ax = plt.subplots(figsize=(6, 5.5))
     for k, value in enumerate(np.unique(values)):
         chosen = values == value
@@ -143,30 +158,16 @@ def plot_vae_tsne(means: np.ndarray, values: np.ndarray, attribute: str, path: P
 
 def vae_figures(args) -> int:
     """Write fig1_2, table1_3 (.png and .csv), fig1_4 and fig1_5 into ``args.out_dir``."""
-    from sample import load_sampler, sample_grid, save_image
-    from vae import VAE
-
     checkpoint = load_checkpoint(args.checkpoint, kind="vae")
-    log_path = args.log or args.checkpoint.parent / "log.csv"
-    try:
-        log = pd.read_csv(log_path)
-    except FileNotFoundError:
-        raise UserError(f"training log not found: {log_path} (give --log)") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise UserError(f"cannot read training log {log_path}: {err}") from None
-    missing = {"step", "recon", "kl", "val_mse"} - set(log.columns)
-    if missing or log.empty:
-        raise UserError(f"{log_path} is not a train_vae.py log (empty, or lacks {', '.join(sorted(missing))})")
+    log = read_log(args.log or args.checkpoint.parent / "log.csv", {"step", "recon", "kl", "val_mse"}, "train_vae.py")
     data, source = _vae_eval_set(args.data, checkpoint)
     if data.attributes is None or args.attribute not in data.attributes.columns:
         columns = [] if data.attributes is None else list(data.attributes.columns)
         raise UserError(f"attribute {args.attribute!r} not found; choose one of: {', '.join(columns) or '(none)'}")
     try:
-        model = VAE(**checkpoint["config"])
-        model.load_state_dict(checkpoint["model"])
+        model = vae.from_checkpoint(checkpoint)
     except (KeyError, TypeError, RuntimeError) as err:
         raise UserError(f"checkpoint {args.checkpoint} does not fit the VAE ({type(err).__name__})") from None
-    model.eval()
     out = args.out_dir
 
     plot_vae_curves(log, out / "fig1_2.png")
@@ -180,14 +181,7 @@ def vae_figures(args) -> int:
     plot_vae_table(picked.names, originals, recons, mse, out / "table1_3.png", out / "table1_3.csv", source)
 
     # The same grid as `hw3_p1.sh` writes (sample.py, deterministic kernels, CPU).
-    decode, latent_dim = load_sampler(args.checkpoint)
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
-        grid = sample_grid(decode, latent_dim, n=32, nrow=8, seed=args.seed)
-    finally:
-        torch.use_deterministic_algorithms(deterministic)
-    save_image(grid, out / "fig1_4.png")
+    save_image(face_grid(load_sampler(args.checkpoint), seed=args.seed), out / "fig1_4.png")
 
     means, _ = _vae_encode_decode(model, data.images)
     values = data.attributes[args.attribute].to_numpy()
@@ -216,40 +210,19 @@ def add_vae_commands(subparsers) -> None:
 # ---------------------------------------------------------------------------
 
 
-def add_gan_commands(subparsers) -> None:
-    """Problem 2's figures: fig2_2, the training curves and the VAE vs GAN comparison."""
-    parser = subparsers.add_parser(
-        "gan", help="fig2_2.png, fig2_losses.png and fig2_vae_vs_gan.png",
-        description="fig2_2.png (the same image hw3_p2.sh writes), fig2_losses.png from a training log, "
-                    "and fig2_vae_vs_gan.png when a VAE checkpoint is given.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, type=Path, help="the gan model.pt (checkpoints/gan.pt)")
-    parser.add_argument("--log", type=Path, default=None, help="train_gan.py's log.csv, for the loss curves")
-    parser.add_argument("--vae-checkpoint", type=Path, default=None, help="a vae model.pt, for the side-by-side figure")
-    parser.add_argument("--out-dir", type=Path, default=Path("report"), help="where the figures go")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the noise (hw3_p2.sh uses 0)")
-    parser.add_argument("--smooth", type=int, default=50, help="steps in the moving average of the curves")
-    parser.set_defaults(func=gan_figures)
-
-
 def gan_figures(args) -> int:
-    import torch
-
-    from sample import load_sampler, sample_grid, save_image
-
-    torch.use_deterministic_algorithms(True)  # as sample.py does, so fig2_2 matches hw3_p2.sh byte for byte
+    """Write fig2_2 (the bytes hw3_p2.sh writes), fig2_losses and fig2_vae_vs_gan into ``args.out_dir``."""
     # Read every input before writing anything, so a bad one leaves no figure behind.
-    log = read_log(args.log) if args.log is not None else None
-    gan_sampler = load_sampler(args.checkpoint)
-    vae_sampler = load_sampler(args.vae_checkpoint) if args.vae_checkpoint is not None else None
-    gan_grid = sample_grid(*gan_sampler, n=32, nrow=8, seed=args.seed)
+    columns = {"step", "loss_d", "loss_g", "d_real_acc", "d_fake_acc"}
+    log = read_log(args.log, columns, "train_gan.py") if args.log is not None else None
+    gan_grid = face_grid(load_sampler(args.checkpoint), seed=args.seed)  # the bytes hw3_p2.sh writes
+    vae_grid = face_grid(load_sampler(args.vae_checkpoint), seed=args.seed) if args.vae_checkpoint else None
     save_image(gan_grid, args.out_dir / "fig2_2.png")
     written = ["fig2_2.png"]
     if log is not None:
         save_figure(gan_loss_figure(log, args.smooth), args.out_dir / "fig2_losses.png")
         written.append("fig2_losses.png")
-    if vae_sampler is not None:
-        vae_grid = sample_grid(*vae_sampler, n=32, nrow=8, seed=args.seed)
+    if vae_grid is not None:
         fig, axes = plt.subplots(1, 2, figsize=(12, 3.4))
         for ax, grid, title in zip(axes, (vae_grid, gan_grid), ("VAE", "GAN")):
             ax.imshow(grid)
@@ -261,25 +234,7 @@ def gan_figures(args) -> int:
     return 0
 
 
-def read_log(path: Path):
-    """A training log as a DataFrame; a missing or malformed file is a UserError."""
-    import pandas as pd
-
-    from common import UserError
-
-    if not Path(path).is_file():
-        raise UserError(f"log not found: {path}")
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise UserError(f"cannot read {path}: {err}") from None
-    needed = {"step", "loss_d", "loss_g", "d_real_acc", "d_fake_acc"}
-    if not needed <= set(table.columns) or table.empty:
-        raise UserError(f"{path} is not a train_gan.py log (needs rows with {', '.join(sorted(needed))})")
-    return table
-
-
-def gan_loss_figure(log, smooth: int = 50):
+def gan_loss_figure(log: pd.DataFrame, smooth: int = 50):
     """D and G losses (faint: per step; solid: moving average) and D's accuracy on real and fake."""
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
     window = max(1, min(smooth, len(log)))
@@ -298,31 +253,38 @@ def gan_loss_figure(log, smooth: int = 50):
     return fig
 
 
+def add_gan_commands(subparsers) -> None:
+    """``plots.py gan``: Problem 2's fig2_2, the training curves and the VAE vs GAN comparison."""
+    parser = subparsers.add_parser(
+        "gan", help="fig2_2.png, fig2_losses.png and fig2_vae_vs_gan.png",
+        description="fig2_2.png (the same image hw3_p2.sh writes), fig2_losses.png from a training log, "
+                    "and fig2_vae_vs_gan.png when a VAE checkpoint is given.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, type=Path, help="the gan model.pt (checkpoints/gan.pt)")
+    parser.add_argument("--log", type=Path, default=None, help="train_gan.py's log.csv, for the loss curves")
+    parser.add_argument("--vae-checkpoint", type=Path, default=None, help="a vae model.pt, for the side-by-side figure")
+    parser.add_argument("--out-dir", type=Path, default=Path("report"), help="where the figures go")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the noise (hw3_p2.sh uses 0)")
+    parser.add_argument("--smooth", type=int, default=50, help="steps in the moving average of the curves")
+    parser.set_defaults(func=gan_figures)
+
+
 # ---------------------------------------------------------------------------
 # Problems 3 and 4: domain adaptation
 # ---------------------------------------------------------------------------
 
 
-UDA_METHODS = (("source-only", "Trained on source"), ("dann", "Adaptation (DANN)"),
-               ("swd", "Adaptation (SWD)"), ("target-only", "Trained on target"))
-
-
 def uda_accuracy_table(runs: Path) -> tuple[list[str], list[list[str]]]:
-    """Rows source-only / DANN / SWD / target-only, columns the scenarios: target test accuracy in %.
+    """Rows: one per method; columns: the scenarios; cells: target test accuracy in %.
 
     Reads ``runs/<method>_<source>-<target>/metrics.json``; a run not there is an empty cell.
     """
-    import json
-
-    from common import UserError
-    from datasets import SCENARIOS
-
     header = ["method", *(f"{s}->{t}" for s, t in SCENARIOS)]
     rows = []
-    for method, label in UDA_METHODS:
-        row = [label]
+    for method in uda.METHODS:
+        row = [uda.METHOD_TITLES[method]]
         for source, target in SCENARIOS:
-            path = runs / f"{method}_{source}-{target}" / "metrics.json"
+            path = runs / uda.run_name(method, source, target) / "metrics.json"
             try:
                 row.append(f"{100 * json.loads(path.read_text())['target_test_accuracy']:.2f}")
             except FileNotFoundError:
@@ -337,11 +299,9 @@ def uda_accuracy_table(runs: Path) -> tuple[list[str], list[list[str]]]:
 
 def write_uda_table(header: list[str], rows: list[list[str]], out_dir: Path) -> tuple[Path, Path]:
     """The accuracy table as ``uda_accuracy.csv`` and ``uda_accuracy.md`` (written atomically)."""
-    import csv
-
     csv_path, md_path = out_dir / "uda_accuracy.csv", out_dir / "uda_accuracy.md"
     with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
-        csv.writer(f).writerows([header, *rows])
+        csv.writer(f, lineterminator="\n").writerows([header, *rows])
     lines = ["| " + " | ".join(["", *header[1:]]) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join([r[0], *(f"{c} %" if c else "–" for c in r[1:])]) + " |" for r in rows]
     with atomic_path(md_path) as tmp:
@@ -349,38 +309,22 @@ def write_uda_table(header: list[str], rows: list[list[str]], out_dir: Path) -> 
     return csv_path, md_path
 
 
-def tsne_embedding(features, seed: int = 0):
-    """2-D t-SNE of ``(N, D)`` features, seeded; perplexity shrinks for tiny sets."""
-    from sklearn.manifold import TSNE
-
-    perplexity = min(30.0, max(2.0, (len(features) - 1) / 3))
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
-
-
 def plot_uda_tsne(run_dir: Path, data_root: Path, out_dir: Path, per_domain: int, seed: int) -> list[Path]:
     """t-SNE of the source and target *test* features of one run, coloured by class and by domain."""
-    import numpy as np
-    import torch
-
-    from datasets import load_digits, to_float
-    from predict import load_model
-
-    model, checkpoint = load_model(run_dir / "model.pt")
-    source, target = checkpoint["source"], checkpoint["target"]
+    model, checkpoint = uda.load_model(run_dir / "model.pt")
+    method, source, target = checkpoint["config"]["method"], checkpoint["run"]["source"], checkpoint["run"]["target"]
     rng = np.random.default_rng(seed)
     features, labels, domains = [], [], []
     for d, domain in enumerate((source, target)):
         data = load_digits(data_root, domain, "test")
         keep = np.sort(rng.permutation(len(data))[:per_domain])
-        with torch.no_grad():
-            images = data.images[torch.from_numpy(keep)]
-            features.append(torch.cat([model.features(to_float(images[i:i + 512])) for i in range(0, len(images), 512)]).numpy())
+        features.append(batched(lambda x: model.features(to_float(x)), data.images[keep], 512).numpy())
         labels.append(data.labels.numpy()[keep])
         domains.append(np.full(len(keep), d))
-    points = tsne_embedding(np.concatenate(features), seed)
+    points = tsne_2d(np.concatenate(features), seed)
     labels, domains = np.concatenate(labels), np.concatenate(domains)
-    stem = f"tsne_{checkpoint['method']}_{source}-{target}"
-    title = f"{checkpoint['method']}, {source} -> {target}"
+    stem = f"tsne_{uda.run_name(method, source, target)}"
+    title = f"{method}, {source} -> {target}"
     written = []
     for suffix, colours, names, cmap in (("class", labels, [str(i) for i in range(10)], "tab10"),
                                          ("domain", domains, [f"source ({source})", f"target ({target})"], "coolwarm")):
@@ -399,8 +343,7 @@ def plot_uda_tsne(run_dir: Path, data_root: Path, out_dir: Path, per_domain: int
 
 
 def uda_report(args) -> int:
-    from common import UserError, progress
-
+    """Write the accuracy table and, unless ``--no-tsne``, both t-SNE figures of every run."""
     runs, out_dir = Path(args.runs), Path(args.out_dir)
     header, rows = uda_accuracy_table(runs)
     for path in write_uda_table(header, rows, out_dir):
@@ -419,7 +362,7 @@ def uda_report(args) -> int:
 
 
 def add_uda_commands(subparsers) -> None:
-    """Problems 3 and 4: the accuracy table (markdown + CSV) and t-SNE by class and by domain."""
+    """``plots.py uda``: Problems 3 and 4's accuracy table (markdown + CSV) and t-SNE by class and by domain."""
     parser = subparsers.add_parser("uda", help="DANN/SWD accuracy table and t-SNE figures",
                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--runs", default="runs/uda", help="folder of train_uda.py runs <method>_<source>-<target>")

@@ -20,64 +20,17 @@ import argparse
 import csv
 
 import torch
-import torch.nn as nn
 
-from common import UserError, atomic_path, cli, load_checkpoint, resolve_device
-from datasets import DIGIT_SIZE, SCENARIOS, list_images, load_folder, to_float
-
-METHODS = ("source-only", "dann", "swd", "target-only")
-GRADED_METHODS = ("dann", "swd")  # Problem 3 and Problem 4
-CHECKPOINT_KIND = "uda"
-
-
-def build_model(method: str, config: dict) -> nn.Module:
-    """The network of ``method`` from its config (the keyword arguments of its class)."""
-    if method == "swd":
-        from swd import SWDNet
-
-        return SWDNet(**config)
-    if method in METHODS:
-        from dann import DANN
-
-        return DANN(**config)
-    raise UserError(f"unknown UDA method {method!r}: choose one of {', '.join(METHODS)}")
-
-
-def load_model(path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the model of a ``uda`` checkpoint in eval mode; return it with the checkpoint dict."""
-    checkpoint = load_checkpoint(path, kind=CHECKPOINT_KIND)
-    model = build_model(checkpoint["method"], checkpoint["config"]["model"])
-    try:
-        model.load_state_dict(checkpoint["model"])
-    except RuntimeError as err:
-        raise UserError(f"checkpoint {path} does not match its {checkpoint['method']} model: {str(err).splitlines()[0]}") from None
-    return model.to(device).eval(), checkpoint
-
-
-@torch.no_grad()
-def predict_labels(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 1024) -> torch.Tensor:
-    """Argmax class of uint8 images ``(N, 3, 28, 28)``, batched; returns ``(N,)`` int64 on the CPU."""
-    model.eval()
-    out = []
-    for start in range(0, len(images), batch_size):
-        x = to_float(images[start:start + batch_size].to(device, non_blocking=True))
-        out.append(model(x).argmax(dim=1).cpu())
-    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
-
-
-def published_model(method: str, target: str) -> str:
-    """File name of the published ``method`` model adapted to ``target``, e.g. ``dann_usps-mnistm.pt``."""
-    sources = {t: s for s, t in SCENARIOS}
-    if target not in sources:
-        raise UserError(f"unknown target domain {target!r}: choose {', '.join(sources)}")
-    return f"{method}_{sources[target]}-{target}.pt"
+import uda
+from common import UserError, add_runtime_args, atomic_path, cli, runtime
+from datasets import DIGIT_SIZE, list_images, load_folder
 
 
 def write_predictions(path, names: list[str], labels: torch.Tensor) -> None:
-    """Write ``image_name,label`` rows atomically, in the order given."""
+    """Write ``image_name,label`` rows atomically, in the order given, with Unix line ends."""
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as f:
-            writer = csv.writer(f)
+            writer = csv.writer(f, lineterminator="\n")
             writer.writerow(["image_name", "label"])
             writer.writerows(zip(names, labels.tolist()))
 
@@ -87,7 +40,7 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", help="a model.pt written by train_uda.py")
-    model.add_argument("--method", choices=sorted(GRADED_METHODS),
+    model.add_argument("--method", choices=sorted(uda.GRADED_METHODS),
                        help="the published model of this method for --target (fetched and verified)")
     parser.add_argument("--img-dir", required=True, help="folder of digit images (.png/.jpg)")
     parser.add_argument("--out", required=True, help="CSV to write: image_name,label")
@@ -95,29 +48,26 @@ def main(argv=None) -> int:
                         help="target domain (mnistm, svhn, usps): picks the --method model; "
                              "with --checkpoint, refuses one adapted to another domain")
     parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads for torch; 0: torch's default (one is fastest on a small CPU)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_runtime_args(parser)
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    device = runtime(args)
     checkpoint_path = args.checkpoint
     if args.method is not None:
         if args.target is None:
             raise UserError("--method needs --target: the domain the model was adapted to")
-        name = published_model(args.method, args.target)
+        name = uda.published_model(args.method, args.target)
         list_images(args.img_dir)  # a missing or empty folder fails before any download
         from fetch import ensure
 
         checkpoint_path = ensure(name)
-    device = resolve_device(args.device)
-    model, checkpoint = load_model(checkpoint_path, device)
-    if args.target is not None and checkpoint.get("target") != args.target:
-        raise UserError(f"{checkpoint_path} was adapted to {checkpoint.get('target')!r}, not {args.target!r}")
+    model, checkpoint = uda.load_model(checkpoint_path, device)
+    adapted_to = checkpoint["run"].get("target")
+    if args.target is not None and adapted_to != args.target:
+        raise UserError(f"{checkpoint_path} was adapted to {adapted_to!r}, not {args.target!r}")
     data = load_folder(args.img_dir, DIGIT_SIZE)
-    labels = predict_labels(model, data.images, device, args.batch_size)
+    labels = uda.predict_labels(model, data.images, device, args.batch_size)
     write_predictions(args.out, data.names, labels)
     return 0
 

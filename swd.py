@@ -1,10 +1,10 @@
 """SWD: sliced Wasserstein discrepancy between two classifiers (Problem 4).
 
 Lee et al., "Sliced Wasserstein Discrepancy for Unsupervised Domain
-Adaptation", CVPR 2019, https://arxiv.org/abs/1903.04064. A generator
-(feature extractor) feeds two classifiers. On target images the classifiers
+Adaptation", CVPR 2019, https://arxiv.org/abs/1903.04064. A feature
+extractor (the paper's "generator") feeds two classifiers. On target images the classifiers
 are trained to disagree as much as possible while staying right on the
-source, and the generator is trained to make them agree: target features are
+source, and the extractor is trained to make them agree: target features are
 pulled inside the source's class regions. Disagreement is measured by the
 sliced Wasserstein distance between the two classifiers' softmax outputs.
 
@@ -23,28 +23,28 @@ from dann import FeatureExtractor, LabelClassifier
 
 
 class SWDNet(nn.Module):
-    """Generator + two classifiers of the same shape, initialised differently."""
+    """Feature extractor + two classifiers of the same shape, initialised differently."""
 
     def __init__(self, feature_dim: int = 128, width: int = 32, hidden: int = 128, dropout: float = 0.3):
         super().__init__()
-        self.generator = FeatureExtractor(feature_dim, width)
+        self.extractor = FeatureExtractor(feature_dim, width)
         self.classifier1 = LabelClassifier(feature_dim, hidden, dropout)
         self.classifier2 = LabelClassifier(feature_dim, hidden, dropout)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.generator(x)  # (B, D)
+        return self.extractor(x)  # (B, D)
 
     def both_logits(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.classifier1(features), self.classifier2(features)  # 2 x (B, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits1, logits2 = self.both_logits(self.generator(x))
+        logits1, logits2 = self.both_logits(self.extractor(x))
         probs = 0.5 * (logits1.softmax(dim=1) + logits2.softmax(dim=1))  # (B, 10)
         return probs.clamp_min(1e-12).log()
 
 
 def sliced_wasserstein_discrepancy(
-    p1: torch.Tensor, p2: torch.Tensor, num_projections: int = 128, generator: torch.Generator | None = None
+    p1: torch.Tensor, p2: torch.Tensor, num_projections: int = 128, rng: torch.Generator | None = None
 ) -> torch.Tensor:
     """Sliced Wasserstein discrepancy between two batches of outputs ``(B, C)`` (Lee et al., eq. 5-6).
 
@@ -55,8 +55,8 @@ def sliced_wasserstein_discrepancy(
     """
     if p1.shape != p2.shape or p1.dim() != 2:
         raise ValueError(f"expected two (B, C) batches of the same shape, got {tuple(p1.shape)} and {tuple(p2.shape)}")
-    directions = torch.randn(p1.shape[1], num_projections, generator=generator,
-                             device="cpu" if generator is not None else p1.device)
+    directions = torch.randn(p1.shape[1], num_projections, generator=rng,
+                             device="cpu" if rng is not None else p1.device)
     directions = directions.to(device=p1.device, dtype=p1.dtype)
     directions = directions / directions.norm(dim=0, keepdim=True)  # (C, M) unit columns
     proj1 = torch.sort(p1 @ directions, dim=0).values  # (B, M)

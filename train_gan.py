@@ -2,42 +2,29 @@
 
     python3 train_gan.py --data hw3_data --out-dir runs/gan --arch sagan --loss hinge --steps 20000
 
-Writes into ``--out-dir``:
-
-- ``log.csv``: one row per generator step (step, epoch, loss_d, loss_g,
-  d_real_acc, d_fake_acc; the losses and accuracies of that step's last
-  discriminator update on the real and fake batch);
-- ``samples/step_NNNNNN.png``: 32 faces of the EMA generator from fixed noise
-  (seed 0, the same noise as ``sample.py`` and ``hw3_p2.sh``) every
-  ``--sample-every`` steps;
-- ``latest.pt``: G, D, the EMA of G, both optimizers, step and config, for resuming;
-- ``model.pt``: kind ``gan`` with the configs, G's weights (``model``) and the
-  EMA weights (``ema``) that ``sample.py`` draws from; publish it as ``gan.pt``.
-
-Resume: run the same command again. When ``OUT_DIR/latest.pt`` exists the run
-continues from its step up to ``--steps`` (raise ``--steps`` to train longer);
-rows of ``log.csv`` past the checkpoint are dropped. The batch order after a
-resume is drawn afresh, so a resumed run is not bit-identical to an
-uninterrupted one. A different architecture or loss needs a new ``--out-dir``.
-
-There is no ``best.pt``: a GAN has no cheap validation score to select on, so
-the EMA generator of the last step is the model (score it with ``fidelity.py``).
+``log.csv`` has one row per generator step (losses and accuracies of that step's last
+discriminator update); ``samples/step_NNNNNN.png`` shows 32 faces of the EMA generator
+from the fixed noise of ``hw3_p2.sh`` every ``--sample-every`` steps, when ``latest.pt``
+and ``model.pt`` (published as ``gan.pt``) are written too. There is no ``best.pt``: a
+GAN has no cheap validation score, so the last EMA generator is the model (score it with
+``fidelity.py``). Checkpoints and resuming: see ``training.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from common import (UserError, add_common_args, autocast, cli, load_checkpoint, progress,
-                    resolve_device, save_checkpoint, seed_everything, StepLog)
-from datasets import endless_batches, load_faces, random_hflip, to_float
-from gan import (ARCHS, LOSSES, Discriminator, Generator, discriminator_accuracy, discriminator_loss, ema_of,
-                 generator_loss, gradient_penalty)
-from sample import sample_grid, save_image
+from common import UserError, autocast, cli, progress, runtime, seed_everything
+from datasets import EndlessBatches, load_faces, random_hflip, to_float
+from gan import (ARCHS, LOSSES, GANConfig, discriminator_accuracy, discriminator_loss, ema_of, generator_loss,
+                 gradient_penalty)
+from images import sample_grid, save_image
+from training import Checkpointer, StepLog, add_training_args, run_args
 
 LOG_FIELDS = ["step", "epoch", "loss_d", "loss_g", "d_real_acc", "d_fake_acc"]
 
@@ -65,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=True, help="random left-right flips of real faces")
     parser.add_argument("--sample-every", type=int, default=500, help="steps between sample grids and checkpoints")
     parser.add_argument("--dry-run", action="store_true", help="2 steps with batch 8: checks the wiring")
-    add_common_args(parser)
+    add_training_args(parser)
     return parser
 
 
@@ -85,11 +72,9 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError("--ema-decay must be in [0, 1]")
 
 
-def model_configs(args: argparse.Namespace) -> tuple[dict, dict]:
-    """The keyword arguments of :class:`Generator` and :class:`Discriminator` for these flags."""
-    norm = "none" if args.arch == "sagan" else "instance" if args.loss == "wgan-gp" else "batch"
-    return (dict(z_dim=args.z_dim, arch=args.arch, channels=args.channels),
-            dict(arch=args.arch, channels=args.channels, norm=norm))
+def model_config(args: argparse.Namespace) -> GANConfig:
+    """The :class:`GANConfig` these flags ask for."""
+    return GANConfig(args.z_dim, args.arch, args.channels, GANConfig.norm_for(args.arch, args.loss))
 
 
 def train_one_epoch(generator, discriminator, ema, opt_g, opt_d, data, args, device, step, epoch, steps_per_epoch, on_step) -> int:
@@ -145,82 +130,58 @@ def evaluate(generator, device, n: int = 32, seed: int = 0):
     what ``hw3_p2.sh`` writes from its ``model.pt`` (up to CPU/GPU rounding).
     """
     generator.eval()
-    return sample_grid(lambda z: ((generator(z.to(device)) + 1) / 2).float().cpu(), generator.z_dim, n=n, nrow=8, seed=seed)
+    return sample_grid(generator.decode, generator.latent_dim, n=n, nrow=8, seed=seed, device=device)
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     check_args(args)
+    device = runtime(args)
     seed_everything(args.seed)
-    device = resolve_device(args.device)
     faces = load_faces(args.data, "train")
     images = faces.images.to(device)  # uint8 on the device once; batches index it there
     args.batch_size = min(args.batch_size, len(images))
 
-    g_config, d_config = model_configs(args)
-    generator = Generator(**g_config).to(device)
-    discriminator = Discriminator(**d_config).to(device)
+    config = model_config(args)
+    generator = config.generator().to(device)
+    discriminator = config.discriminator().to(device)
     ema = ema_of(generator, args.ema_decay)
     ema.module.eval()
     opt_g = torch.optim.Adam(generator.parameters(), lr=args.lr_g, betas=tuple(args.betas_g))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.lr_d, betas=tuple(args.betas_d))
-    shuffle = torch.Generator().manual_seed(args.seed)
-    config = {"generator": g_config, "discriminator": d_config, "loss": args.loss,
-              "train": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+    data = EndlessBatches(images, batch_size=args.batch_size, rng=torch.Generator().manual_seed(args.seed))
+    ckpt = Checkpointer(args.out_dir, "gan", asdict(config), ema.module, run={"loss": args.loss},
+                        modules={"generator": generator, "discriminator": discriminator, "ema": ema},
+                        optimizers={"g": opt_g, "d": opt_d}, state={"data": data}, extra={"args": run_args(args)})
+    state = ckpt.resume(args.restart)
+    if state.step >= args.steps:
+        print(f"already at step {state.step} >= --steps {args.steps}; nothing to do")
+        return 0
 
-    step = epoch = 0
-    latest = args.out_dir / "latest.pt"
-    if latest.is_file():
-        ckpt = load_checkpoint(latest, kind="gan")
-        saved = ckpt["config"]
-        if (saved["generator"], saved["discriminator"], saved["loss"]) != (g_config, d_config, args.loss):
-            raise UserError(f"{latest} was trained with other --arch/--loss/--z-dim/--channels; use a new --out-dir")
-        generator.load_state_dict(ckpt["model"])
-        discriminator.load_state_dict(ckpt["discriminator"])
-        ema.load_state_dict(ckpt["ema_full"])
-        opt_g.load_state_dict(ckpt["optimizer"]["g"])
-        opt_d.load_state_dict(ckpt["optimizer"]["d"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        shuffle.set_state(ckpt["rng"]["shuffle"])
-        step, epoch = ckpt["step"], ckpt["epoch"]
-        print(f"resuming {latest} at step {step}")
-        if step >= args.steps:
-            print(f"already at step {step} >= --steps {args.steps}; nothing to do")
-            return 0
-
-    def save(step: int, epoch: int) -> None:
-        model = {"kind": "gan", "config": config, "model": generator.state_dict(), "ema": ema.module.state_dict(),
-                 "step": step, "epoch": epoch, "best_metric": None}
-        save_checkpoint(args.out_dir / "latest.pt", {
-            **model, "discriminator": discriminator.state_dict(), "ema_full": ema.state_dict(),
-            "optimizer": {"g": opt_g.state_dict(), "d": opt_d.state_dict()},
-            "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()}})
-        save_checkpoint(args.out_dir / "model.pt", model)
-
-    log = StepLog(args.out_dir / "log.csv", LOG_FIELDS, resume_step=step)
-    bar = progress(range(step, args.steps), args.quiet, desc="gan", initial=step, total=args.steps)
-    data = endless_batches(images, batch_size=args.batch_size, generator=shuffle)
+    log = StepLog(args.out_dir / "log.csv", LOG_FIELDS, resume_step=state.step)
+    bar = progress(range(state.step, args.steps), args.quiet, desc="gan", initial=state.step, total=args.steps)
     steps_per_epoch = max(1, len(images) // (args.batch_size * args.n_critic))
-    start, first = time.perf_counter(), step
+    start, first = time.perf_counter(), state.step
 
     def on_step(row: dict) -> None:
+        state.step = row["step"]
+        state.epoch = state.step // steps_per_epoch
         log.write(row)
         bar.update(1)
         bar.set_postfix(loss_d=f"{row['loss_d']:.3f}", loss_g=f"{row['loss_g']:.3f}")
-        if row["step"] % args.sample_every == 0 or row["step"] == args.steps:
-            save_image(evaluate(ema.module, device), args.out_dir / "samples" / f"step_{row['step']:06d}.png")
-            save(row["step"], row["epoch"])
+        if state.step % args.sample_every == 0 or state.step == args.steps:
+            save_image(evaluate(ema.module, device), args.out_dir / "samples" / f"step_{state.step:06d}.png")
+            ckpt.save(state, publish=True)
 
     try:
-        while step < args.steps:
-            epoch += 1
-            step = train_one_epoch(generator, discriminator, ema, opt_g, opt_d, data, args, device, step, epoch,
-                                   steps_per_epoch, on_step)
+        while state.step < args.steps:
+            train_one_epoch(generator, discriminator, ema, opt_g, opt_d, data, args, device, state.step,
+                            state.epoch + 1, steps_per_epoch - state.step % steps_per_epoch, on_step)
     finally:
         log.close()
         bar.close()
     seconds = time.perf_counter() - start
-    print(f"{step - first} steps in {seconds:.1f} s ({100 * seconds / max(step - first, 1):.1f} s per 100 steps); "
+    print(f"{state.step - first} steps in {seconds:.1f} s ({100 * seconds / max(state.step - first, 1):.1f} s per 100 steps); "
           f"model in {args.out_dir / 'model.pt'}")
     return 0
 

@@ -10,14 +10,10 @@ train for source-only/DANN/SWD, target train for target-only): target test
 labels are read once, after training, only to report
 ``target_test_accuracy`` in ``OUT_DIR/metrics.json``.
 
-Writes to ``--out-dir`` (default ``runs/uda/<method>_<source>-<target>``):
-``log.csv`` (one row per step, validation accuracy at the end of each
-epoch), ``latest.pt`` (everything to resume), ``best.pt``, ``model.pt`` (the
-best weights without optimizer state: the file published as
-``checkpoints/<method>_<source>-<target>.pt``) and ``metrics.json``.
-
-Resume: run the same command again; when ``OUT_DIR/latest.pt`` exists,
-training continues after its last finished epoch (``--restart`` ignores it).
+Runs go to ``runs/uda/<method>_<source>-<target>`` (``--out-dir``): ``log.csv`` (one row
+per step, validation accuracy after each epoch), ``best.pt``, ``model.pt`` (the file
+published as ``checkpoints/<method>_<source>-<target>.pt``) and ``metrics.json``.
+Checkpoints and resuming: see ``training.py``.
 """
 
 from __future__ import annotations
@@ -26,17 +22,17 @@ import argparse
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 import dann
 import swd
-from common import (UserError, add_common_args, atomic_path, autocast, cli, load_checkpoint, progress,
-                    resolve_device, save_checkpoint, seed_everything, StepLog)
-from datasets import DOMAINS, endless_batches, load_digits, to_float, train_val_split
-from predict import CHECKPOINT_KIND, METHODS, build_model, predict_labels
+import uda
+from common import UserError, atomic_path, autocast, cli, progress, runtime, seed_everything
+from datasets import DOMAINS, EndlessBatches, load_digits, to_float, train_val_split
+from training import Checkpointer, StepLog, add_training_args, run_args
 
 LOG_COLUMNS = {
     "source-only": ["loss_cls"],
@@ -72,11 +68,11 @@ def load_data(root: str, source: str, target: str, method: str, val_fraction: fl
 
 
 def make_optimizers(model: torch.nn.Module, method: str, lr: float, weight_decay: float) -> dict:
-    """One Adam for supervised and DANN training; SWD updates generator and classifiers apart."""
+    """One Adam for supervised and DANN training; SWD updates extractor and classifiers apart."""
     adam = lambda params: torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)  # noqa: E731
     if method == "swd":
         return {
-            "generator": adam(model.generator.parameters()),
+            "extractor": adam(model.extractor.parameters()),
             "classifiers": adam(list(model.classifier1.parameters()) + list(model.classifier2.parameters())),
         }
     return {"model": adam(model.parameters())}
@@ -114,32 +110,32 @@ def dann_step(model, optimizers, xs, ys, xt, coeff: float, device) -> dict:
 
 def swd_step(model, optimizers, xs, ys, xt, k: int, num_projections: int, device) -> dict:
     """The three-step update of Lee et al. (https://arxiv.org/abs/1903.04064, algorithm 1)."""
-    # 1. generator and both classifiers learn the source labels.
+    # 1. extractor and both classifiers learn the source labels.
     _zero(optimizers)
     with autocast(device):
-        loss_cls = swd.source_loss(*model.both_logits(model.generator(xs)), ys)
+        loss_cls = swd.source_loss(*model.both_logits(model.extractor(xs)), ys)
     loss_cls.backward()
-    optimizers["generator"].step()
+    optimizers["extractor"].step()
     optimizers["classifiers"].step()
 
-    # 2. classifiers (generator fixed) stay right on the source and disagree on the target.
+    # 2. classifiers (extractor fixed) stay right on the source and disagree on the target.
     _zero(optimizers)
     with torch.no_grad(), autocast(device):
-        fs, ft = model.generator(xs), model.generator(xt)
+        fs, ft = model.extractor(xs), model.extractor(xt)
     with autocast(device):
         loss_src = swd.source_loss(*model.both_logits(fs), ys)
         disc_c = swd.discrepancy_on_logits(*(t.float() for t in model.both_logits(ft)), num_projections)
     (loss_src - disc_c).backward()
     optimizers["classifiers"].step()
 
-    # 3. generator (classifiers fixed) makes them agree on the target, k times.
+    # 3. extractor (classifiers fixed) makes them agree on the target, k times.
     for _ in range(k):
         _zero(optimizers)
         with autocast(device):
-            disc_g = swd.discrepancy_on_logits(*(t.float() for t in model.both_logits(model.generator(xt))),
+            disc_g = swd.discrepancy_on_logits(*(t.float() for t in model.both_logits(model.extractor(xt))),
                                                num_projections)
         disc_g.backward()
-        optimizers["generator"].step()
+        optimizers["extractor"].step()
     _zero(optimizers)
     return {"loss_cls": loss_cls.item(), "loss_cls_disc": loss_src.item(),
             "discrepancy_c": disc_c.item(), "discrepancy_g": disc_g.item()}
@@ -170,10 +166,9 @@ def train_one_epoch(model, method: str, optimizers: dict, data: DigitData, label
     return {key: value / max(1, steps) for key, value in sums.items()}
 
 
-@torch.no_grad()
 def evaluate(model, images: torch.Tensor, labels: torch.Tensor, device, batch_size: int = 1024) -> float:
     """Accuracy of ``model`` on uint8 ``images`` with ``labels`` (both on ``device``)."""
-    predicted = predict_labels(model, images, device, batch_size)
+    predicted = uda.predict_labels(model, images, device, batch_size)
     return (predicted == labels.cpu()).float().mean().item()
 
 
@@ -183,7 +178,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data", required=True, help="the hw3_data folder (with digits/<domain>/...)")
     parser.add_argument("--source", required=True, choices=DOMAINS)
     parser.add_argument("--target", required=True, choices=DOMAINS)
-    parser.add_argument("--method", required=True, choices=METHODS)
+    parser.add_argument("--method", required=True, choices=uda.METHODS)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--steps-per-epoch", type=int, default=0,
                         help="0: one pass over the larger training set in use")
@@ -193,16 +188,12 @@ def main(argv=None) -> int:
     parser.add_argument("--val-fraction", type=float, default=0.1,
                         help="share of the labelled train set held out to pick the best epoch")
     parser.add_argument("--num-projections", type=int, default=128, help="SWD: random directions per update")
-    parser.add_argument("--k", type=int, default=2, help="SWD: generator updates per step (step 3)")
+    parser.add_argument("--k", type=int, default=2, help="SWD: extractor updates per step (step 3)")
     parser.add_argument("--feature-dim", type=int, default=128)
     parser.add_argument("--width", type=int, default=32, help="channels of the first conv layer")
     parser.add_argument("--out-dir", type=Path, default=None, help="default: runs/uda/<method>_<source>-<target>")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads for torch; 0: torch's default. One is faster for these small convs "
-                             "(measured 0.09 s vs 0.92 s per DANN step on a 2-core VM)")
-    parser.add_argument("--restart", action="store_true", help="ignore OUT_DIR/latest.pt and start afresh")
     parser.add_argument("--dry-run", action="store_true", help="1 epoch of 2 steps: checks the wiring only")
-    add_common_args(parser)
+    add_training_args(parser)
     args = parser.parse_args(argv)
     if args.source == args.target:
         raise UserError("--source and --target must differ")
@@ -214,84 +205,57 @@ def main(argv=None) -> int:
     if args.dry_run:
         args.epochs, args.steps_per_epoch = 1, 2
     method = args.method
-    out_dir = args.out_dir or Path("runs") / "uda" / f"{method}_{args.source}-{args.target}"
+    out_dir = args.out_dir or Path("runs") / "uda" / uda.run_name(method, args.source, args.target)
 
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    device = runtime(args)
     seed_everything(args.seed)
-    device = resolve_device(args.device)
     data = load_data(args.data, args.source, args.target, method, args.val_fraction, args.seed, device)
-    model_config = {"feature_dim": args.feature_dim, "width": args.width}
-    config = {"method": method, "source": args.source, "target": args.target, "model": model_config,
-              "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
-    model = build_model(method, model_config).to(device)
+    config = uda.UDAConfig(method, feature_dim=args.feature_dim, width=args.width)
+    model = config.build().to(device)
     optimizers = make_optimizers(model, method, args.lr, args.weight_decay)
 
     n_labelled = len(data.train_x)
     n_unlabelled = 0 if data.unlabelled_x is None else len(data.unlabelled_x)
     steps = args.steps_per_epoch or math.ceil(max(n_labelled, n_unlabelled) / args.batch_size)
     total_steps = steps * args.epochs
-    labelled_gen = torch.Generator().manual_seed(args.seed)
-    unlabelled_gen = torch.Generator().manual_seed(args.seed + 1)
+    streams = {"labelled": EndlessBatches(data.train_x, data.train_y, batch_size=args.batch_size,
+                                          rng=torch.Generator().manual_seed(args.seed))}
+    if data.unlabelled_x is not None:
+        streams["unlabelled"] = EndlessBatches(data.unlabelled_x, batch_size=args.batch_size,
+                                               rng=torch.Generator().manual_seed(args.seed + 1))
+    ckpt = Checkpointer(out_dir, uda.KIND, asdict(config), model,
+                        run={"source": args.source, "target": args.target},
+                        optimizers=optimizers, state=streams, extra={"args": run_args(args)})
+    state = ckpt.resume(args.restart)
 
-    start_epoch, best, best_epoch = 0, -1.0, -1
-    latest = out_dir / "latest.pt"
-    if latest.is_file() and not args.restart:
-        state = load_checkpoint(latest, kind=CHECKPOINT_KIND)
-        if (state["method"], state["source"], state["target"]) != (method, args.source, args.target):
-            raise UserError(f"{latest} belongs to {state['method']} {state['source']}->{state['target']}: "
-                            "choose another --out-dir or pass --restart")
-        model.load_state_dict(state["model"])
-        for name, opt in optimizers.items():
-            opt.load_state_dict(state["optimizer"][name])
-        labelled_gen.set_state(state["generators"][0])
-        unlabelled_gen.set_state(state["generators"][1])
-        torch.set_rng_state(state["torch_rng"])
-        start_epoch, best, best_epoch = state["epoch"] + 1, state["best_metric"], state["best_epoch"]
-        if not args.quiet:
-            print(f"resuming from {latest} after epoch {state['epoch']}")
-
-    labelled_batches = endless_batches(data.train_x, data.train_y, batch_size=args.batch_size, generator=labelled_gen)
-    unlabelled_batches = None if data.unlabelled_x is None else endless_batches(
-        data.unlabelled_x, batch_size=args.batch_size, generator=unlabelled_gen)
-
-    out_dir.mkdir(parents=True, exist_ok=True)
     fields = ["step", "epoch", *LOG_COLUMNS[method], "val_accuracy"]
     started = time.monotonic()
-    with StepLog(out_dir / "log.csv", fields, resume_step=start_epoch * steps) as log:
-        for epoch in range(start_epoch, args.epochs):
-            means = train_one_epoch(model, method, optimizers, data, labelled_batches, unlabelled_batches, steps,
-                                    epoch * steps, total_steps, args, device, log, epoch)
+    with StepLog(out_dir / "log.csv", fields, resume_step=state.step) as log:
+        while state.epoch < args.epochs:
+            means = train_one_epoch(model, method, optimizers, data, streams["labelled"], streams.get("unlabelled"),
+                                    steps, state.step, total_steps, args, device, log, state.epoch + 1)
+            state.step += steps
+            state.epoch += 1
             val_acc = evaluate(model, data.val_x, data.val_y, device)
-            log.write({"step": (epoch + 1) * steps, "epoch": epoch, "val_accuracy": f"{val_acc:.4f}"})
-            checkpoint = {
-                "kind": CHECKPOINT_KIND, "method": method, "source": args.source, "target": args.target,
-                "scenario": f"{args.source}-{args.target}", "config": config, "model": model.state_dict(),
-                "optimizer": {name: opt.state_dict() for name, opt in optimizers.items()},
-                "step": (epoch + 1) * steps, "epoch": epoch, "val_accuracy": val_acc,
-            }
-            if val_acc > best:
-                best, best_epoch = val_acc, epoch
-                save_checkpoint(out_dir / "best.pt", {**checkpoint, "best_metric": best, "best_epoch": best_epoch})
-            save_checkpoint(latest, {**checkpoint, "best_metric": best, "best_epoch": best_epoch,
-                                     "generators": [labelled_gen.get_state(), unlabelled_gen.get_state()],
-                                     "torch_rng": torch.get_rng_state()})
+            log.write({"step": state.step, "epoch": state.epoch, "val_accuracy": f"{val_acc:.4f}"})
+            is_best = state.improves(val_acc, higher_is_better=True)
+            if is_best:
+                state.best_metric, state.best_step = val_acc, state.step
+            ckpt.save(state, is_best=is_best)
             if not args.quiet:
                 losses = " ".join(f"{k}={v:.3f}" for k, v in means.items())
-                print(f"epoch {epoch}: {losses} val_accuracy={val_acc:.4f}", flush=True)
+                print(f"epoch {state.epoch}: {losses} val_accuracy={val_acc:.4f}", flush=True)
     seconds = time.monotonic() - started
 
     # The report: the best epoch by validation accuracy, scored once on the target test labels.
-    best_state = load_checkpoint(out_dir / "best.pt", kind=CHECKPOINT_KIND)
-    model.load_state_dict(best_state["model"])
+    best = ckpt.publish_best()
+    model.load_state_dict(best["model"])
     test_acc = evaluate(model, data.test_x, data.test_y, device)
-    inference = {k: v for k, v in best_state.items() if k not in ("optimizer", "generators", "torch_rng")}
-    save_checkpoint(out_dir / "model.pt", inference)
     metrics = {
         "method": method, "source": args.source, "target": args.target,
         "selection": f"best epoch by accuracy on a {args.val_fraction:g} validation split of "
                      f"{'target' if method == 'target-only' else 'source'} train",
-        "best_epoch": best_state["best_epoch"], "val_accuracy": best_state["best_metric"],
+        "best_epoch": best["epoch"], "val_accuracy": best["best_metric"],
         "target_test_accuracy": test_acc, "target_test_images": len(data.test_y),
         "epochs": args.epochs, "steps_per_epoch": steps, "train_seconds_this_run": round(seconds, 1),
     }

@@ -9,16 +9,18 @@ and the loss only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-IMAGE_SIZE = 64
+from datasets import FACE_SIZE
+
 # Four stride-2 stages take 64x64 down to 4x4 and back.
 _STAGES = 4
-_BOTTOM = IMAGE_SIZE // 2**_STAGES
+_BOTTOM = FACE_SIZE // 2**_STAGES
 
 
 def _down(c_in: int, c_out: int) -> nn.Sequential:
@@ -35,6 +37,24 @@ def _up(c_in: int, c_out: int) -> nn.Sequential:
         nn.BatchNorm2d(c_out),
         nn.LeakyReLU(0.2, inplace=True),
     )
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Everything that shapes the network; saved whole in every checkpoint."""
+
+    latent_dim: int = 512
+    channels: int = 32  # width of the first encoder stage; doubles per stage (32-64-128-256)
+
+    def build(self) -> "VAE":
+        return VAE(self.latent_dim, self.channels)
+
+
+def from_checkpoint(checkpoint: dict) -> "VAE":
+    """The VAE of a loaded ``vae`` checkpoint, weights in place, in eval mode."""
+    model = VAEConfig(**checkpoint["config"]).build()
+    model.load_state_dict(checkpoint["model"])
+    return model.eval()
 
 
 class VAE(nn.Module):
@@ -92,15 +112,18 @@ class VAELoss(NamedTuple):
     total: torch.Tensor
 
 
-def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, diag(exp(logvar))) || N(0, I)), summed over latent dims, averaged over the batch.
+def kl_per_image(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) of each image, summed over latent dims: ``(B,)``.
 
     Closed form, Kingma & Welling (2013) Appendix B, https://arxiv.org/abs/1312.6114:
-    KL = -1/2 * sum_j (1 + logvar_j - mu_j^2 - exp(logvar_j)).
-    ``mu`` and ``logvar`` are (B, latent_dim); the result is a scalar.
+    KL = -1/2 * sum_j (1 + logvar_j - mu_j^2 - exp(logvar_j)); ``mu`` and ``logvar`` are (B, latent_dim).
     """
-    per_sample = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)  # (B,)
-    return per_sample.mean()
+    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """:func:`kl_per_image` averaged over the batch: a scalar."""
+    return kl_per_image(mu, logvar).mean()
 
 
 def vae_loss(recon: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,

@@ -21,7 +21,7 @@ FACE_ATTRIBUTES = [
     "Male", "Mouth_Slightly_Open", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Lipstick",
 ]
 # Per-domain look of the synthetic digits: (grayscale?, background, ink) so the domains differ.
-DIGIT_STYLE = {"usps": (True, 0, 255), "mnistm": (False, (40, 90, 160), (250, 220, 60)), "svhn": (False, (200, 200, 190), (30, 30, 120))}
+DIGIT_STYLE = {"usps": (True, 0, 255), "mnist": (True, 0, 220), "mnistm": (False, (40, 90, 160), (250, 220, 60)), "svhn": (False, (200, 200, 190), (30, 30, 120))}
 
 
 def _face(rng: np.random.Generator, attrs: np.ndarray) -> Image.Image:

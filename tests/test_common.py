@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from common import (StepLog, UserError, atomic_path, autocast, load_checkpoint, resolve_device, save_checkpoint,
-                    seed_everything)
+from common import UserError, atomic_path, autocast, batched, resolve_device, seed_everything
+from training import FORMAT, StepLog, load_checkpoint, save_checkpoint
 
 
 def test_atomic_path_leaves_nothing_behind_on_failure(tmp_path):
@@ -33,11 +33,15 @@ def test_output_under_a_file_is_a_user_error(tmp_path):
 
 def test_checkpoint_round_trip_and_damage(tmp_path):
     path = tmp_path / "c.pt"
-    save_checkpoint(path, {"kind": "vae", "config": {"latent_dim": 4}, "model": {"w": torch.ones(2)}, "step": 7})
+    save_checkpoint(path, {"format": FORMAT, "kind": "vae", "config": {"latent_dim": 4}, "model": {"w": torch.ones(2)},
+                           "step": 7})
     loaded = load_checkpoint(path, kind="vae")
     assert loaded["step"] == 7 and torch.equal(loaded["model"]["w"], torch.ones(2))
     with pytest.raises(UserError, match="holds a 'vae' model"):
         load_checkpoint(path, kind="gan")
+    save_checkpoint(path, {"kind": "vae", "config": {}, "model": {}})  # the first version wrote no "format"
+    with pytest.raises(UserError, match="older version"):
+        load_checkpoint(path)
     path.write_bytes(path.read_bytes()[:40])
     with pytest.raises(UserError, match="damaged"):
         load_checkpoint(path)
@@ -70,3 +74,10 @@ def test_step_log_resumes_without_rows_past_the_checkpoint(tmp_path):
     with StepLog(path, ["step", "loss", "note"]) as log:  # a new run starts a new log
         pass
     assert path.read_text().splitlines() == ["step,loss,note"]
+
+
+def test_batched_matches_one_call_and_keeps_tuples():
+    x = torch.arange(10.0).view(5, 2)
+    assert torch.equal(batched(lambda b: b * 2, x, batch_size=2), x * 2)
+    halves, sums = batched(lambda b: (b / 2, b.sum(1)), x, batch_size=3)
+    assert torch.equal(halves, x / 2) and torch.equal(sums, x.sum(1))

@@ -62,6 +62,8 @@ def test_second_load_comes_from_cache(tiny_data, monkeypatch):
     monkeypatch.setattr(datasets, "_decode", no_decoding)
     second = datasets.load_folder(tiny_data / "digits" / "usps" / "train")
     assert torch.equal(first.images, second.images)
+    # The same memory layout too: a channels-last copy would run other conv kernels and round differently.
+    assert first.images.is_contiguous() and second.images.is_contiguous()
 
 
 def test_changed_folder_is_never_served_stale(tree):
@@ -101,8 +103,8 @@ def test_bad_digit_input_is_one_clear_error(tree, break_it, message):
 
 
 def test_unknown_domain_is_rejected(tiny_data):
-    with pytest.raises(UserError, match="unknown domain 'mnist'"):
-        datasets.load_digits(tiny_data, "mnist", "train")
+    with pytest.raises(UserError, match="unknown domain 'cifar10'"):
+        datasets.load_digits(tiny_data, "cifar10", "train")
 
 
 def test_face_csv_mismatch_is_rejected(tree):
@@ -124,13 +126,26 @@ def test_split_is_seeded_disjoint_and_stratified(tiny_data):
 
 def test_batches_cover_every_item_once_and_endless_reshuffles():
     x = torch.arange(10)
-    seen = torch.cat([b for (b,) in datasets.batches(x, batch_size=3, shuffle=True, generator=torch.Generator().manual_seed(0))])
+    seen = torch.cat([b for (b,) in datasets.batches(x, batch_size=3, shuffle=True, rng=torch.Generator().manual_seed(0))])
     assert sorted(seen.tolist()) == list(range(10)) and seen.tolist() != list(range(10))
     assert [len(b) for (b,) in datasets.batches(x, batch_size=3, drop_last=True)] == [3, 3, 3]
-    stream = datasets.endless_batches(x, batch_size=5, generator=torch.Generator().manual_seed(0))
+    stream = datasets.EndlessBatches(x, batch_size=5, rng=torch.Generator().manual_seed(0))
     passes = [torch.cat([next(stream)[0], next(stream)[0]]) for _ in range(3)]
     assert all(sorted(p.tolist()) == list(range(10)) for p in passes)
     assert not torch.equal(passes[0], passes[1]) or not torch.equal(passes[1], passes[2])
+
+
+def test_endless_batches_resume_mid_pass_exactly():
+    x = torch.arange(10)
+    stream = datasets.EndlessBatches(x, batch_size=3, rng=torch.Generator().manual_seed(0))
+    next(stream)
+    saved = stream.state_dict()
+    torch.rand(5, generator=stream.rng)  # an augmentation drawing from the same generator
+    expected = [next(stream)[0].tolist() for _ in range(6)]
+    resumed = datasets.EndlessBatches(x, batch_size=3, rng=torch.Generator().manual_seed(99))
+    resumed.load_state_dict(saved)
+    torch.rand(5, generator=resumed.rng)
+    assert [next(resumed)[0].tolist() for _ in range(6)] == expected
 
 
 def test_random_hflip_flips_some_images_exactly():

@@ -17,6 +17,7 @@ from common import UserError
 from helpers import run
 
 SMALL = {"face": (20, 10), "usps": (40, 20), "mnistm": (40, 20), "svhn": (40, 20)}
+COUNTS = {**SMALL, "mnist": SMALL["mnistm"]}  # mnist holds mnistm's digits, unblended
 
 
 def tree_hash(root: Path) -> str:
@@ -36,7 +37,7 @@ def small_tree(tmp_path_factory):
 def parts(root: Path):
     yield "face", root / "face", SMALL["face"]
     for domain in datasets.DOMAINS:
-        yield domain, root / "digits" / domain, SMALL[domain]
+        yield domain, root / "digits" / domain, COUNTS[domain]
 
 
 def test_layout_counts_and_csvs_match_folders(small_tree):
@@ -70,7 +71,8 @@ def test_datasets_loads_every_split(small_tree):
 
 
 def test_image_modes_and_sizes(small_tree):
-    expected = {"face": ("RGB", (64, 64)), "usps": ("L", (28, 28)), "mnistm": ("RGB", (28, 28)), "svhn": ("RGB", (28, 28))}
+    expected = {"face": ("RGB", (64, 64)), "usps": ("L", (28, 28)), "mnistm": ("RGB", (28, 28)), "svhn": ("RGB", (28, 28)),
+                "mnist": ("L", (28, 28))}
     for name, folder, _ in parts(small_tree):
         for path in sorted((folder / "train").iterdir())[:5]:
             with Image.open(path) as image:
@@ -151,3 +153,12 @@ def test_bad_sizes_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="--mnistm 4900 200"):
         demo_data.main(["--out", str(tmp_path / "c"), "--mnistm", "4900", "200", "--quiet"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_mnist_is_mnistm_without_the_photographs(small_tree):
+    for split in ("train", "test"):
+        plain, blended = (datasets.load_digits(small_tree, d, split) for d in ("mnist", "mnistm"))
+        assert torch.equal(plain.labels, blended.labels)
+        # MNIST-M pixels are |patch - digit|: where the digit is full white, the blend is 255 - patch <= 255.
+        ink = plain.images[:, 0] == 255  # (N, 28, 28)
+        assert ink.any() and not torch.equal(plain.images, blended.images)

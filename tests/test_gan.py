@@ -17,8 +17,9 @@ import fidelity
 import gan
 import plots
 import train_gan
-from common import UserError, load_checkpoint
-from datasets import endless_batches, load_faces
+from common import UserError
+from training import load_checkpoint
+from datasets import EndlessBatches, load_faces
 from helpers import run
 
 TINY = ["--channels", "8", "--z-dim", "16", "--quiet", "--device", "cpu"]
@@ -47,14 +48,14 @@ def gan_checkpoint(tiny_data, tmp_path_factory):
 def test_one_training_step_changes_both_nets(tiny_data, arch, loss):
     torch.manual_seed(0)
     args = train_args(arch, loss, n_critic=1)
-    g_config, d_config = train_gan.model_configs(args)
-    generator, discriminator = gan.Generator(**g_config), gan.Discriminator(**d_config)
+    config = train_gan.model_config(args)
+    generator, discriminator = config.generator(), config.discriminator()
     ema = gan.ema_of(generator, args.ema_decay)
     opt_g = torch.optim.Adam(generator.parameters(), lr=1e-3, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=1e-3, betas=(0.5, 0.9))
     before_g = {k: v.clone() for k, v in generator.named_parameters()}
     before_d = {k: v.clone() for k, v in discriminator.named_parameters()}
-    data = endless_batches(load_faces(tiny_data).images, batch_size=4, generator=torch.Generator().manual_seed(0))
+    data = EndlessBatches(load_faces(tiny_data).images, batch_size=4, rng=torch.Generator().manual_seed(0))
     rows = []
     step = train_gan.train_one_epoch(generator, discriminator, ema, opt_g, opt_d, data, args, torch.device("cpu"),
                                      0, 1, 1, rows.append)
@@ -121,10 +122,9 @@ def test_dry_run_writes_log_samples_and_checkpoints(gan_checkpoint):
     assert set(train_gan.LOG_FIELDS) == set(rows[0])
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_000001.png", "step_000002.png"]
     model = load_checkpoint(gan_checkpoint, kind="gan")
-    assert "optimizer" not in model and model["step"] == 2
-    assert model["config"]["generator"] == {"z_dim": 16, "arch": "dcgan", "channels": 8}
-    generator = gan.Generator(**model["config"]["generator"])
-    generator.load_state_dict(model["ema"])
+    assert "optimizers" not in model and model["step"] == 2
+    assert model["config"] == {"z_dim": 16, "arch": "dcgan", "channels": 8, "d_norm": "batch"}
+    generator = gan.from_checkpoint(model)  # the EMA weights
     assert generator(torch.randn(2, 16)).abs().max() <= 1
 
 
@@ -140,7 +140,7 @@ def test_resume_continues_from_latest(tiny_data, tmp_path, capsys):
     latest = load_checkpoint(tmp_path / "latest.pt", kind="gan")
     assert latest["step"] == 3
     # Adam counts its own steps: 3 means the optimizer state was carried over, not restarted.
-    assert next(iter(latest["optimizer"]["g"]["state"].values()))["step"].item() == 3
+    assert next(iter(latest["optimizers"]["g"]["state"].values()))["step"].item() == 3
     with pytest.raises(UserError, match="new --out-dir"):
         train_gan.main([*common, "--steps", "4", "--arch", "sagan"])
 

@@ -13,7 +13,8 @@ from PIL import Image
 import fetch
 import plots
 import train_vae
-from common import UserError, load_checkpoint
+from common import UserError
+from training import load_checkpoint
 from helpers import run
 from vae import VAE, VAELoss, kl_divergence, vae_loss
 
@@ -85,7 +86,7 @@ def test_training_lowers_reconstruction_loss(tiny_data, tmp_path):
     assert len(val) == 8 and val.iloc[-1] < val.iloc[0]
 
     model = load_checkpoint(tmp_path / "model.pt", kind="vae")
-    assert "optimizer" not in model and model["config"] == {"latent_dim": 16, "channels": 8}
+    assert "optimizers" not in model and model["config"] == {"latent_dim": 16, "channels": 8}
     assert model["best_metric"] == pytest.approx(val.min())
     assert load_checkpoint(tmp_path / "best.pt", kind="vae")["best_metric"] == pytest.approx(val.min())
     assert load_checkpoint(tmp_path / "latest.pt", kind="vae")["step"] == len(log)
@@ -154,7 +155,7 @@ def test_plots_use_the_validation_split_without_a_test_folder(tiny_run, tiny_dat
     assert "validation split" in capsys.readouterr().err
     saved = load_checkpoint(tiny_run / "model.pt")
     table = pd.read_csv(tmp_path / "out" / "table1_3.csv")
-    assert set(table["image_name"]) == set(saved["data"]["val_names"])
+    assert set(table["image_name"]) == set(saved["extra"]["val_names"])
 
 
 def test_plots_reject_an_unknown_attribute(tiny_run, tiny_data, tmp_path):

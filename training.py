@@ -1,0 +1,230 @@
+"""What every trainer shares: the checkpoint layout, resuming, and the per-step log.
+
+One layout for every checkpoint (nanoGPT keeps one dict, written atomically)::
+
+    {"format": 2, "kind": "vae" | "gan" | "uda" | ..., "config": {...},   # rebuilds the model exactly
+     "run": {...},                                # what else defines the run (a UDA run's domains)
+     "model": state_dict,                         # the weights inference uses
+     "modules": {name: state_dict},               # other networks (a GAN's D, its EMA, ...)
+     "optimizers": {...}, "schedulers": {...},
+     "step": optimizer steps done, "epoch": epochs finished,
+     "best_metric": float | None, "best_step": int | None,
+     "rng": {"python", "numpy", "torch", "cuda", "data": {name: state}},
+     "extra": {...}}                              # whatever else a trainer keeps (its run's arguments, splits)
+
+``latest.pt`` holds all of it; ``best.pt`` the same at the best evaluation; ``model.pt``
+(the file that is published) keeps what inference needs: no optimizer, scheduler or
+random state, and of ``modules`` only those named ``published``.
+:class:`Checkpointer` writes and restores them.
+
+Resuming: run the same command again. When ``OUT_DIR/latest.pt`` exists, training goes on
+from it with every state restored (weights, optimizers, random states, the position in
+the data), so a run killed at any moment ends with the weights of one never stopped; rows
+of ``log.csv`` written after it are dropped. Raise ``--epochs``/``--steps`` to train
+longer; other model settings are refused; ``--restart`` starts afresh.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from common import UserError, add_runtime_args, atomic_path
+
+FORMAT = 2  # checkpoints without "format" were written by the first version of this repository
+
+
+def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> None:
+    """Write one checkpoint dict atomically: a crash leaves the previous file, never half of one."""
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict:
+    """Load a checkpoint on the CPU; a missing, damaged, outdated or wrong-kind file is a UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many types for a damaged file
+        raise UserError(f"checkpoint {path} is damaged or not a checkpoint ({type(err).__name__})") from None
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
+        raise UserError(f"checkpoint {path} is not a checkpoint of this project")
+    if checkpoint.get("format") != FORMAT:
+        raise UserError(f"checkpoint {path} was written by an older version of this repository "
+                        f"(format {checkpoint.get('format', 1)}, this one reads {FORMAT}): train it again")
+    if kind is not None and checkpoint.get("kind") != kind:
+        raise UserError(f"checkpoint {path} holds a {checkpoint.get('kind')!r} model, not {kind!r}")
+    return checkpoint
+
+
+def rng_state(data: dict[str, torch.Generator]) -> dict:
+    """Every random state a run draws from: Python, NumPy, torch (CPU and CUDA) and its data generators."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "data": {name: rng.get_state() for name, rng in data.items()}}
+
+
+def set_rng_state(state: dict, data: dict[str, torch.Generator]) -> None:
+    """Restore what :func:`rng_state` captured (CUDA only when the same devices are present)."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    for name, rng in data.items():
+        rng.set_state(state["data"][name])
+
+
+@dataclass
+class Progress:
+    """Where a run stands: optimizer steps done, epochs finished, and the best evaluation so far."""
+
+    step: int = 0
+    epoch: int = 0
+    best_metric: float | None = None
+    best_step: int | None = None
+
+    def improves(self, metric: float, higher_is_better: bool) -> bool:
+        if self.best_metric is None:
+            return True
+        return metric > self.best_metric if higher_is_better else metric < self.best_metric
+
+
+@dataclass
+class Checkpointer:
+    """Writes ``latest.pt``/``best.pt``/``model.pt`` of one run folder and resumes from ``latest.pt``.
+
+    ``model`` is the network inference uses; ``modules`` are the others that training
+    needs (a discriminator, an EMA copy); ``published`` names those of ``modules`` that
+    ``model.pt`` keeps as well. ``config`` and ``run`` must match for a resume. ``rngs`` are the run's data-order generators, and ``state``
+    holds objects with ``state_dict()``/``load_state_dict()`` (a batch stream) saved alongside.
+    """
+
+    out_dir: Path
+    kind: str
+    config: dict
+    model: torch.nn.Module
+    run: dict = field(default_factory=dict)
+    modules: dict[str, torch.nn.Module] = field(default_factory=dict)
+    optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
+    schedulers: dict[str, Any] = field(default_factory=dict)
+    rngs: dict[str, torch.Generator] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+    published: Sequence[str] = ()
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def latest(self) -> Path:
+        return Path(self.out_dir) / "latest.pt"
+
+    def resume(self, restart: bool = False) -> Progress:
+        """Restore everything from ``latest.pt`` when it exists (unless ``restart``); else a fresh start."""
+        if restart or not self.latest.is_file():
+            return Progress()
+        saved = load_checkpoint(self.latest, kind=self.kind)
+        before, now = {**saved["config"], **saved["run"]}, {**self.config, **self.run}
+        changed = sorted(k for k in {**before, **now} if before.get(k) != now.get(k))
+        if changed:
+            flags = ", ".join("--" + k.replace("_", "-") for k in changed)
+            raise UserError(f"{self.latest} belongs to a run with other settings ({flags}): "
+                            "give the same flags, a new --out-dir, or --restart")
+        try:
+            self.model.load_state_dict(saved["model"])
+        except RuntimeError as err:
+            raise UserError(f"{self.latest} does not fit its model: {str(err).splitlines()[0]}") from None
+        for group, parts in (("modules", self.modules), ("optimizers", self.optimizers),
+                             ("schedulers", self.schedulers), ("state", self.state)):
+            for name, part in parts.items():
+                part.load_state_dict(saved[group][name])
+        set_rng_state(saved["rng"], self.rngs)
+        progress = Progress(saved["step"], saved["epoch"], saved["best_metric"], saved["best_step"])
+        print(f"resuming from {self.latest}: epoch {progress.epoch}, step {progress.step}")
+        return progress
+
+    def _inference(self, progress: Progress) -> dict:
+        return {"format": FORMAT, "kind": self.kind, "config": self.config, "run": self.run,
+                "model": self.model.state_dict(),
+                "modules": {name: self.modules[name].state_dict() for name in self.published},
+                "step": progress.step, "epoch": progress.epoch, "best_metric": progress.best_metric,
+                "best_step": progress.best_step, "extra": self.extra}
+
+    def save(self, progress: Progress, is_best: bool = False, publish: bool = False) -> None:
+        """Write ``latest.pt`` (and ``best.pt`` when ``is_best``; ``model.pt`` when ``publish``)."""
+        checkpoint = {**self._inference(progress),
+                      "modules": {name: m.state_dict() for name, m in self.modules.items()},
+                      "optimizers": {name: o.state_dict() for name, o in self.optimizers.items()},
+                      "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
+                      "state": {name: s.state_dict() for name, s in self.state.items()},
+                      "rng": rng_state(self.rngs)}
+        if is_best:
+            save_checkpoint(Path(self.out_dir) / "best.pt", checkpoint)
+        if publish:
+            save_checkpoint(Path(self.out_dir) / "model.pt", self._inference(progress))
+        save_checkpoint(self.latest, checkpoint)  # last, so a crash before it resumes from the previous one
+
+    def publish_best(self) -> dict:
+        """Write ``model.pt`` from ``best.pt`` (what inference needs) and return that checkpoint."""
+        best = load_checkpoint(Path(self.out_dir) / "best.pt", kind=self.kind)
+        model = {k: v for k, v in best.items() if k not in ("optimizers", "schedulers", "state", "rng")}
+        model["modules"] = {name: best["modules"][name] for name in self.published}
+        save_checkpoint(Path(self.out_dir) / "model.pt", model)
+        return model
+
+
+class StepLog:
+    """A training run's ``log.csv``: one row per step, appended and flushed as it goes.
+
+    ``resume_step`` is the step of the checkpoint a run resumes from: rows written
+    after it (by the interrupted run) are dropped first, so the log reads as if the
+    run had never stopped. ``resume_step=0`` starts a new log. Floats are written
+    with 6 significant digits; missing fields stay empty.
+    """
+
+    def __init__(self, path: str | os.PathLike, fields: Sequence[str], resume_step: int = 0):
+        path = Path(path)
+        kept = []
+        if resume_step and path.is_file():
+            with open(path, newline="") as f:
+                kept = [row for row in csv.DictReader(f)
+                        if (row.get("step") or "").isdigit() and int(row["step"]) <= resume_step]
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fields, restval="", extrasaction="ignore", lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(kept)
+        self._file = open(path, "a", newline="")
+        self._writer = csv.DictWriter(self._file, fields, restval="", lineterminator="\n")
+
+    def write(self, row: dict) -> None:
+        self._writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "StepLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def add_training_args(parser) -> None:
+    """The flags every training script shares (with ``--device`` and ``--threads``)."""
+    parser.add_argument("--seed", type=int, default=0, help="seed for Python, NumPy and torch")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--restart", action="store_true", help="ignore OUT_DIR/latest.pt and start afresh")
+    add_runtime_args(parser)
+
+
+def run_args(args) -> dict:
+    """The parsed flags as plain values, for a checkpoint's ``extra``."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
