@@ -18,6 +18,7 @@ again instead of being served stale. Training then draws batches from tensors
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -281,3 +282,63 @@ def random_hflip(images: torch.Tensor, rng: torch.Generator | None = None) -> to
     flip = torch.rand(len(images), generator=rng) < 0.5
     flip = flip.to(images.device).view(-1, 1, 1, 1)
     return torch.where(flip, images.flip(-1), images)
+
+
+# ---------------------------------------------------------------------------
+# Digit augmentations: tensor ops on float (B, 3, H, W) in [0, 1], on any device.
+# Their random draws come from torch's global generator, which checkpoints save.
+# ---------------------------------------------------------------------------
+
+
+def _uniform(n: int, spread: float, device) -> torch.Tensor:
+    return ((torch.rand(n) * 2 - 1) * spread).to(device)
+
+
+def random_affine(x: torch.Tensor, degrees: float = 15.0, scale: float = 0.15, shift: float = 0.12,
+                  shear: float = 0.0) -> torch.Tensor:
+    """Rotate, scale, shear and shift each image at random (one affine grid per image, border padding)."""
+    b = len(x)
+    angle = _uniform(b, degrees * math.pi / 180, x.device)
+    zoom = 1 + _uniform(b, scale, x.device)
+    slant = _uniform(b, shear, x.device)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, slant - sin, _uniform(b, shift, x.device)], 1),
+                         torch.stack([sin, cos, _uniform(b, shift, x.device)], 1)], 1)  # (B, 2, 3)
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(x, grid, padding_mode="border", align_corners=False)
+
+
+def random_colours(x: torch.Tensor, invert: float = 0.5) -> torch.Tensor:
+    """Invert some images, then map each channel's [0, 1] to a random sub-range: grayscale digits get colours."""
+    b = len(x)
+    flip = (torch.rand(b, 1, 1, 1) < invert).to(x.device, x.dtype)
+    x = flip * (1 - x) + (1 - flip) * x
+    low = (torch.rand(b, 3, 1, 1) * 0.6).to(x.device)
+    high = (0.4 + torch.rand(b, 3, 1, 1) * 0.6).to(x.device)
+    return low + (high - low) * x
+
+
+def random_erase(x: torch.Tensor, size: int = 10) -> torch.Tensor:
+    """Cutout (DeVries & Taylor 2017): a grey ``size`` x ``size`` square at a random place in each image."""
+    b, _, h, w = x.shape
+    cy, cx = torch.randint(0, h, (b, 1, 1)), torch.randint(0, w, (b, 1, 1))
+    inside = ((torch.arange(h).view(1, h, 1) - cy).abs() <= size // 2) & \
+             ((torch.arange(w).view(1, 1, w) - cx).abs() <= size // 2)  # (B, H, W)
+    inside = inside.unsqueeze(1).to(x.device)
+    return torch.where(inside, torch.full_like(x, 0.5), x)
+
+
+def augment_source(x: torch.Tensor) -> torch.Tensor:
+    """Labelled source images: shape and colour changes that a digit's label survives."""
+    x = random_colours(random_affine(x))
+    return x + 0.05 * torch.randn_like(x)
+
+
+def augment_strong(x: torch.Tensor) -> torch.Tensor:
+    """FixMatch's strong view of a target image: a larger affine change, contrast and colour jitter, cutout."""
+    x = random_affine(x, degrees=20.0, scale=0.2, shift=0.15, shear=0.2)
+    b = len(x)
+    contrast = (0.6 + 0.8 * torch.rand(b, 1, 1, 1)).to(x.device)
+    offset = (0.2 * (torch.rand(b, 3, 1, 1) - 0.5)).to(x.device)
+    x = (x - 0.5) * contrast + 0.5 + offset
+    return random_erase(x + 0.05 * torch.randn_like(x))

@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 ARCHS = ("dcgan", "sagan")
 LOSSES = ("bce", "hinge", "wgan-gp")
@@ -255,14 +254,3 @@ def discriminator_accuracy(kind: str, real: torch.Tensor, fake: torch.Tensor) ->
     """
     threshold = 0.5 * (real.mean() + fake.mean()) if kind == "wgan-gp" else 0.0
     return (real > threshold).float().mean().item(), (fake <= threshold).float().mean().item()
-
-
-def ema_of(generator: nn.Module, decay: float) -> AveragedModel:
-    """An exponential moving average of ``generator``'s weights and batch-norm statistics.
-
-    Call ``.update_parameters(generator)`` after each G step; ``.module`` is a
-    plain :class:`Generator` for sampling (Karras et al. 2018,
-    https://arxiv.org/abs/1710.10196, and Yazici et al. 2019,
-    https://arxiv.org/abs/1806.04498, show the average samples better).
-    """
-    return AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)

@@ -1,12 +1,21 @@
-"""SWD: sliced Wasserstein discrepancy between two classifiers (Problem 4).
+"""Problem 4: SWD+, the sliced Wasserstein discrepancy with target self-training.
 
-Lee et al., "Sliced Wasserstein Discrepancy for Unsupervised Domain
-Adaptation", CVPR 2019, https://arxiv.org/abs/1903.04064. A feature
-extractor (the paper's "generator") feeds two classifiers. On target images the classifiers
-are trained to disagree as much as possible while staying right on the
-source, and the extractor is trained to make them agree: target features are
-pulled inside the source's class regions. Disagreement is measured by the
-sliced Wasserstein distance between the two classifiers' softmax outputs.
+The base is Lee et al., "Sliced Wasserstein Discrepancy for Unsupervised Domain
+Adaptation", CVPR 2019, https://arxiv.org/abs/1903.04064: a feature extractor
+(the paper's "generator") feeds two classifiers; on target images the classifiers
+are trained to disagree as much as possible while staying right on the source,
+and the extractor is trained to make them agree, which pulls target features
+inside the source's class regions. Disagreement is the sliced Wasserstein
+distance between the two classifiers' softmax outputs.
+
+``train_uda.py --method swd`` adds two well-known terms on the unlabelled target
+batch, each justified by the study in the README:
+
+- information maximisation (Krause et al. 2010; SHOT, Liang et al., ICML 2020,
+  https://arxiv.org/abs/2002.08546): confident predictions that still cover every class;
+- confident pseudo-labels on strongly augmented views (FixMatch, Sohn et al., NeurIPS
+  2020, https://arxiv.org/abs/2001.07685): where the weak view is predicted with
+  probability >= the threshold, the strong view must be predicted the same.
 
 Inference interface as in ``dann.py``: ``forward(x)`` -> log-probabilities
 ``(B, 10)`` (both classifiers count: the mean of their probabilities),
@@ -25,11 +34,11 @@ from dann import FeatureExtractor, LabelClassifier
 class SWDNet(nn.Module):
     """Feature extractor + two classifiers of the same shape, initialised differently."""
 
-    def __init__(self, feature_dim: int = 128, width: int = 32, hidden: int = 128, dropout: float = 0.3):
+    def __init__(self, c1: int = 32, c2: int = 48, hidden: int = 100, dropout: float = 0.5):
         super().__init__()
-        self.extractor = FeatureExtractor(feature_dim, width)
-        self.classifier1 = LabelClassifier(feature_dim, hidden, dropout)
-        self.classifier2 = LabelClassifier(feature_dim, hidden, dropout)
+        self.extractor = FeatureExtractor(c1, c2, dropout)
+        self.classifier1 = LabelClassifier(self.extractor.feature_dim, hidden, dropout)
+        self.classifier2 = LabelClassifier(self.extractor.feature_dim, hidden, dropout)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.extractor(x)  # (B, D)
@@ -38,9 +47,12 @@ class SWDNet(nn.Module):
         return self.classifier1(features), self.classifier2(features)  # 2 x (B, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits1, logits2 = self.both_logits(self.extractor(x))
-        probs = 0.5 * (logits1.softmax(dim=1) + logits2.softmax(dim=1))  # (B, 10)
-        return probs.clamp_min(1e-12).log()
+        return mean_probs(*self.both_logits(self.extractor(x))).clamp_min(1e-12).log()
+
+
+def mean_probs(logits1: torch.Tensor, logits2: torch.Tensor) -> torch.Tensor:
+    """The two classifiers' mean softmax ``(B, 10)``: the prediction of the pair."""
+    return 0.5 * (logits1.softmax(dim=1) + logits2.softmax(dim=1))
 
 
 def sliced_wasserstein_discrepancy(
@@ -66,9 +78,32 @@ def sliced_wasserstein_discrepancy(
 
 def discrepancy_on_logits(logits1: torch.Tensor, logits2: torch.Tensor, num_projections: int = 128) -> torch.Tensor:
     """SWD between the two classifiers' softmax outputs, as in the paper's digit experiments."""
-    return sliced_wasserstein_discrepancy(logits1.softmax(dim=1), logits2.softmax(dim=1), num_projections)
+    return sliced_wasserstein_discrepancy(logits1.float().softmax(dim=1), logits2.float().softmax(dim=1),
+                                          num_projections)
 
 
 def source_loss(logits1: torch.Tensor, logits2: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Sum of both classifiers' cross-entropies on labelled source images (Lee et al., eq. 1)."""
     return F.cross_entropy(logits1, labels) + F.cross_entropy(logits2, labels)
+
+
+def information_maximization_loss(probs: torch.Tensor) -> torch.Tensor:
+    """Mean entropy of the predictions ``(B, C)`` minus the entropy of their mean (SHOT, eq. 2-3).
+
+    Lowest when each prediction is confident and the batch spreads over the classes.
+    """
+    entropy = -(probs * probs.clamp_min(1e-8).log()).sum(dim=1).mean()
+    mean = probs.mean(dim=0)
+    return entropy + (mean * mean.clamp_min(1e-8).log()).sum()
+
+
+def pseudo_label_loss(strong_logits: torch.Tensor, weak_probs: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """FixMatch's unlabelled loss (Sohn et al. 2020, eq. 2) and the share of the batch above ``threshold``.
+
+    ``weak_probs`` ``(B, C)`` are the (detached) predictions on weakly augmented views;
+    their argmax is the label for the strong views where the top probability reaches ``threshold``.
+    """
+    confidence, labels = weak_probs.detach().max(dim=1)
+    mask = (confidence >= threshold).float()
+    loss = (F.cross_entropy(strong_logits, labels, reduction="none") * mask).mean()
+    return loss, mask.mean()

@@ -21,10 +21,10 @@ import torch
 
 from common import UserError, autocast, cli, progress, runtime, seed_everything
 from datasets import EndlessBatches, load_faces, random_hflip, to_float
-from gan import (ARCHS, LOSSES, GANConfig, discriminator_accuracy, discriminator_loss, ema_of, generator_loss,
+from gan import (ARCHS, LOSSES, GANConfig, discriminator_accuracy, discriminator_loss, generator_loss,
                  gradient_penalty)
 from images import sample_grid, save_image
-from training import Checkpointer, StepLog, add_training_args, run_args
+from training import Checkpointer, StepLog, add_training_args, ema_of, run_args
 
 LOG_FIELDS = ["step", "epoch", "loss_d", "loss_g", "d_real_acc", "d_fake_acc"]
 

@@ -36,6 +36,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
 from common import UserError, add_runtime_args, atomic_path
 
 FORMAT = 2  # checkpoints without "format" were written by the first version of this repository
@@ -215,6 +217,17 @@ class StepLog:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def ema_of(model: torch.nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of ``model``'s weights and batch-norm statistics.
+
+    Call ``.update_parameters(model)`` after each step; ``.module`` is a plain copy of
+    the network to evaluate or sample from (Polyak & Juditsky 1992; Karras et al. 2018,
+    https://arxiv.org/abs/1710.10196, and Yazici et al. 2019,
+    https://arxiv.org/abs/1806.04498, show a GAN generator's average samples better).
+    """
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def add_training_args(parser) -> None:

@@ -1,7 +1,8 @@
 """The domain-adaptation family: its methods, model config, run names, loading and prediction.
 
-Every method trains the same digit network (``dann.py``'s backbone; SWD's in ``swd.py``
-adds a second classifier) and differs only in how it is trained (``train_uda.py``).
+Every method trains the same digit network (``dann.py``'s; SWD+ in ``swd.py`` adds a
+second classifier, ADDA in ``adda.py`` a second extractor) and differs only in how it is
+trained (``train_uda.py``).
 Run folders and published model files are named ``<method>_<source>-<target>``.
 """
 
@@ -17,10 +18,10 @@ from datasets import SCENARIOS, to_float
 from training import load_checkpoint
 
 KIND = "uda"  # the checkpoint kind of every method
-METHODS = ("source-only", "dann", "swd", "target-only")
+METHODS = ("source-only", "dann", "swd", "adda", "target-only")
 GRADED_METHODS = {"dann": "hw3_p3.sh", "swd": "hw3_p4.sh"}  # Problem 3 and Problem 4
-METHOD_TITLES = {"source-only": "Trained on source", "dann": "Adaptation (DANN)", "swd": "Adaptation (SWD)",
-                 "target-only": "Trained on target"}
+METHOD_TITLES = {"source-only": "Trained on source", "dann": "Adaptation (DANN)", "swd": "Adaptation (SWD+)",
+                 "adda": "Adaptation (ADDA)", "target-only": "Trained on target"}
 
 
 def run_name(method: str, source: str, target: str) -> str:
@@ -41,22 +42,20 @@ class UDAConfig:
     """Everything that shapes the network of one method; saved whole in every checkpoint."""
 
     method: str = "dann"
-    feature_dim: int = 128
-    width: int = 32  # channels of the first conv layer
-    hidden: int = 128  # classifier and discriminator hidden units
-    dropout: float = 0.3
+    c1: int = 32  # channels of the two conv layers
+    c2: int = 48
+    hidden: int = 100  # classifier and discriminator hidden units
+    dropout: float = 0.5
 
     def build(self) -> nn.Module:
         if self.method not in METHODS:
             raise UserError(f"unknown UDA method {self.method!r}: choose one of {', '.join(METHODS)}")
-        net = dict(feature_dim=self.feature_dim, width=self.width, hidden=self.hidden, dropout=self.dropout)
-        if self.method == "swd":
-            from swd import SWDNet
+        import adda
+        import dann
+        import swd
 
-            return SWDNet(**net)
-        from dann import DANN
-
-        return DANN(**net)
+        net = {"swd": swd.SWDNet, "adda": adda.ADDA}.get(self.method, dann.DANN)
+        return net(self.c1, self.c2, self.hidden, self.dropout)
 
 
 def from_checkpoint(checkpoint: dict) -> nn.Module:

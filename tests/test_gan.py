@@ -18,7 +18,7 @@ import gan
 import plots
 import train_gan
 from common import UserError
-from training import load_checkpoint
+from training import ema_of, load_checkpoint
 from datasets import EndlessBatches, load_faces
 from helpers import run
 
@@ -50,7 +50,7 @@ def test_one_training_step_changes_both_nets(tiny_data, arch, loss):
     args = train_args(arch, loss, n_critic=1)
     config = train_gan.model_config(args)
     generator, discriminator = config.generator(), config.discriminator()
-    ema = gan.ema_of(generator, args.ema_decay)
+    ema = ema_of(generator, args.ema_decay)
     opt_g = torch.optim.Adam(generator.parameters(), lr=1e-3, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=1e-3, betas=(0.5, 0.9))
     before_g = {k: v.clone() for k, v in generator.named_parameters()}

@@ -16,7 +16,7 @@ from training import load_checkpoint
 
 RUNS = {
     "train_uda.py": ["--source", "usps", "--target", "mnistm", "--method", "dann", "--epochs", "4",
-                     "--steps-per-epoch", "12", "--batch-size", "8", "--width", "8", "--feature-dim", "16"],
+                     "--steps-per-epoch", "12", "--batch-size", "8", "--width", "8", "8"],
     "train_vae.py": ["--epochs", "5", "--batch-size", "4", "--channels", "8", "--latent-dim", "16"],
 }
 

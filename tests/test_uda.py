@@ -12,16 +12,18 @@ import pytest
 import torch
 from PIL import Image
 
+import adda
 import dann
 import fetch
 import plots
 import predict
 import score
 import swd
+import datasets
 import train_uda
 import uda
 from common import UserError
-from training import load_checkpoint
+from training import StepLog, load_checkpoint
 from datasets import load_digits
 from helpers import run
 
@@ -86,13 +88,13 @@ def test_standardize_makes_the_model_blind_to_brightness_and_contrast():
         assert torch.allclose(model(x), model(0.4 * x + 0.3), atol=1e-4)
 
 
-@pytest.mark.parametrize("net", [dann.DANN(), swd.SWDNet()], ids=["dann", "swd"])
+@pytest.mark.parametrize("net", [dann.DANN(), swd.SWDNet(), adda.ADDA()], ids=["dann", "swd", "adda"])
 def test_inference_interface_is_shared(net):
     net.eval()
     x = torch.rand(5, 3, 28, 28)
     with torch.no_grad():
         out, feats = net(x), net.features(x)
-    assert out.shape == (5, 10) and feats.shape == (5, 128)
+    assert out.shape == (5, 10) and feats.shape == (5, net.extractor.feature_dim)
     assert torch.allclose(out.exp().sum(dim=1), torch.ones(5), atol=1e-5)  # log-probabilities
 
 
@@ -111,31 +113,35 @@ def test_swd_inference_uses_both_classifiers():
 # ---------------------------------------------------------------------------
 
 
+CHANGED = {"source-only": ["extractor", "classifier"], "target-only": ["extractor", "classifier"],
+           "dann": ["extractor", "classifier", "discriminator"], "swd": ["extractor", "classifier1", "classifier2"],
+           "adda": ["extractor", "discriminator"]}
+
+
 @pytest.mark.parametrize("method", uda.METHODS)
-def test_one_step_of_each_method_changes_parameters(tiny_data, method):
+def test_one_update_of_each_method_changes_its_parts(tiny_data, method):
     torch.manual_seed(0)
+    args = train_uda.build_parser().parse_args(["--data", "-", "--source", "usps", "--target", "mnistm",
+                                                 "--method", method, "--adda-pretrain-steps", "0", "--quiet"])
     data = train_uda.load_data(tiny_data, "usps", "mnistm", method, 0.2, 0, torch.device("cpu"))
-    model = uda.UDAConfig(method, feature_dim=32, width=8).build()
-    optimizers = train_uda.make_optimizers(model, method, 1e-3, 0.0)
+    model = uda.UDAConfig(method, c1=8, c2=8, hidden=16).build()
+    optimizers = train_uda.make_optimizers(model, method, args)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    xs, ys = train_uda.to_float(data.train_x[:8]), data.train_y[:8]
-    cpu = torch.device("cpu")
-    model.train()
-    if method == "dann":
-        row = train_uda.dann_step(model, optimizers, xs, ys, train_uda.to_float(data.unlabelled_x[:8]), 0.5, cpu)
-        changed = ["extractor", "classifier", "discriminator"]
-    elif method == "swd":
-        row = train_uda.swd_step(model, optimizers, xs, ys, train_uda.to_float(data.unlabelled_x[:8]), 2, 16, cpu)
-        changed = ["extractor", "classifier1", "classifier2"]
-    else:
-        assert data.unlabelled_x is None  # baselines never see the other domain's train images
-        row = train_uda.supervised_step(model, optimizers, xs, ys, cpu)
-        changed = ["extractor", "classifier"]
+    streams = {"labelled": datasets.EndlessBatches(data.train_x, data.train_y, batch_size=8,
+                                                   rng=torch.Generator().manual_seed(0))}
+    if method in ("dann", "swd", "adda"):  # the baselines get no target stream: they never see a target image
+        streams["target"] = datasets.EndlessBatches(data.target_x, batch_size=8, rng=torch.Generator().manual_seed(1))
+    with StepLog(tiny_data.parent / f"log_{method}.csv", ["step", "epoch", *train_uda.LOSSES[method]]) as log:
+        row = train_uda.train_one_epoch(model, method, optimizers, streams, 1, 0, 10, args, torch.device("cpu"), log, 1)
     assert row and all(np.isfinite(v) for v in row.values())
     after = model.state_dict()
-    for part in changed:
+    for part in CHANGED[method]:
         keys = [k for k in after if k.startswith(part + ".") and after[k].is_floating_point()]
         assert any(not torch.equal(before[k], after[k]) for k in keys), part
+    if method == "adda":  # stage 2: the classifier stays fixed, the source extractor is the pre-trained copy
+        assert all(torch.equal(before[k], after[k]) for k in after if k.startswith("classifier."))
+        assert all(torch.equal(before[k.replace("source_extractor", "extractor")], after[k])
+                   for k in after if k.startswith("source_extractor.") and after[k].is_floating_point())
 
 
 def test_target_only_trains_on_target_labels(tiny_data):
@@ -169,13 +175,14 @@ def test_dry_run_writes_every_output(trained):
     model = load_checkpoint(out / "model.pt", kind="uda")
     assert (model["config"]["method"], model["run"]["source"], model["run"]["target"]) == ("swd", "usps", "mnistm")
     assert "optimizers" not in model and "rng" not in model
-    assert set(load_checkpoint(out / "latest.pt")["optimizers"]) == {"extractor", "classifiers"}
+    assert set(load_checkpoint(out / "latest.pt")["optimizers"]) == {"model"}
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["target_test_accuracy"] <= 1.0
-    assert "source train" in metrics["selection"]
+    assert metrics["selection"] == "info_max"
     rows = list(csv.DictReader(open(out / "log.csv")))
     assert [r["step"] for r in rows] == ["1", "2", "2"]
-    assert rows[-1]["val_accuracy"] != "" and rows[0]["discrepancy_g"] != ""
+    assert rows[-1]["source_val_acc"] != "" and rows[0]["discrepancy"] != "" and rows[-1]["snd"] != ""
+    assert rows[-1]["target_test_accuracy"] == ""  # only with --log-test-accuracy
 
 
 def test_same_seed_same_weights(tiny_data, tmp_path, trained):
@@ -388,9 +395,10 @@ def test_uda_report_table_and_tsne(trained, tiny_data, tmp_path):
     plots.main(["uda", "--runs", str(runs), "--data", str(tiny_data), "--out-dir", str(out), "--quiet"])
     table = list(csv.reader(open(out / "uda_accuracy.csv")))
     assert table[0] == ["method", "usps->mnistm", "mnistm->svhn", "svhn->usps"]
-    assert [r[0] for r in table[1:]] == ["Trained on source", "Adaptation (DANN)", "Adaptation (SWD)", "Trained on target"]
+    assert [r[0] for r in table[1:]] == ["Trained on source", "Adaptation (DANN)", "Adaptation (SWD+)",
+                                         "Adaptation (ADDA)", "Trained on target"]
     assert table[3][3] == "81.25" and table[3][1] == "" and table[2][1] != ""
-    assert "| Adaptation (SWD) | – | – | 81.25 % |" in (out / "uda_accuracy.md").read_text()
+    assert "| Adaptation (SWD+) | – | – | 81.25 % |" in (out / "uda_accuracy.md").read_text()
     for suffix in ("class", "domain"):
         assert (out / f"tsne_dann_usps-mnistm_{suffix}.png").stat().st_size > 1000
 

@@ -1,0 +1,71 @@
+"""Label-free selection scores on closed-form cases, and the digit augmentations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import datasets
+import selection
+
+
+def test_entropy_and_information_maximisation_closed_forms():
+    uniform = torch.full((4, 10), 0.1)
+    one_hot = torch.eye(10)  # confident and balanced
+    collapsed = torch.zeros(10, 10)
+    collapsed[:, 3] = 1  # confident, one class only
+    assert selection.mean_entropy(uniform) == pytest.approx(math.log(10))
+    assert selection.mean_entropy(one_hot) == pytest.approx(0.0, abs=1e-6)
+    assert selection.information_maximization(one_hot) == pytest.approx(math.log(10), rel=1e-5)
+    assert selection.information_maximization(uniform) == pytest.approx(0.0, abs=1e-6)
+    assert selection.information_maximization(collapsed) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_snd_is_higher_for_tight_clusters():
+    rng = torch.Generator().manual_seed(0)
+    clustered = torch.eye(10).repeat_interleave(20, dim=0)  # 10 tight clusters of 20
+    scattered = torch.rand(200, 10, generator=rng).softmax(dim=1) ** 8
+    scattered = scattered / scattered.sum(1, keepdim=True)
+    # Each sample of a tight cluster spreads its similarity evenly over its 19 neighbours: entropy log 19.
+    assert selection.soft_neighborhood_density(clustered) == pytest.approx(math.log(19), rel=1e-3)
+    assert selection.soft_neighborhood_density(clustered) > selection.soft_neighborhood_density(scattered)
+
+
+def test_dev_reduces_to_the_mean_loss_with_unit_weights_and_uses_the_control_variate():
+    losses = np.array([0.5, 1.0, 2.0, 0.1])
+    assert selection.deep_embedded_validation(np.ones(4), losses) == pytest.approx(losses.mean())
+    # Weights perfectly correlated with the loss: the control variate removes the weighting noise.
+    weights = np.array([0.5, 1.0, 1.5, 1.0])
+    value = selection.deep_embedded_validation(weights, np.full(4, 0.7))
+    assert value == pytest.approx(0.7)
+
+
+def test_density_ratio_favours_target_like_points():
+    rng = np.random.default_rng(0)
+    source, target = rng.normal(0, 1, (300, 2)), rng.normal(2, 1, (300, 2))
+    w = selection.density_ratio(source, target, np.array([[2.0, 2.0], [-2.0, -2.0]]))
+    assert w[0] > 10 > 0.1 > w[1]
+
+
+def test_pick_follows_each_criterion_direction():
+    values = [0.2, 0.9, 0.5]
+    assert selection.pick(values, "source_val_acc") == 1
+    assert selection.pick(values, "entropy") == 0
+    assert selection.pick(values, "last") == 2
+
+
+def test_augmentations_keep_shape_range_and_are_seeded():
+    x = torch.rand(6, 3, 28, 28)
+    torch.manual_seed(0)
+    a = datasets.augment_source(x)
+    torch.manual_seed(0)
+    assert torch.equal(a, datasets.augment_source(x)) and a.shape == x.shape
+    strong = datasets.augment_strong(x)
+    assert strong.shape == x.shape and not torch.equal(strong, x)
+    same = datasets.random_affine(x, degrees=0.0, scale=0.0, shift=0.0)
+    assert torch.allclose(same, x, atol=1e-5)  # the identity transform resamples exactly
+    coloured = datasets.random_colours(torch.zeros(50, 3, 28, 28), invert=0.0)
+    assert coloured.min() >= 0 and coloured.max() <= 1 and coloured.std(dim=(0, 2, 3)).min() > 0
