@@ -363,7 +363,7 @@ def uda_report(args) -> int:
 
 def add_uda_commands(subparsers) -> None:
     """``plots.py uda``: Problems 3 and 4's accuracy table (markdown + CSV) and t-SNE by class and by domain."""
-    parser = subparsers.add_parser("uda", help="DANN/SWD accuracy table and t-SNE figures",
+    parser = subparsers.add_parser("uda", help="domain-adaptation accuracy table and t-SNE figures",
                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--runs", default="runs/uda", help="folder of train_uda.py runs <method>_<source>-<target>")
     parser.add_argument("--data", default=None, help="the hw3_data folder (test images for t-SNE)")
