@@ -182,9 +182,8 @@ def train_one_epoch(model, method: str, optimizers: dict, streams: dict, steps: 
     for i in progress(range(steps), args.quiet, desc=f"epoch {epoch}", leave=False):
         step = first_step + i
         lr = learning_rate(args, step / total_steps)
-        for optimizer in (optimizers["model"],):
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+        for group in optimizers["model"].param_groups:  # ADDA's adversarial stage keeps its own lr
+            group["lr"] = lr
         xs, ys = next(streams["labelled"])
         xs = to_float(xs)
         if args.augment == "source":
