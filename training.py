@@ -6,14 +6,14 @@ One layout for every checkpoint (nanoGPT keeps one dict, written atomically)::
      "run": {...},                                # what else defines the run (a UDA run's domains)
      "model": state_dict,                         # the weights inference uses
      "modules": {name: state_dict},               # other networks (a GAN's D, its EMA, ...)
-     "optimizers": {...}, "schedulers": {...},
+     "optimizers": {...}, "state": {...},          # e.g. the data streams' positions
      "step": optimizer steps done, "epoch": epochs finished,
      "best_metric": float | None, "best_step": int | None,
      "rng": {"python", "numpy", "torch", "cuda", "data": {name: state}},
      "extra": {...}}                              # whatever else a trainer keeps (its run's arguments, splits)
 
 ``latest.pt`` holds all of it; ``best.pt`` the same at the best evaluation; ``model.pt``
-(the file that is published) keeps what inference needs: no optimizer, scheduler or
+(the file that is published) keeps what inference needs: no optimizer, stream or
 random state, and of ``modules`` only those named ``published``.
 :class:`Checkpointer` writes and restores them.
 
@@ -118,7 +118,6 @@ class Checkpointer:
     run: dict = field(default_factory=dict)
     modules: dict[str, torch.nn.Module] = field(default_factory=dict)
     optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
-    schedulers: dict[str, Any] = field(default_factory=dict)
     rngs: dict[str, torch.Generator] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
     published: Sequence[str] = ()
@@ -144,7 +143,7 @@ class Checkpointer:
         except RuntimeError as err:
             raise UserError(f"{self.latest} does not fit its model: {str(err).splitlines()[0]}") from None
         for group, parts in (("modules", self.modules), ("optimizers", self.optimizers),
-                             ("schedulers", self.schedulers), ("state", self.state)):
+                             ("state", self.state)):
             for name, part in parts.items():
                 part.load_state_dict(saved[group][name])
         set_rng_state(saved["rng"], self.rngs)
@@ -164,7 +163,6 @@ class Checkpointer:
         checkpoint = {**self._inference(progress),
                       "modules": {name: m.state_dict() for name, m in self.modules.items()},
                       "optimizers": {name: o.state_dict() for name, o in self.optimizers.items()},
-                      "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
                       "state": {name: s.state_dict() for name, s in self.state.items()},
                       "rng": rng_state(self.rngs)}
         if is_best:
@@ -176,7 +174,7 @@ class Checkpointer:
     def publish_best(self) -> dict:
         """Write ``model.pt`` from ``best.pt`` (what inference needs) and return that checkpoint."""
         best = load_checkpoint(Path(self.out_dir) / "best.pt", kind=self.kind)
-        model = {k: v for k, v in best.items() if k not in ("optimizers", "schedulers", "state", "rng")}
+        model = {k: v for k, v in best.items() if k not in ("optimizers", "state", "rng")}
         model["modules"] = {name: best["modules"][name] for name in self.published}
         save_checkpoint(Path(self.out_dir) / "model.pt", model)
         return model
