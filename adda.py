@@ -43,8 +43,11 @@ class ADDA(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.extractor(x)  # (B, D)
 
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(self.classifier(features), dim=1)  # (B, 10)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.log_softmax(self.classifier(self.extractor(x)), dim=1)  # (B, 10)
+        return self.classify(self.extractor(x))
 
 
 def discriminator_loss(source_logits: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor:

@@ -12,8 +12,9 @@ The network is the paper's digit architecture at a CPU-friendly width
 extractor), so the methods differ only in how they are trained.
 
 Every model here, in ``swd.py`` and in ``adda.py`` has one inference interface:
-``forward(x)`` returns log-probabilities ``(B, 10)`` and ``features(x)``
-returns the embedding ``(B, D)`` used for t-SNE and model selection; ``x`` is
+``forward(x)`` returns log-probabilities ``(B, 10)``, ``features(x)`` the embedding
+``(B, D)`` used for t-SNE and model selection, and ``classify(features)`` the
+log-probabilities from an embedding (so both come from one pass); ``x`` is
 float ``(B, 3, 28, 28)`` in [0, 1].
 """
 
@@ -139,8 +140,11 @@ class DANN(nn.Module):
         """Discriminator logits ``(B,)`` on features seen through the gradient reversal layer."""
         return self.discriminator(reverse_gradient(features, coeff))
 
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(self.classifier(features), dim=1)  # (B, 10)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.log_softmax(self.logits(x), dim=1)  # (B, 10)
+        return self.classify(self.extractor(x))
 
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

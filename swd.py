@@ -46,8 +46,11 @@ class SWDNet(nn.Module):
     def both_logits(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.classifier1(features), self.classifier2(features)  # 2 x (B, 10)
 
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return mean_probs(*self.both_logits(features)).clamp_min(1e-12).log()  # (B, 10)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return mean_probs(*self.both_logits(self.extractor(x))).clamp_min(1e-12).log()
+        return self.classify(self.extractor(x))
 
 
 def mean_probs(logits1: torch.Tensor, logits2: torch.Tensor) -> torch.Tensor:

@@ -213,7 +213,10 @@ def evaluate(model, data: DigitData, device, seed: int, with_test: bool) -> dict
     rng = np.random.default_rng(seed)  # the same images at every evaluation
     target = data.target_x[np.sort(rng.permutation(len(data.target_x))[:SCORED])]
     source = data.train_x[np.sort(rng.permutation(len(data.train_x))[:SCORED])]
-    run = lambda x: (model.features(to_float(x)), model(to_float(x)).exp())  # noqa: E731
+    def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = model.features(to_float(x))  # (B, D), one pass for both outputs
+        return features, model.classify(features).exp()
+
     val_features, val_probs = batched(run, data.val_x, 512, device)
     target_features, target_probs = batched(run, target, 512, device)
     source_features = batched(lambda x: model.features(to_float(x)), source, 512, device)
