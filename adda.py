@@ -26,10 +26,11 @@ from dann import FeatureExtractor, LabelClassifier
 class ADDA(nn.Module):
     """Source extractor, target extractor, shared classifier and the paper's 500-500 discriminator."""
 
-    def __init__(self, c1: int = 32, c2: int = 48, hidden: int = 100, dropout: float = 0.5):
+    def __init__(self, c1: int = 32, c2: int = 48, hidden: int = 100, dropout: float = 0.5,
+                 conv_dropout: float = 0.1):
         super().__init__()
-        self.extractor = FeatureExtractor(c1, c2, dropout)  # the source's in stage 1, the target's in stage 2
-        self.source_extractor = FeatureExtractor(c1, c2, dropout)  # a fixed copy from stage 2 on
+        self.extractor = FeatureExtractor(c1, c2, conv_dropout)  # the source's in stage 1, the target's in stage 2
+        self.source_extractor = FeatureExtractor(c1, c2, conv_dropout)  # a fixed copy from stage 2 on
         dim = self.extractor.feature_dim
         self.classifier = LabelClassifier(dim, hidden, dropout)
         self.discriminator = nn.Sequential(nn.Linear(dim, 500), nn.LeakyReLU(0.2), nn.Linear(500, 500),

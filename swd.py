@@ -34,9 +34,10 @@ from dann import FeatureExtractor, LabelClassifier
 class SWDNet(nn.Module):
     """Feature extractor + two classifiers of the same shape, initialised differently."""
 
-    def __init__(self, c1: int = 32, c2: int = 48, hidden: int = 100, dropout: float = 0.5):
+    def __init__(self, c1: int = 32, c2: int = 48, hidden: int = 100, dropout: float = 0.5,
+                 conv_dropout: float = 0.1):
         super().__init__()
-        self.extractor = FeatureExtractor(c1, c2, dropout)
+        self.extractor = FeatureExtractor(c1, c2, conv_dropout)
         self.classifier1 = LabelClassifier(self.extractor.feature_dim, hidden, dropout)
         self.classifier2 = LabelClassifier(self.extractor.feature_dim, hidden, dropout)
 

@@ -254,8 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     parser.add_argument("--lr-schedule", choices=["constant", "anneal"], default="constant",
                         help="anneal: Ganin et al.'s lr / (1 + 10 p)^0.75")
-    parser.add_argument("--weight-decay", type=float, default=0.0)
-    parser.add_argument("--ema-decay", type=float, default=0.99,
+    parser.add_argument("--weight-decay", type=float, default=5e-4, help="L2 penalty of every Adam optimizer")
+    parser.add_argument("--conv-dropout", type=float, default=0.1, help="Dropout2d rate in the feature extractor")
+    parser.add_argument("--ema-decay", type=float, default=0.0,
                         help="evaluate and keep an exponential moving average of the weights (0: the weights)")
     parser.add_argument("--augment", choices=["none", "source"], default="source",
                         help="source: random affine, colours and noise on the labelled images")
@@ -301,7 +302,7 @@ def main(argv=None) -> int:
     device = runtime(args)
     seed_everything(args.seed)
     data = load_data(args.data, args.source, args.target, method, args.val_fraction, args.seed, device)
-    config = uda.UDAConfig(method, *args.width)
+    config = uda.UDAConfig(method, *args.width, conv_dropout=args.conv_dropout)
     model = config.build().to(device)
     optimizers = make_optimizers(model, method, args)
     # Polyak averaging (Polyak & Juditsky 1992) smooths the adversarial methods' step-to-step swings.

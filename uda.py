@@ -45,7 +45,8 @@ class UDAConfig:
     c1: int = 32  # channels of the two conv layers
     c2: int = 48
     hidden: int = 100  # classifier and discriminator hidden units
-    dropout: float = 0.5
+    dropout: float = 0.5  # in the classifier
+    conv_dropout: float = 0.1  # Dropout2d in the extractor; 0.5 (Ganin et al.'s) held adaptation back
 
     def build(self) -> nn.Module:
         if self.method not in METHODS:
@@ -55,7 +56,7 @@ class UDAConfig:
         import swd
 
         net = {"swd": swd.SWDNet, "adda": adda.ADDA}.get(self.method, dann.DANN)
-        return net(self.c1, self.c2, self.hidden, self.dropout)
+        return net(self.c1, self.c2, self.hidden, self.dropout, self.conv_dropout)
 
 
 def from_checkpoint(checkpoint: dict) -> nn.Module:
