@@ -1,4 +1,4 @@
-"""Problem 2's GAN: a DCGAN or SAGAN generator and discriminator for 64x64 faces, and their losses.
+"""Problem 2's GAN (DCGAN or SAGAN, 64x64 faces) and Problem 5's ACGAN (28x28 digits), and their losses.
 
 One module with options instead of copies:
 
@@ -7,6 +7,10 @@ One module with options instead of copies:
 - ``arch="sagan"``: Zhang et al. 2018, https://arxiv.org/abs/1805.08318
   (the same stacks with spectral norm on every convolution of both nets and a
   self-attention block at 32x32 in both).
+- ``arch="acgan"``: Odena et al. 2017, https://arxiv.org/abs/1610.09585, for
+  class-conditional digits: the generator takes a class with the noise, and the
+  discriminator has a second head that classifies (:class:`ConditionalGenerator`,
+  :class:`AuxiliaryDiscriminator`, :func:`class_loss`).
 
 Losses are plain functions of the discriminator's logits: non-saturating BCE
 with optional one-sided label smoothing, hinge, and Wasserstein with gradient
@@ -22,7 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-ARCHS = ("dcgan", "sagan")
+ARCHS = ("dcgan", "sagan", "acgan")
+NUM_CLASSES = 10  # the digits of Problem 5
 LOSSES = ("bce", "hinge", "wgan-gp")
 NORMS = ("batch", "instance", "none")
 
@@ -41,14 +46,18 @@ class GANConfig:
         """SAGAN's spectral norm needs no other; WGAN-GP's per-sample penalty forbids batch norm."""
         return "none" if arch == "sagan" else "instance" if loss == "wgan-gp" else "batch"
 
-    def generator(self) -> "Generator":
+    def generator(self) -> "Generator | ConditionalGenerator":
+        if self.arch == "acgan":
+            return ConditionalGenerator(self.z_dim, self.channels)
         return Generator(self.z_dim, self.arch, self.channels)
 
-    def discriminator(self) -> "Discriminator":
+    def discriminator(self) -> "Discriminator | AuxiliaryDiscriminator":
+        if self.arch == "acgan":
+            return AuxiliaryDiscriminator(self.channels)
         return Discriminator(self.arch, self.channels, self.d_norm)
 
 
-def from_checkpoint(checkpoint: dict) -> "Generator":
+def from_checkpoint(checkpoint: dict) -> "Generator | ConditionalGenerator":
     """The sampling generator (the EMA weights) of a loaded ``gan`` checkpoint, in eval mode."""
     generator = GANConfig(**checkpoint["config"]).generator()
     generator.load_state_dict(checkpoint["model"])
@@ -174,6 +183,75 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).flatten()
+
+
+class ConditionalGenerator(nn.Module):
+    """ACGAN's generator at 28x28: noise ``(B, z_dim)`` and classes ``(B,)`` to digits ``(B, 3, 28, 28)`` in [-1, 1].
+
+    The class enters as a learned embedding multiplied into the noise, then a DCGAN
+    stack grows 7x7 -> 14x14 -> 28x28 (``channels`` is the width of the last stage).
+    """
+
+    def __init__(self, z_dim: int = 100, channels: int = 64, num_classes: int = NUM_CLASSES):
+        super().__init__()
+        self.z_dim, c = z_dim, channels
+        self.embed = nn.Embedding(num_classes, z_dim)
+        self.project = nn.Sequential(nn.Linear(z_dim, 4 * c * 7 * 7, bias=False), nn.BatchNorm1d(4 * c * 7 * 7),
+                                     nn.ReLU(inplace=True), nn.Unflatten(1, (4 * c, 7, 7)))  # (B, 4c, 7, 7)
+        self.net = nn.Sequential(
+            _conv(nn.ConvTranspose2d(4 * c, 2 * c, 4, 2, 1, bias=False), False), nn.BatchNorm2d(2 * c),
+            nn.ReLU(inplace=True),  # (B, 2c, 14, 14)
+            _conv(nn.ConvTranspose2d(2 * c, c, 4, 2, 1, bias=False), False), nn.BatchNorm2d(c),
+            nn.ReLU(inplace=True),  # (B, c, 28, 28)
+            _conv(nn.Conv2d(c, 3, 3, 1, 1), False), nn.Tanh(),
+        )
+        self.apply(_init_norm)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.z_dim
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.net(self.project(z * self.embed(labels)))
+
+    def generate(self, labels: torch.Tensor, rng: torch.Generator | None = None) -> torch.Tensor:
+        """Digits of the classes ``labels`` in [0, 1], from N(0, I) noise drawn on the CPU from ``rng``."""
+        z = torch.randn(len(labels), self.z_dim, generator=rng).to(labels.device)
+        return (self(z, labels) + 1) / 2
+
+
+class AuxiliaryDiscriminator(nn.Module):
+    """ACGAN's discriminator at 28x28: digits ``(B, 3, 28, 28)`` to a real/fake logit ``(B,)`` and class logits ``(B, 10)``.
+
+    A DCGAN stack 28 -> 14 -> 7 -> 4 shared by the two heads (Odena et al., sec. 3).
+    """
+
+    def __init__(self, channels: int = 64, num_classes: int = NUM_CLASSES):
+        super().__init__()
+        c = channels
+        self.net = nn.Sequential(
+            _conv(nn.Conv2d(3, c, 4, 2, 1), False), nn.LeakyReLU(0.2, inplace=True),  # (B, c, 14, 14)
+            _conv(nn.Conv2d(c, 2 * c, 4, 2, 1, bias=False), False), nn.BatchNorm2d(2 * c),
+            nn.LeakyReLU(0.2, inplace=True),  # (B, 2c, 7, 7)
+            _conv(nn.Conv2d(2 * c, 4 * c, 3, 2, 1, bias=False), False), nn.BatchNorm2d(4 * c),
+            nn.LeakyReLU(0.2, inplace=True), nn.Flatten(),  # (B, 4c * 16)
+        )
+        self.adversarial = nn.Linear(4 * c * 16, 1)
+        self.classifier = nn.Linear(4 * c * 16, num_classes)
+        self.apply(_init_norm)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.net(x)
+        return self.adversarial(h).flatten(), self.classifier(h)
+
+
+def class_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """ACGAN's ``L_C = E[-log P(C = c | X)]`` (Odena et al., eq. 2), the cross-entropy of the class head.
+
+    The discriminator minimises it on real and generated digits, and the generator on
+    its own, so both push generated digits to look like their class.
+    """
+    return F.cross_entropy(logits.float(), labels)
 
 
 def _conv(conv: nn.Module, sn: bool) -> nn.Module:

@@ -53,6 +53,15 @@ def sample_grid(decode: Callable[[torch.Tensor], torch.Tensor], latent_dim: int,
     return grid_image(images, nrow)
 
 
+def class_grid(generate: Callable[[torch.Tensor, torch.Generator], torch.Tensor], n_per_class: int = 10,
+               num_classes: int = 10, seed: int = 0, device: torch.device | str = "cpu") -> Image.Image:
+    """``n_per_class`` images of each class, one class per row, from ``generate(labels, rng)`` in [0, 1]."""
+    labels = torch.arange(num_classes).repeat_interleave(n_per_class).to(device)  # 0 0 ... 1 1 ... 9
+    with torch.no_grad():
+        images = generate(labels, torch.Generator().manual_seed(seed)).float().cpu()
+    return grid_image(images, n_per_class)
+
+
 def save_image(image: Image.Image, out: str | Path) -> None:
     """Save atomically, in the format the file name asks for (PNG when unknown)."""
     out = Path(out)

@@ -5,6 +5,7 @@ One sub-command per problem::
     python3 plots.py vae ...   # fig1_2, table1_3, fig1_4, fig1_5
     python3 plots.py gan ...   # fig2_2, loss curves, VAE vs GAN
     python3 plots.py uda ...   # accuracy table, t-SNE by class and by domain
+    python3 plots.py digits ...  # Problem 5: 10x10 grids, the reverse process, training curves
 
 Every figure uses a fixed seed, so a second run draws the same picture.
 """
@@ -29,7 +30,7 @@ import uda  # noqa: E402
 import vae  # noqa: E402
 from common import UserError, atomic_path, batched, cli, progress  # noqa: E402
 from datasets import SCENARIOS, load_digits, load_faces, to_float, train_val_split  # noqa: E402
-from images import save_image  # noqa: E402
+from images import class_grid, deterministic, save_image  # noqa: E402
 from sample import face_grid, load_sampler  # noqa: E402
 from training import load_checkpoint  # noqa: E402
 
@@ -378,6 +379,97 @@ def add_uda_commands(subparsers) -> None:
 # ---------------------------------------------------------------------------
 
 
+# ---------------------------------------------------------------------------
+# Problem 5: class-conditional digits
+# ---------------------------------------------------------------------------
+
+
+def reverse_process_figure(sampler, digit: int = 0, shown: int = 6, seed: int = 0, steps: int = 100):
+    """One ``digit`` at ``shown`` evenly spaced steps of DDPM's reverse process, noise to image.
+
+    Ancestral sampling (``eta = 1``) over ``steps`` evenly strided time steps: DDPM's own
+    sampler when ``steps = T``; 100 keeps the figure to seconds on a CPU and looks the same.
+    """
+    from generate_digits import DiffusionSampler
+
+    full = DiffusionSampler(sampler.model, sampler.schedule, steps=min(steps, sampler.schedule.timesteps), eta=1.0,
+                            guidance=sampler.guidance)
+    trajectory: list = []
+    with deterministic():
+        full.generate(torch.tensor([digit]), torch.Generator().manual_seed(seed), trajectory)
+    picks = np.linspace(0, len(trajectory) - 1, shown).round().astype(int)
+    fig, axes = plt.subplots(1, shown, figsize=(1.6 * shown, 2.0))
+    for ax, i in zip(axes, picks):
+        t, x = trajectory[i]
+        ax.imshow(((x[0] + 1) / 2).clamp(0, 1).permute(1, 2, 0).numpy())
+        ax.set_title(f"t = {t}")
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def digits_figures(args) -> int:
+    """Problem 5: fig5_<model>_grid.png for each checkpoint, fig5_reverse.png (DDPM) and fig5_curves.png."""
+    from generate_digits import DiffusionSampler, load_generator
+
+    checkpoints = {"acgan": args.acgan, "ddpm": args.ddpm}
+    if not any(checkpoints.values()):
+        raise UserError("give --acgan and/or --ddpm")
+    logs = {}  # read every input before writing anything
+    if args.acgan_log is not None:
+        logs["acgan"] = read_log(args.acgan_log, {"step", "loss_d", "loss_g", "d_class_acc"}, "train_gan.py --task digits")
+    if args.ddpm_log is not None:
+        logs["ddpm"] = read_log(args.ddpm_log, {"step", "loss"}, "train_ddpm.py")
+    generators = {name: load_generator(path, guidance=args.guidance) for name, path in checkpoints.items() if path}
+    written = []
+    for name, generator in generators.items():
+        with deterministic():
+            save_image(class_grid(generator.generate, seed=args.seed), args.out_dir / f"fig5_{name}_grid.png")
+        written.append(f"fig5_{name}_grid.png")
+        if isinstance(generator, DiffusionSampler):
+            save_figure(reverse_process_figure(generator, seed=args.seed), args.out_dir / "fig5_reverse.png")
+            written.append("fig5_reverse.png")
+    if logs:
+        fig, axes = plt.subplots(1, len(logs), figsize=(5.5 * len(logs), 3.8), squeeze=False)
+        for ax, (name, log) in zip(axes[0], logs.items()):
+            window = max(1, min(args.smooth, len(log)))
+            columns = ["loss_d", "loss_g"] if name == "acgan" else ["loss"]
+            for column in columns:
+                ax.plot(log["step"], log[column].rolling(window, min_periods=1).mean(), label=column)
+            if name == "acgan":
+                twin = ax.twinx()
+                twin.plot(log["step"], log["d_class_acc"].rolling(window, min_periods=1).mean(), color="tab:green",
+                          label="D class accuracy (real)")
+                twin.set(ylim=(0, 1.02), ylabel="accuracy")
+                twin.legend(loc="center right")
+            ax.set(xlabel="step", ylabel="loss", title=f"{name.upper()} (moving average of {window} steps)")
+            ax.legend(loc="upper right")
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        save_figure(fig, args.out_dir / "fig5_curves.png")
+        written.append("fig5_curves.png")
+    print(f"wrote {', '.join(written)} to {args.out_dir}")
+    return 0
+
+
+def add_digits_commands(subparsers) -> None:
+    """``plots.py digits``: Problem 5's grids, reverse process and curves."""
+    parser = subparsers.add_parser(
+        "digits", help="fig5_acgan_grid.png, fig5_ddpm_grid.png, fig5_reverse.png, fig5_curves.png",
+        description="10 digits of each class per model, one class per row; the DDPM reverse process of one "
+                    "0 at six time steps; the training curves.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--acgan", type=Path, default=None, help="an ACGAN model.pt (train_gan.py --task digits)")
+    parser.add_argument("--ddpm", type=Path, default=None, help="a DDPM model.pt (train_ddpm.py)")
+    parser.add_argument("--acgan-log", type=Path, default=None, help="the ACGAN's log.csv")
+    parser.add_argument("--ddpm-log", type=Path, default=None, help="the DDPM's log.csv")
+    parser.add_argument("--guidance", type=float, default=2.0, help="DDPM: classifier-free guidance weight w")
+    parser.add_argument("--out-dir", type=Path, default=Path("report"), help="where the figures go")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smooth", type=int, default=50, help="steps in the moving average of the curves")
+    parser.set_defaults(func=digits_figures)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -385,6 +477,7 @@ def main(argv=None) -> int:
     add_vae_commands(subparsers)
     add_gan_commands(subparsers)
     add_uda_commands(subparsers)
+    add_digits_commands(subparsers)
     args = parser.parse_args(argv)
     return args.func(args)
 

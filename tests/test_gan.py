@@ -43,7 +43,7 @@ def gan_checkpoint(tiny_data, tmp_path_factory):
     return out / "model.pt"
 
 
-@pytest.mark.parametrize("arch", gan.ARCHS)
+@pytest.mark.parametrize("arch", ["dcgan", "sagan"])
 @pytest.mark.parametrize("loss", gan.LOSSES)
 def test_one_training_step_changes_both_nets(tiny_data, arch, loss):
     torch.manual_seed(0)

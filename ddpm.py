@@ -1,0 +1,205 @@
+"""Problem 5's conditional diffusion model: a small U-Net, the noise schedule, the loss and the sampler.
+
+- DDPM: Ho et al. 2020, https://arxiv.org/abs/2006.11239. The forward process adds
+  Gaussian noise over ``T`` steps with a linear beta schedule; the network learns to
+  predict that noise (the simplified loss, eq. 14).
+- Classifier-free guidance: Ho & Salimans 2022, https://arxiv.org/abs/2207.12598. The
+  class is dropped (replaced by a "no class" token) for a share of the training
+  batches, and sampling mixes the conditional and unconditional noise predictions.
+- DDIM: Song et al. 2021, https://arxiv.org/abs/2010.02502. One sampler covers both:
+  ``eta = 1`` over all ``T`` steps is DDPM's ancestral sampler (with the posterior
+  variance beta-tilde), ``eta = 0`` over a few evenly spaced steps is DDIM's fast,
+  deterministic one (eq. 12 and 16).
+
+Images are ``(B, 3, 28, 28)`` in [-1, 1]. The training loop lives in ``train_ddpm.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class DDPMConfig:
+    """Everything that shapes the network and the noise schedule; saved whole in every checkpoint."""
+
+    channels: int = 32  # width at 28x28; 2x at 14x14 and 7x7. 32 trains in minutes on a CPU.
+    timesteps: int = 1000  # T, as in Ho et al.
+    beta_start: float = 1e-4  # Ho et al.'s linear schedule
+    beta_end: float = 0.02
+    num_classes: int = 10
+
+    def build(self) -> "UNet":
+        return UNet(self.channels, self.num_classes)
+
+    def schedule(self) -> "Schedule":
+        return Schedule(linear_betas(self.timesteps, self.beta_start, self.beta_end))
+
+
+def from_checkpoint(checkpoint: dict) -> tuple["UNet", "Schedule"]:
+    """The sampling network (the EMA weights) of a loaded ``ddpm`` checkpoint, in eval mode, and its schedule."""
+    config = DDPMConfig(**checkpoint["config"])
+    model = config.build()
+    model.load_state_dict(checkpoint["model"])
+    return model.eval(), config.schedule()
+
+
+# ---------------------------------------------------------------------------
+# The noise schedule and the forward process q(x_t | x_0)
+# ---------------------------------------------------------------------------
+
+
+def linear_betas(timesteps: int, start: float = 1e-4, end: float = 0.02) -> torch.Tensor:
+    """beta_1 ... beta_T, evenly spaced (Ho et al. 2020, sec. 4), float64 ``(T,)``."""
+    return torch.linspace(start, end, timesteps, dtype=torch.float64)
+
+
+class Schedule:
+    """The quantities of a beta schedule that training and sampling need, indexed by ``t`` in 0 ... T-1.
+
+    ``alphas_cumprod[t]`` is alpha-bar of step ``t + 1`` in the paper's 1-based notation:
+    ``prod_{s <= t} (1 - beta_s)``. Kept in float64 and cast where used.
+    """
+
+    def __init__(self, betas: torch.Tensor):
+        self.betas = betas.double()  # (T,)
+        self.alphas_cumprod = torch.cumprod(1.0 - self.betas, dim=0)  # (T,)
+        self.timesteps = len(betas)
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """A draw of ``x_t ~ q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I)`` (Ho et al., eq. 4)."""
+        abar = self.alphas_cumprod.to(x0.device)[t].float().view(-1, 1, 1, 1)  # (B, 1, 1, 1)
+        return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+
+
+def diffusion_loss(model: nn.Module, schedule: Schedule, x0: torch.Tensor, labels: torch.Tensor,
+                   drop_class: float = 0.1, rng: torch.Generator | None = None) -> torch.Tensor:
+    """Ho et al.'s simple loss ``E ||eps - eps_theta(x_t, t, y)||^2`` (eq. 14) for a batch ``x0`` in [-1, 1].
+
+    ``t`` is uniform over the T steps. A ``drop_class`` share of the labels becomes the
+    "no class" token, so one network also learns the unconditional model that
+    classifier-free guidance needs (Ho & Salimans 2022, Algorithm 1).
+    """
+    b, device = len(x0), x0.device
+    t = torch.randint(0, schedule.timesteps, (b,), generator=rng).to(device)  # (B,)
+    noise = torch.randn(x0.shape, generator=rng).to(device)  # (B, 3, H, W)
+    dropped = torch.rand(b, generator=rng).to(device) < drop_class
+    labels = torch.where(dropped, torch.full_like(labels, model.null_class), labels)
+    predicted = model(schedule.q_sample(x0, t, noise), t, labels)
+    return F.mse_loss(predicted.float(), noise)
+
+
+# ---------------------------------------------------------------------------
+# The network: a small U-Net conditioned on the time step and the class
+# ---------------------------------------------------------------------------
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Transformer-style sinusoidal embedding of integer steps ``(B,)`` -> ``(B, dim)`` (Ho et al., app. B)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    angles = t.float()[:, None] * freqs[None]  # (B, dim/2)
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-conv twice, with the step/class embedding added in between, and a residual path."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int):
+        super().__init__()
+        self.norm1, self.conv1 = nn.GroupNorm(8, c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, c_out)
+        self.norm2, self.conv2 = nn.GroupNorm(8, c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(emb)[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return h + self.skip(x)
+
+
+class UNet(nn.Module):
+    """Noisy images ``(B, 3, 28, 28)``, steps ``(B,)`` and classes ``(B,)`` -> predicted noise ``(B, 3, 28, 28)``.
+
+    Three resolutions, 28 -> 14 -> 7 and back, one residual block each way with skip
+    connections, in the spirit of Ho et al.'s U-Net without its attention layers (at 7x7
+    they cost more on a CPU than they bring). Class ``num_classes`` means "no class".
+    """
+
+    def __init__(self, channels: int = 32, num_classes: int = 10):
+        super().__init__()
+        c, emb_dim = channels, 4 * channels
+        self.channels, self.null_class = c, num_classes
+        self.time_mlp = nn.Sequential(nn.Linear(c, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.class_emb = nn.Embedding(num_classes + 1, emb_dim)
+        self.stem = nn.Conv2d(3, c, 3, padding=1)
+        self.down1 = ResBlock(c, c, emb_dim)  # 28x28
+        self.pool1 = nn.Conv2d(c, c, 4, 2, 1)  # -> 14x14
+        self.down2 = ResBlock(c, 2 * c, emb_dim)
+        self.pool2 = nn.Conv2d(2 * c, 2 * c, 4, 2, 1)  # -> 7x7
+        self.mid = ResBlock(2 * c, 2 * c, emb_dim)
+        self.up2 = nn.ConvTranspose2d(2 * c, 2 * c, 4, 2, 1)  # -> 14x14
+        self.dec2 = ResBlock(4 * c, 2 * c, emb_dim)
+        self.up1 = nn.ConvTranspose2d(2 * c, c, 4, 2, 1)  # -> 28x28
+        self.dec1 = ResBlock(2 * c, c, emb_dim)
+        self.out = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, 3, 3, padding=1))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        emb = self.time_mlp(timestep_embedding(t, self.channels)) + self.class_emb(labels)  # (B, 4c)
+        h1 = self.down1(self.stem(x), emb)  # (B, c, 28, 28)
+        h2 = self.down2(self.pool1(h1), emb)  # (B, 2c, 14, 14)
+        h = self.mid(self.pool2(h2), emb)  # (B, 2c, 7, 7)
+        h = self.dec2(torch.cat([self.up2(h), h2], dim=1), emb)  # (B, 2c, 14, 14)
+        h = self.dec1(torch.cat([self.up1(h), h1], dim=1), emb)  # (B, c, 28, 28)
+        return self.out(h)
+
+
+# ---------------------------------------------------------------------------
+# Sampling
+# ---------------------------------------------------------------------------
+
+
+def guided_noise(model: nn.Module, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor,
+                 guidance: float) -> torch.Tensor:
+    """``(1 + w) eps(x, y) - w eps(x, no class)`` (Ho & Salimans 2022, eq. 6); ``w = 0`` is plain conditional."""
+    if guidance == 0:
+        return model(x, t, labels).float()
+    both = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, torch.full_like(labels, model.null_class)]))
+    conditional, unconditional = both.float().chunk(2)
+    return (1 + guidance) * conditional - guidance * unconditional
+
+
+@torch.no_grad()
+def sample(model: nn.Module, schedule: Schedule, labels: torch.Tensor, steps: int = 50, eta: float = 0.0,
+           guidance: float = 2.0, rng: torch.Generator | None = None, trajectory: list | None = None) -> torch.Tensor:
+    """Images ``(B, 3, 28, 28)`` in [-1, 1] of the classes ``labels`` ``(B,)``, by the DDIM update.
+
+    ``steps`` evenly spaced steps from T down to 1; with ``steps = T`` and ``eta = 1`` this is
+    DDPM's ancestral sampler. Noise comes from ``rng`` on the CPU, so a seed gives the same
+    images on any device. Each step predicts ``x_0``, clips it to [-1, 1] as Ho et al.'s code
+    does, and moves to the previous kept step (Song et al., eq. 12, sigma of eq. 16). When
+    ``trajectory`` is a list, ``(t, x_t)`` of every step is appended to it (CPU copies).
+    """
+    device = labels.device
+    abar = schedule.alphas_cumprod
+    times = torch.linspace(schedule.timesteps - 1, 0, steps).round().long().unique_consecutive().tolist()
+    x = torch.randn((len(labels), 3, 28, 28), generator=rng).to(device)
+    for i, t in enumerate(times):
+        a_t = abar[t].item()
+        a_prev = abar[times[i + 1]].item() if i + 1 < len(times) else 1.0
+        eps = guided_noise(model, x, torch.full_like(labels, t), labels, guidance)
+        x0 = ((x - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)).clamp(-1, 1)
+        eps = (x - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)  # the noise consistent with the clipped x_0
+        sigma = eta * math.sqrt((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev))
+        x = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma**2, 0.0)) * eps
+        if sigma > 0:
+            x = x + sigma * torch.randn(x.shape, generator=rng).to(device)
+        if trajectory is not None:
+            trajectory.append((t, x.float().cpu()))
+    return x

@@ -1,0 +1,147 @@
+"""Problem 5: generate 100 digits of each class and score them with a digit classifier.
+
+    python3 generate_digits.py --checkpoint runs/ddpm/model.pt --out-dir out/ \\
+        --classifier runs/uda/target-only_usps-mnistm/model.pt --json out.json
+
+The checkpoint is an ACGAN (``train_gan.py --task digits``, kind ``gan``) or a conditional
+DDPM (``train_ddpm.py``, kind ``ddpm``). The 1000 images are written as
+``<digit>_<nnn>.png`` (``0_001.png`` ... ``9_100.png``) into a new folder, which appears
+whole or not at all. All noise comes from one seeded CPU generator and the network
+runs with deterministic kernels, so the same checkpoint and seed give the same bytes.
+This is what ``hw3_p5.sh`` runs.
+
+Scoring (``--classifier``): a digit classifier, a ``uda`` model trained with
+``train_uda.py --method target-only`` on the same domain, labels every image; the
+accuracy against the asked class, per digit and overall, goes to ``--json``. With
+``--inception-weights`` and ``--real`` (the domain's test folder) FID is added, by
+``fidelity.py``'s code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import torch
+
+import uda
+from common import UserError, add_runtime_args, atomic_path, cli, runtime
+from datasets import DIGIT_SIZE, load_folder
+from images import check_new_folder, deterministic, write_folder
+from training import load_checkpoint
+
+NUM_CLASSES = 10
+NAME = re.compile(r"^(\d)_\d+\.png$")
+
+
+class DiffusionSampler:
+    """A DDPM network and its schedule behind the ACGAN's ``generate(labels, rng)``: digits in [0, 1].
+
+    ``steps``/``eta``: see :func:`ddpm.sample` (25 DDIM steps by default; ``steps = T``
+    with ``eta = 1`` is DDPM's own sampler); ``guidance`` is the classifier-free weight w.
+    """
+
+    def __init__(self, model, schedule, steps: int = 25, eta: float = 0.0, guidance: float = 2.0):
+        self.model, self.schedule, self.steps, self.eta, self.guidance = model, schedule, steps, eta, guidance
+
+    def generate(self, labels: torch.Tensor, rng: torch.Generator | None = None,
+                 trajectory: list | None = None) -> torch.Tensor:
+        from ddpm import sample
+
+        x = sample(self.model, self.schedule, labels, self.steps, self.eta, self.guidance, rng, trajectory)
+        return (x + 1) / 2
+
+
+def load_generator(path: str | Path, device: torch.device | str = "cpu", steps: int = 25, eta: float = 0.0,
+                   guidance: float = 2.0):
+    """The class-conditional generator of an ACGAN or DDPM checkpoint: an object with ``generate(labels, rng)``."""
+    checkpoint = load_checkpoint(path)
+    kind, arch = checkpoint.get("kind"), checkpoint.get("config", {}).get("arch")
+    if kind not in ("gan", "ddpm") or (kind == "gan" and arch != "acgan"):
+        raise UserError(f"checkpoint {path} holds a {arch or kind!r} model; expected an acgan or a ddpm")
+    try:
+        if kind == "gan":
+            import gan
+
+            return gan.from_checkpoint(checkpoint).to(device)
+        import ddpm
+
+        model, schedule = ddpm.from_checkpoint(checkpoint)
+        return DiffusionSampler(model.to(device), schedule, steps, eta, guidance)
+    except (KeyError, TypeError, RuntimeError) as err:
+        raise UserError(f"checkpoint {path} does not fit its model ({type(err).__name__}: {str(err)[:120]})") from None
+
+
+def generate(generator, n_per_class: int = 100, seed: int = 0, batch_size: int = 250,
+             device: torch.device | str = "cpu") -> tuple[torch.Tensor, list[str]]:
+    """``n_per_class`` digits of each class, ``(10 n, 3, 28, 28)`` in [0, 1] on the CPU, and their file names."""
+    labels = torch.arange(NUM_CLASSES).repeat_interleave(n_per_class)  # 0 ... 0 1 ... 9
+    rng = torch.Generator().manual_seed(seed)
+    with deterministic(), torch.no_grad():
+        images = torch.cat([generator.generate(chunk.to(device), rng).float().cpu()
+                            for chunk in labels.split(batch_size)])
+    names = [f"{label}_{i % n_per_class + 1:03d}.png" for i, label in enumerate(labels.tolist())]
+    return images, names
+
+
+def score(folder: str | Path, classifier: str | Path, device: torch.device | str = "cpu") -> dict:
+    """Accuracy of ``classifier`` on the ``<digit>_<nnn>.png`` images of ``folder``, per digit and overall."""
+    data = load_folder(folder, DIGIT_SIZE)
+    matches = [NAME.match(name) for name in data.names]
+    if not data.names or not all(matches):
+        raise UserError(f"{folder} must hold only images named <digit>_<nnn>.png")
+    asked = torch.tensor([int(m.group(1)) for m in matches])
+    model, _ = uda.load_model(classifier, device)
+    right = (uda.predict_labels(model, data.images, device) == asked).float()
+    per_digit = {str(d): right[asked == d].mean().item() for d in range(NUM_CLASSES) if (asked == d).any()}
+    return {"accuracy": right.mean().item(), "per_digit": per_digit, "n_images": len(right),
+            "classifier": str(classifier)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Generate 100 digits per class and score them.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, type=Path, help="an acgan (gan) or ddpm model.pt")
+    parser.add_argument("--out-dir", required=True, type=Path, help="new or empty folder for the 1000 PNGs")
+    parser.add_argument("--n-per-class", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0, help="seed of all the noise")
+    parser.add_argument("--batch-size", type=int, default=250)
+    parser.add_argument("--sample-steps", type=int, default=25, help="DDPM: DDIM steps (T with --eta 1: DDPM's sampler)")
+    parser.add_argument("--eta", type=float, default=0.0, help="DDPM: 0 deterministic DDIM, 1 ancestral")
+    parser.add_argument("--guidance", type=float, default=2.0, help="DDPM: classifier-free guidance weight w")
+    parser.add_argument("--classifier", type=Path, default=None, help="a target-only uda model.pt: score the images")
+    parser.add_argument("--json", type=Path, default=None, help="write the scores here")
+    parser.add_argument("--real", type=Path, default=None, help="the domain's test folder, for FID")
+    parser.add_argument("--inception-weights", type=Path, default=None, help="with --real: add FID")
+    add_runtime_args(parser)
+    args = parser.parse_args(argv)
+    device = runtime(args)
+    if args.n_per_class < 1 or args.batch_size < 1 or args.sample_steps < 1:
+        raise UserError("--n-per-class, --batch-size and --sample-steps must be at least 1")
+    if (args.inception_weights is None) != (args.real is None):
+        raise UserError("FID needs both --real and --inception-weights")
+    check_new_folder(args.out_dir)
+    generator = load_generator(args.checkpoint, device, args.sample_steps, args.eta, args.guidance)
+    images, names = generate(generator, args.n_per_class, args.seed, args.batch_size, device)
+    write_folder(images, names, args.out_dir)
+    print(f"wrote {len(names)} images to {args.out_dir}")
+    result = {}
+    if args.classifier is not None:
+        result = score(args.out_dir, args.classifier, device)
+        print(f"classifier accuracy {100 * result['accuracy']:.1f} % on {result['n_images']} images")
+    if args.inception_weights is not None:
+        import fidelity
+
+        fid = fidelity.score(args.out_dir, args.real, args.inception_weights, str(device))
+        result["fid"] = fid["fid"]
+        print(f"FID {fid['fid']:.3f} against {args.real}")
+    if args.json is not None:
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    cli(main)

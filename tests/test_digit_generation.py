@@ -1,0 +1,308 @@
+"""Problem 5: the ACGAN and the conditional DDPM, the 1000-image generator and scorer, hw3_p5.sh."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import ddpm
+import fetch
+import gan
+import generate_digits
+import plots
+import train_ddpm
+import train_gan
+import train_uda
+from common import UserError
+from datasets import EndlessBatches, load_digits
+from helpers import run
+from training import ema_of, load_checkpoint
+
+CPU = torch.device("cpu")
+TINY_DDPM = ["--channels", "8", "--timesteps", "20", "--quiet", "--device", "cpu"]
+TINY_ACGAN = ["--task", "digits", "--channels", "8", "--z-dim", "16", "--quiet", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def acgan_run(tiny_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("acgan")
+    assert train_gan.main(["--data", str(tiny_data), "--out-dir", str(out), "--dry-run", *TINY_ACGAN]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def ddpm_run(tiny_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddpm")
+    assert train_ddpm.main(["--data", str(tiny_data), "--out-dir", str(out), "--dry-run", *TINY_DDPM]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_data, tmp_path_factory):
+    """A target-only mnistm digit classifier (a uda model.pt) from a dry run."""
+    out = tmp_path_factory.mktemp("classifier")
+    assert train_uda.main(["--data", str(tiny_data), "--source", "usps", "--target", "mnistm", "--method",
+                           "target-only", "--out-dir", str(out), "--dry-run", "--quiet", "--device", "cpu"]) == 0
+    return out / "model.pt"
+
+
+# --- the diffusion schedule and sampler: closed forms ---------------------------------------------
+
+
+def test_alphas_cumprod_is_the_product_of_one_minus_beta():
+    schedule = ddpm.DDPMConfig().schedule()
+    betas = np.linspace(1e-4, 0.02, 1000)
+    assert np.allclose(schedule.betas.numpy(), betas)
+    expected = np.array([math.prod(1 - betas[: t + 1]) for t in (0, 9, 499, 999)])
+    assert np.allclose(schedule.alphas_cumprod[[0, 9, 499, 999]].numpy(), expected, rtol=1e-10)
+    assert schedule.alphas_cumprod[0] == pytest.approx(1 - 1e-4)
+    assert schedule.alphas_cumprod[-1] < 1e-4  # x_T is practically pure noise (Ho et al.: ~4e-5)
+    assert (schedule.alphas_cumprod.diff() < 0).all()
+
+
+def test_q_sample_has_the_closed_form_mean_and_variance():
+    schedule = ddpm.DDPMConfig().schedule()
+    x0 = torch.full((1, 3, 8, 8), 0.6).expand(4000, -1, -1, -1)
+    for step in (0, 250, 999):
+        t = torch.full((len(x0),), step)
+        xt = schedule.q_sample(x0, t, torch.randn(x0.shape, generator=torch.Generator().manual_seed(step)))
+        abar = schedule.alphas_cumprod[step].item()
+        assert xt.mean().item() == pytest.approx(math.sqrt(abar) * 0.6, abs=0.01)
+        assert xt.var().item() == pytest.approx(1 - abar, rel=0.03, abs=1e-5)
+
+
+class ExactNoise(nn.Module):
+    """A "network" that knows x_0 and returns the exact noise of x_t: every sampler must end at x_0."""
+
+    null_class = 10
+
+    def __init__(self, x0: torch.Tensor, schedule: ddpm.Schedule):
+        super().__init__()
+        self.x0, self.abar = x0, schedule.alphas_cumprod.float()
+
+    def forward(self, x, t, labels):
+        a = self.abar[t].view(-1, 1, 1, 1)
+        x0 = self.x0.repeat(len(x) // len(self.x0), 1, 1, 1)  # guidance doubles the batch
+        return (x - a.sqrt() * x0) / (1 - a).sqrt()
+
+
+@pytest.mark.parametrize("steps, eta", [(10, 0.0), (50, 0.0), (1000, 1.0)])
+def test_sampler_with_exact_noise_recovers_x0(steps, eta):
+    schedule = ddpm.DDPMConfig().schedule()
+    x0 = torch.rand(2, 3, 28, 28) * 1.6 - 0.8
+    model = ExactNoise(x0, schedule)
+    out = ddpm.sample(model, schedule, torch.tensor([3, 7]), steps=steps, eta=eta, guidance=2.0,
+                      rng=torch.Generator().manual_seed(0))
+    assert torch.allclose(out, x0, atol=1e-3)
+
+
+def test_guidance_weight_mixes_conditional_and_unconditional():
+    class Const(nn.Module):
+        null_class = 10
+
+        def forward(self, x, t, labels):
+            return (labels == self.null_class).float().view(-1, 1, 1, 1).expand_as(x)  # 1 unconditional, 0 else
+
+    x, t, y = torch.zeros(2, 3, 4, 4), torch.zeros(2, dtype=torch.long), torch.tensor([1, 2])
+    assert torch.equal(ddpm.guided_noise(Const(), x, t, y, 0.0), torch.zeros_like(x))
+    assert torch.allclose(ddpm.guided_noise(Const(), x, t, y, 3.0), torch.full_like(x, -3.0))  # (1+w)*0 - w*1
+
+
+def test_diffusion_loss_drops_classes_at_the_asked_rate():
+    seen = []
+
+    class Spy(nn.Module):
+        null_class = 10
+
+        def forward(self, x, t, labels):
+            seen.append(labels.clone())
+            return torch.zeros_like(x)
+
+    schedule = ddpm.DDPMConfig(timesteps=20).schedule()
+    x0 = torch.zeros(4000, 3, 2, 2)
+    loss = ddpm.diffusion_loss(Spy(), schedule, x0, torch.zeros(4000, dtype=torch.long), drop_class=0.25,
+                               rng=torch.Generator().manual_seed(0))
+    assert loss.item() == pytest.approx(1.0, rel=0.05)  # predicting 0 for N(0, 1) noise
+    assert (seen[0] == 10).float().mean().item() == pytest.approx(0.25, abs=0.03)
+
+
+# --- one step of each trainer ------------------------------------------------------------------------
+
+
+def test_one_ddpm_update_changes_the_network(tiny_data):
+    args = train_ddpm.build_parser().parse_args(["--data", "unused", "--batch-size", "8", "--steps", "1", *TINY_DDPM])
+    train_ddpm.check_args(args)
+    config = ddpm.DDPMConfig(args.channels, args.timesteps)
+    model, schedule = config.build(), config.schedule()
+    ema = ema_of(model, args.ema_decay)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    digits = load_digits(tiny_data, "mnistm")
+    data = EndlessBatches(digits.images, digits.labels, batch_size=8, rng=torch.Generator().manual_seed(0))
+    before = {k: v.clone() for k, v in model.named_parameters()}
+    rows = []
+    assert train_ddpm.train_one_epoch(model, schedule, ema, optimizer, data, args, CPU, 0, 1, 1, rows.append) == 1
+    assert len(rows) == 1 and np.isfinite(rows[0]["loss"])
+    unchanged = [k for k, v in model.named_parameters() if torch.equal(v, before[k]) and "class_emb" not in k]
+    assert unchanged == []
+
+
+def test_one_acgan_update_changes_both_nets_and_logs_the_class_head(tiny_data):
+    torch.manual_seed(0)
+    args = train_gan.build_parser().parse_args(["--data", "unused", "--batch-size", "8", "--steps", "1", *TINY_ACGAN])
+    train_gan.check_args(args)
+    assert (args.arch, args.loss, args.hflip) == ("acgan", "bce", False)
+    config = train_gan.model_config(args)
+    generator, discriminator = config.generator(), config.discriminator()
+    ema = ema_of(generator, args.ema_decay)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=1e-3)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=1e-3)
+    digits = load_digits(tiny_data, "mnistm")
+    data = EndlessBatches(digits.images, digits.labels, batch_size=8, rng=torch.Generator().manual_seed(0))
+    before = {k: v.clone() for net in (generator, discriminator) for k, v in net.named_parameters()}
+    rows = []
+    train_gan.train_one_epoch(generator, discriminator, ema, opt_g, opt_d, data, args, CPU, 0, 1, 1, rows.append)
+    assert 0 <= rows[0]["d_class_acc"] <= 1 and np.isfinite(rows[0]["loss_g"])
+    for net in (generator, discriminator):
+        unchanged = [k for k, v in net.named_parameters() if torch.equal(v, before[k]) and "embed" not in k]
+        assert unchanged == []
+
+
+def test_acgan_shapes_and_the_class_loss():
+    generator, discriminator = gan.GANConfig(16, "acgan", 8).generator(), gan.GANConfig(16, "acgan", 8).discriminator()
+    fake = generator(torch.randn(5, 16), torch.arange(5))
+    adversarial, logits = discriminator(fake)
+    assert fake.shape == (5, 3, 28, 28) and fake.abs().max() <= 1
+    assert adversarial.shape == (5,) and logits.shape == (5, 10)
+    confident = torch.full((2, 10), -20.0)
+    confident[0, 3] = confident[1, 7] = 20.0
+    assert gan.class_loss(confident, torch.tensor([3, 7])).item() < 1e-6
+    assert gan.class_loss(torch.zeros(2, 10), torch.tensor([3, 7])).item() == pytest.approx(math.log(10))
+
+
+def test_task_and_arch_must_agree(tiny_data, tmp_path):
+    with pytest.raises(UserError, match="--task digits"):
+        train_gan.main(["--data", str(tiny_data), "--out-dir", str(tmp_path), "--arch", "acgan", "--dry-run", "--quiet"])
+    with pytest.raises(UserError, match="--task digits"):
+        train_gan.main(["--data", str(tiny_data), "--out-dir", str(tmp_path), "--task", "digits", "--arch", "dcgan",
+                        "--dry-run", "--quiet"])
+    with pytest.raises(UserError, match="multiple of 8"):
+        train_ddpm.main(["--data", str(tiny_data), "--out-dir", str(tmp_path), "--channels", "12", "--dry-run"])
+
+
+def test_ddpm_dry_run_outputs_and_resume(ddpm_run, tiny_data, capsys):
+    assert {p.name for p in ddpm_run.iterdir()} >= {"latest.pt", "model.pt", "log.csv", "samples"}
+    model = load_checkpoint(ddpm_run / "model.pt", kind="ddpm")
+    assert model["config"] == {"channels": 8, "timesteps": 20, "beta_start": 1e-4, "beta_end": 0.02, "num_classes": 10}
+    assert "optimizers" not in model and model["step"] == 2
+    assert train_ddpm.main(["--data", str(tiny_data), "--out-dir", str(ddpm_run), "--dry-run", *TINY_DDPM]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+# --- the 1000 images: determinism, names, scores ---------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["acgan", "ddpm"])
+def test_the_1000_images_are_the_same_bytes_twice(which, acgan_run, ddpm_run, tmp_path):
+    checkpoint = (acgan_run if which == "acgan" else ddpm_run) / "model.pt"
+    for out in ("a", "b"):
+        assert generate_digits.main(["--checkpoint", str(checkpoint), "--out-dir", str(tmp_path / out),
+                                     "--sample-steps", "2", "--device", "cpu"]) == 0
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert len(names) == 1000 and names[0] == "0_001.png" and names[-1] == "9_100.png"
+    assert all((tmp_path / "a" / n).read_bytes() == (tmp_path / "b" / n).read_bytes() for n in names)
+
+
+def test_score_counts_the_asked_class(acgan_run, classifier, tmp_path):
+    out, report = tmp_path / "digits", tmp_path / "score.json"
+    assert generate_digits.main(["--checkpoint", str(acgan_run / "model.pt"), "--out-dir", str(out),
+                                 "--n-per-class", "3", "--classifier", str(classifier), "--json", str(report)]) == 0
+    result = json.loads(report.read_text())
+    assert result["n_images"] == 30 and set(result["per_digit"]) == {str(d) for d in range(10)}
+    assert result["accuracy"] == pytest.approx(np.mean(list(result["per_digit"].values())))
+    # The same images renamed to the classes the classifier predicts score 100 %.
+    import uda
+    from datasets import load_folder
+
+    model, _ = uda.load_model(classifier)
+    predicted = uda.predict_labels(model, load_folder(out).images, CPU).tolist()
+    relabelled = tmp_path / "relabelled"
+    relabelled.mkdir()
+    for i, (name, label) in enumerate(zip(sorted(p.name for p in out.iterdir()), predicted)):
+        shutil.copy(out / name, relabelled / f"{label}_{i:03d}.png")
+    assert generate_digits.score(relabelled, classifier)["accuracy"] == 1.0
+    (relabelled / "stray.png").write_bytes((out / "0_001.png").read_bytes())
+    with pytest.raises(UserError, match="<digit>_<nnn>.png"):
+        generate_digits.score(relabelled, classifier)
+
+
+def test_generator_refuses_other_checkpoints(classifier, tmp_path):
+    with pytest.raises(UserError, match="expected an acgan or a ddpm"):
+        generate_digits.load_generator(classifier)
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="damaged"):
+        generate_digits.load_generator(damaged)
+
+
+def test_plots_digits_draws_grids_reverse_process_and_curves(acgan_run, ddpm_run, tmp_path):
+    assert plots.main(["digits", "--acgan", str(acgan_run / "model.pt"), "--ddpm", str(ddpm_run / "model.pt"),
+                       "--acgan-log", str(acgan_run / "log.csv"), "--ddpm-log", str(ddpm_run / "log.csv"),
+                       "--out-dir", str(tmp_path)]) == 0
+    assert {p.name for p in tmp_path.iterdir()} == {"fig5_acgan_grid.png", "fig5_ddpm_grid.png",
+                                                    "fig5_reverse.png", "fig5_curves.png"}
+    from PIL import Image
+
+    assert Image.open(tmp_path / "fig5_acgan_grid.png").size == (10 * 30 + 2, 10 * 30 + 2)  # 28 px + 2 px gaps
+    with pytest.raises(UserError, match="not a train_ddpm.py log"):
+        plots.main(["digits", "--ddpm", str(ddpm_run / "model.pt"), "--ddpm-log", str(acgan_run / "log.csv"),
+                    "--out-dir", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()
+
+
+# --- hw3_p5.sh, as the grader runs it ----------------------------------------------------------------
+
+
+@pytest.fixture
+def published_digits(acgan_run, model_server, tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(acgan_run / "model.pt", models / "digits.pt")
+    fetch.publish(models, ["digits.pt"], model_server.url)
+    shutil.move(models / "digits.pt", model_server.directory / "digits.pt")  # the script must download it
+    return {"HW3_MODEL_DIR": str(models), "HW3_MODEL_BASE_URL": model_server.url}
+
+
+def test_hw3_p5_end_to_end_on_loopback(published_digits, tmp_path):
+    first, second = tmp_path / "a" / "out", tmp_path / "b"
+    for out in (first, second):
+        result = run(["bash", "hw3_p5.sh", str(out)], **published_digits)
+        assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in first.iterdir())
+    assert len(names) == 1000 and names[:2] == ["0_001.png", "0_002.png"]
+    assert all((first / n).read_bytes() == (second / n).read_bytes() for n in names)
+
+
+def test_hw3_p5_bad_inputs_are_one_line_and_write_nothing(published_digits, model_server, tmp_path):
+    usage = run(["bash", "hw3_p5.sh"], **published_digits)
+    assert usage.returncode == 2 and "usage" in usage.stderr
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep.txt").write_text("mine")
+    taken = run(["bash", "hw3_p5.sh", str(full)], **published_digits)
+    assert taken.returncode != 0 and "not an empty folder" in taken.stderr
+    assert [p.name for p in full.iterdir()] == ["keep.txt"]
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    unwritable = run(["bash", "hw3_p5.sh", str(blocked / "out")], **published_digits)
+    assert unwritable.returncode != 0 and len(unwritable.stderr.strip().splitlines()) == 1
+    (model_server.directory / "digits.pt").write_bytes(b"damaged on the server")
+    (tmp_path / "models" / "digits.pt").unlink()  # downloaded by the runs above
+    damaged = run(["bash", "hw3_p5.sh", str(tmp_path / "new")], **published_digits)
+    assert damaged.returncode != 0 and "sha-256" in damaged.stderr.lower()
+    assert not (tmp_path / "new").exists()

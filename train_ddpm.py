@@ -1,0 +1,147 @@
+"""Train Problem 5's conditional diffusion model on ``hw3_data/digits/<domain>/train``.
+
+    python3 train_ddpm.py --data hw3_data --domain mnistm --out-dir runs/ddpm
+
+``log.csv`` has one row per update (the noise-prediction loss); every ``--sample-every``
+updates ``samples/step_NNNNNN.png`` shows 10 digits of each class from the EMA network
+(the DDIM sampler with guidance, as ``generate_digits.py`` runs it), and ``latest.pt`` and
+``model.pt`` (the EMA weights; published for ``hw3_p5.sh``) are written. Like the GAN it
+has no validation score: the last EMA network is the model, scored by
+``generate_digits.py`` with a digit classifier. Checkpoints and resuming: see ``training.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from common import UserError, autocast, cli, progress, runtime, seed_everything
+from datasets import DOMAINS, EndlessBatches, load_digits, to_float
+from ddpm import DDPMConfig, diffusion_loss
+from images import class_grid, save_image
+from training import Checkpointer, StepLog, add_training_args, ema_of, run_args
+
+LOG_FIELDS = ["step", "epoch", "loss"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Train a class-conditional DDPM on digits.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--data", required=True, type=Path, help="the hw3_data folder (uses digits/<domain>/train)")
+    parser.add_argument("--domain", choices=DOMAINS, default="mnistm")
+    parser.add_argument("--out-dir", type=Path, default=Path("runs/ddpm"), help="logs, samples and checkpoints")
+    parser.add_argument("--steps", type=int, default=3000, help="updates in all (a resumed run stops here too)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (constant)")
+    parser.add_argument("--grad-clip", type=float, default=1.0, help="gradient norm clip, as Ho et al.")
+    parser.add_argument("--channels", type=int, default=DDPMConfig.channels, help="U-Net width at 28x28")
+    parser.add_argument("--timesteps", type=int, default=DDPMConfig.timesteps, help="T of the noise schedule")
+    parser.add_argument("--drop-class", type=float, default=0.1,
+                        help="share of batches trained without their class (classifier-free guidance)")
+    parser.add_argument("--ema-decay", type=float, default=0.995, help="decay of the sampling network's weight average")
+    parser.add_argument("--sample-every", type=int, default=500, help="updates between sample grids and checkpoints")
+    parser.add_argument("--sample-steps", type=int, default=25, help="DDIM steps of the sample grids")
+    parser.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance weight w of the grids")
+    parser.add_argument("--dry-run", action="store_true", help="2 updates with batch 8: checks the wiring")
+    add_training_args(parser)
+    return parser
+
+
+def check_args(args: argparse.Namespace) -> None:
+    if args.dry_run:
+        args.steps, args.batch_size, args.sample_every, args.sample_steps = min(args.steps, 2), 8, 1, 2
+    for name in ("steps", "batch_size", "channels", "timesteps", "sample_every", "sample_steps"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.channels % 8:
+        raise UserError("--channels must be a multiple of 8 (the U-Net's group norm)")
+    if not 0.0 <= args.drop_class < 1.0:
+        raise UserError("--drop-class must be in [0, 1)")
+    if not 0.0 <= args.ema_decay <= 1.0:
+        raise UserError("--ema-decay must be in [0, 1]")
+
+
+def train_one_epoch(model, schedule, ema, optimizer, data, args, device, step, epoch, steps_per_epoch, on_step) -> int:
+    """``steps_per_epoch`` updates of the noise-prediction loss on ``(images, labels)`` batches from ``data``.
+
+    The time steps, noise and dropped classes come from ``data.rng`` (checkpointed with
+    the stream), so a resumed run repeats an uninterrupted one. Returns the step reached.
+    """
+    model.train()
+    for _ in range(steps_per_epoch):
+        if step >= args.steps:
+            break
+        images, labels = next(data)
+        x0 = to_float(images) * 2 - 1  # (B, 3, 28, 28) in [-1, 1]
+        with autocast(device):
+            loss = diffusion_loss(model, schedule, x0, labels, args.drop_class, rng=data.rng)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+        optimizer.step()
+        ema.update_parameters(model)
+        step += 1
+        on_step({"step": step, "epoch": epoch, "loss": loss.item()})
+    return step
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    check_args(args)
+    device = runtime(args)
+    seed_everything(args.seed)
+    digits = load_digits(args.data, args.domain, "train")
+    images, labels = digits.images.to(device), digits.labels.to(device)  # on the device once
+
+    config = DDPMConfig(args.channels, args.timesteps)
+    model = config.build().to(device)
+    schedule = config.schedule()
+    ema = ema_of(model, args.ema_decay)
+    ema.module.eval()
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    data = EndlessBatches(images, labels, batch_size=args.batch_size, rng=torch.Generator().manual_seed(args.seed))
+    ckpt = Checkpointer(args.out_dir, "ddpm", asdict(config), ema.module, run={"domain": args.domain},
+                        modules={"model": model, "ema": ema}, optimizers={"adam": optimizer},
+                        state={"data": data}, extra={"args": run_args(args)})
+    state = ckpt.resume(args.restart)
+    if state.step >= args.steps:
+        print(f"already at step {state.step} >= --steps {args.steps}; nothing to do")
+        return 0
+
+    from generate_digits import DiffusionSampler
+
+    sampler = DiffusionSampler(ema.module, schedule, args.sample_steps, guidance=args.guidance)
+    log = StepLog(args.out_dir / "log.csv", LOG_FIELDS, resume_step=state.step)
+    bar = progress(range(state.step, args.steps), args.quiet, desc="ddpm", initial=state.step, total=args.steps)
+    steps_per_epoch = max(1, len(images) // data.batch_size)
+    start, first = time.perf_counter(), state.step
+
+    def on_step(row: dict) -> None:
+        state.step = row["step"]
+        state.epoch = state.step // steps_per_epoch
+        log.write(row)
+        bar.update(1)
+        bar.set_postfix(loss=f"{row['loss']:.4f}")
+        if state.step % args.sample_every == 0 or state.step == args.steps:
+            save_image(class_grid(sampler.generate, device=device), args.out_dir / "samples" / f"step_{state.step:06d}.png")
+            ckpt.save(state, publish=True)
+
+    try:
+        while state.step < args.steps:
+            train_one_epoch(model, schedule, ema, optimizer, data, args, device, state.step, state.epoch + 1,
+                            steps_per_epoch - state.step % steps_per_epoch, on_step)
+    finally:
+        log.close()
+        bar.close()
+    seconds = time.perf_counter() - start
+    print(f"{state.step - first} steps in {seconds:.1f} s ({100 * seconds / max(state.step - first, 1):.1f} s per 100 steps); "
+          f"model in {args.out_dir / 'model.pt'}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli(main)
