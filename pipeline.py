@@ -4,9 +4,11 @@ Steps, each printed as it starts and timed:
 
 1. data: the given ``hw3_data`` folder, or the built-in demo data (``demo_data.py``);
 2. train the VAE, the GAN, and source-only / DANN / SWD+ / ADDA / target-only for the
-   three scenarios;
-3. publish the model files into a model folder with its manifest (``fetch.py``);
-4. run ``hw3_p1.sh`` ... ``hw3_p4.sh`` exactly as the grader does (they find the
+   three scenarios; then the ACGAN and the DDPM on mnistm digits (Problem 5), whose
+   1000 images are scored by the target-only mnistm classifier of step 2;
+3. publish the model files into a model folder with its manifest (``fetch.py``); the
+   digit generator with the higher classifier accuracy becomes ``digits.pt``;
+4. run ``hw3_p1.sh`` ... ``hw3_p5.sh`` exactly as the grader does (they find the
    published files with the right hashes and download nothing) and score the
    CSVs against the test labels;
 5. draw every figure and table (``plots.py``) and write ``report/README.md``.
@@ -48,8 +50,13 @@ DEMO_ARGS = {
     # proportionally shorter horizon (about 10 steps instead of 100).
     "uda": ["--epochs", "3", "--steps-per-epoch", "50", "--adda-pretrain-steps", "50", "--ema-decay", "0.9"],
     "tsne": ["--per-domain", "300"],
+    # Problem 5 at a quarter of the width and a tenth of the updates, averaged over ~10 steps.
+    "acgan": ["--steps", "500", "--channels", "16", "--ema-decay", "0.9", "--sample-every", "250"],
+    "ddpm": ["--steps", "300", "--channels", "16", "--ema-decay", "0.9", "--sample-every", "150"],
 }
-FULL_ARGS = {"vae": [], "gan": [], "uda": [], "tsne": []}
+FULL_ARGS = {"vae": [], "gan": [], "uda": [], "tsne": [], "acgan": [], "ddpm": []}
+DIGITS_DOMAIN = "mnistm"  # Problem 5 generates MNIST-M digits
+DIGIT_MODELS = ("acgan", "ddpm")
 
 
 class Stages:
@@ -102,8 +109,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import demo_data
+    import generate_digits
     import plots
     import score
+    import train_ddpm
     import train_gan
     import train_uda
     import train_vae
@@ -144,6 +153,27 @@ def main(argv=None) -> int:
             if method in uda.GRADED_METHODS:
                 published[uda.published_model(method, target)] = run_dir / "model.pt"
 
+    stages.start("train ACGAN")
+    digit_dirs = {name: args.runs / name for name in DIGIT_MODELS}
+    train_gan.main(["--data", str(data), "--task", "digits", "--domain", DIGITS_DOMAIN,
+                    "--out-dir", str(digit_dirs["acgan"]), *settings["acgan"], *common_args])
+    stages.start("train DDPM")
+    train_ddpm.main(["--data", str(data), "--domain", DIGITS_DOMAIN, "--out-dir", str(digit_dirs["ddpm"]),
+                     *settings["ddpm"], *common_args])
+
+    stages.start("score generated digits")
+    source = next(s for s, t in SCENARIOS if t == DIGITS_DOMAIN)
+    classifier = uda_root / uda.run_name("target-only", source, DIGITS_DOMAIN) / "model.pt"
+    digit_scores = {}
+    for name, run_dir in digit_dirs.items():
+        shutil.rmtree(run_dir / "generated", ignore_errors=True)
+        score_json = args.out / f"digits_{name}.json"
+        generate_digits.main(["--checkpoint", str(run_dir / "model.pt"), "--out-dir", str(run_dir / "generated"),
+                              "--classifier", str(classifier), "--json", str(score_json), "--device", args.device])
+        digit_scores[name] = json.loads(score_json.read_text())
+    best_digits = max(DIGIT_MODELS, key=lambda name: digit_scores[name]["accuracy"])
+    published["digits.pt"] = digit_dirs[best_digits] / "model.pt"
+
     stages.start("publish models")
     import fetch
 
@@ -169,6 +199,12 @@ def main(argv=None) -> int:
             grader_rows.append({"script": script, "scenario": f"{source}->{target}", "accuracy": accuracy,
                                 "images": len(pd.read_csv(csv)), "seconds": f"{seconds:.1f}"})
 
+    shutil.rmtree(out / "grader_digits", ignore_errors=True)
+    run_script(["hw3_p5.sh", str(out / "grader_digits")], env)
+    generated = digit_dirs[best_digits] / "generated"
+    digits_match = sorted(p.name for p in generated.iterdir()) == sorted(p.name for p in (out / "grader_digits").iterdir()) \
+        and all((generated / p.name).read_bytes() == p.read_bytes() for p in (out / "grader_digits").iterdir())
+
     fidelity_json = None
     if args.inception_weights is not None:
         stages.start("FID and IS")
@@ -190,12 +226,15 @@ def main(argv=None) -> int:
                 "--out-dir", str(out)])
     plots.main(["uda", "--runs", str(uda_root), "--data", str(data), "--out-dir", str(out / "uda"),
                 *settings["tsne"], "--quiet"])
+    plots.main(["digits", *[f for name, d in digit_dirs.items()
+                            for f in (f"--{name}", str(d / "model.pt"), f"--{name}-log", str(d / "log.csv"))],
+                "--out-dir", str(out)])
     stages.stop()
 
     grids_match = {kind: (out / f"grader_{fig}.png").read_bytes() == (out / f"{fig}.png").read_bytes()
                    for kind, fig in (("vae", "fig1_4"), ("gan", "fig2_2"))}
     report = write_report(out, data, args.profile, stages.seconds, vae_dir / "log.csv", pd.DataFrame(grader_rows),
-                          grids_match, fidelity_json)
+                          grids_match, fidelity_json, digit_scores, best_digits, digits_match)
     print(f"report: {report}")
     return 0
 
@@ -212,7 +251,8 @@ def _image(path: Path, out: Path, title: str) -> str:
 
 
 def write_report(out: Path, data: Path, profile: str, seconds: dict[str, float], vae_log: Path,
-                 grader: pd.DataFrame, grids_match: dict[str, bool], fidelity_json: Path | None) -> Path:
+                 grader: pd.DataFrame, grids_match: dict[str, bool], fidelity_json: Path | None,
+                 digit_scores: dict[str, dict], best_digits: str, digits_match: bool) -> Path:
     """``report/README.md``: every figure, with the numbers measured in this run."""
     log = pd.read_csv(vae_log)
     best = log.loc[log["val_mse"].idxmin()]
@@ -256,6 +296,20 @@ def write_report(out: Path, data: Path, profile: str, seconds: dict[str, float],
             lines.append(f"**{method.upper()} {source} -> {target}**\n")
             lines.append(_image(stem.with_name(stem.name + "_class.png"), out, "by class").rstrip("\n") + " "
                          + _image(stem.with_name(stem.name + "_domain.png"), out, "by domain"))
+    lines += [
+        "## Problem 5: class-conditional digits (ACGAN and DDPM)\n",
+        f"1000 generated {DIGITS_DOMAIN} digits per model (100 per class, `generate_digits.py`), labelled by the "
+        "target-only classifier trained above; accuracy against the asked class:\n",
+        _markdown(pd.DataFrame([{"model": name.upper(), "accuracy": scores["accuracy"],
+                                 **{f"digit {d}": v for d, v in scores["per_digit"].items()}}
+                                for name, scores in digit_scores.items()])) + "\n",
+        f"`digits.pt` is the {best_digits.upper()}; `bash hw3_p5.sh` wrote the same 1000 files, byte for byte: "
+        f"**{'yes' if digits_match else 'NO'}**.\n",
+        *[_image(out / f"fig5_{name}_grid.png", out, f"{name.upper()}: 10 digits per class, one class per row")
+          for name in DIGIT_MODELS],
+        _image(out / "fig5_reverse.png", out, "DDPM reverse process of one 0"),
+        _image(out / "fig5_curves.png", out, "Problem 5 training curves"),
+    ]
     lines += ["## Time per stage\n", "| stage | seconds |", "|---|---|",
               *[f"| {name} | {value:.0f} |" for name, value in seconds.items()], ""]
     path = out / "README.md"

@@ -15,10 +15,13 @@ def test_pipeline_writes_the_whole_report(tiny_data, tmp_path):
     report = (out / "README.md").read_text()
     for image in re.findall(r"\]\(([^)]+\.png)\)", report):
         assert (out / image).is_file(), image
-    for figure in ("fig1_2", "table1_3", "fig1_4", "fig1_5", "fig2_2", "fig2_vae_vs_gan"):
+    for figure in ("fig1_2", "table1_3", "fig1_4", "fig1_5", "fig2_2", "fig2_vae_vs_gan", "fig5_acgan_grid",
+                   "fig5_ddpm_grid", "fig5_reverse", "fig5_curves"):
         assert f"({figure}.png)" in report
     # The grader's scripts drew exactly the report's figures.
-    assert report.count("wrote the same bytes") == 2 and "**NO**" not in report
+    assert report.count("wrote the same bytes") == 2 and "wrote the same 1000 files" in report
+    assert "**NO**" not in report
+    assert len(list((out / "grader_digits").iterdir())) == 1000
     assert (out / "grader_fig1_4.png").read_bytes() == (out / "fig1_4.png").read_bytes()
     # Six grader CSVs, one per script and scenario, each covering its whole test folder.
     for method in ("dann", "swd"):
