@@ -74,7 +74,7 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu", steps: 
         raise UserError(f"checkpoint {path} does not fit its model ({type(err).__name__}: {str(err)[:120]})") from None
 
 
-def generate(generator, n_per_class: int = 100, seed: int = 0, batch_size: int = 250,
+def generate(generator, n_per_class: int = 100, seed: int = 0, batch_size: int = 100,
              device: torch.device | str = "cpu") -> tuple[torch.Tensor, list[str]]:
     """``n_per_class`` digits of each class, ``(10 n, 3, 28, 28)`` in [0, 1] on the CPU, and their file names."""
     labels = torch.arange(NUM_CLASSES).repeat_interleave(n_per_class)  # 0 ... 0 1 ... 9
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out-dir", required=True, type=Path, help="new or empty folder for the 1000 PNGs")
     parser.add_argument("--n-per-class", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0, help="seed of all the noise")
-    parser.add_argument("--batch-size", type=int, default=250)
+    parser.add_argument("--batch-size", type=int, default=100, help="images per forward pass (DDPM: twice that with guidance)")
     parser.add_argument("--sample-steps", type=int, default=25, help="DDPM: DDIM steps (T with --eta 1: DDPM's sampler)")
     parser.add_argument("--eta", type=float, default=0.0, help="DDPM: 0 deterministic DDIM, 1 ancestral")
     parser.add_argument("--guidance", type=float, default=2.0, help="DDPM: classifier-free guidance weight w")

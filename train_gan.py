@@ -35,7 +35,7 @@ DIGIT_LOG_FIELDS = [*LOG_FIELDS, "d_class_acc"]  # the class head's accuracy on 
 TASK_DEFAULTS = {
     "faces": {"arch": "sagan", "loss": "hinge", "steps": 20000, "channels": 64, "lr_g": 1e-4, "lr_d": 4e-4,
               "betas_g": (0.0, 0.9), "betas_d": (0.0, 0.9)},
-    "digits": {"arch": "acgan", "loss": "bce", "steps": 5000, "channels": 32, "lr_g": 2e-4, "lr_d": 2e-4,
+    "digits": {"arch": "acgan", "loss": "bce", "steps": 10000, "channels": 32, "lr_g": 2e-4, "lr_d": 2e-4,
                "betas_g": (0.5, 0.999), "betas_d": (0.5, 0.999)},
 }
 
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="network family (sagan: spectral norm + attention); default: sagan, acgan for digits")
     parser.add_argument("--loss", choices=LOSSES, default=None, help="adversarial loss; default: hinge, bce for digits")
     parser.add_argument("--steps", type=int, default=None,
-                        help="generator updates in all (a resumed run stops here too); default: 20000, 5000 for digits")
+                        help="generator updates in all (a resumed run stops here too); default: 20000, 10000 for digits")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--z-dim", type=int, default=128, help="noise size")
     parser.add_argument("--channels", type=int, default=None, help="base width of both nets; default: 64, 32 for digits")

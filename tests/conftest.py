@@ -1,5 +1,8 @@
 import pytest
+import torch
+from torch import nn
 
+import fidelity
 from helpers import ModelServer, make_tiny_tree
 
 
@@ -26,3 +29,31 @@ def model_server(tmp_path):
     server = ModelServer(directory)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def random_inception(tmp_path_factory):
+    """A randomly initialised state dict in the shapes of torch-fidelity's InceptionV3, saved to a file.
+
+    torch-fidelity's class always loads weights in its constructor, so a subclass
+    skips that step; He initialisation keeps the activations from vanishing
+    through the 90-odd layers, so the features differ between images.
+    """
+    from torch_fidelity import FeatureExtractorInceptionV3
+
+    class Unloaded(FeatureExtractorInceptionV3):
+        def load_state_dict(self, state_dict, strict=True, assign=False):
+            return None
+
+    folder = tmp_path_factory.mktemp("inception")
+    torch.save({}, folder / "empty.pth")
+    torch.manual_seed(0)
+    net = Unloaded("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(folder / "empty.pth"))
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+        elif isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0.0, 0.05)
+    path = folder / fidelity.INCEPTION_FILE
+    torch.save(net.state_dict(), path)
+    return path

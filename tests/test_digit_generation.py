@@ -241,6 +241,17 @@ def test_score_counts_the_asked_class(acgan_run, classifier, tmp_path):
         generate_digits.score(relabelled, classifier)
 
 
+def test_fid_against_the_test_digits_goes_through_fidelity(acgan_run, tiny_data, random_inception, tmp_path):
+    report = tmp_path / "fid.json"
+    assert generate_digits.main(["--checkpoint", str(acgan_run / "model.pt"), "--out-dir", str(tmp_path / "gen"),
+                                 "--n-per-class", "1", "--real", str(tiny_data / "digits" / "mnistm" / "test"),
+                                 "--inception-weights", str(random_inception), "--json", str(report)]) == 0
+    assert np.isfinite(json.loads(report.read_text())["fid"])
+    with pytest.raises(UserError, match="both --real and --inception-weights"):
+        generate_digits.main(["--checkpoint", str(acgan_run / "model.pt"), "--out-dir", str(tmp_path / "x"),
+                              "--inception-weights", str(random_inception)])
+
+
 def test_generator_refuses_other_checkpoints(classifier, tmp_path):
     with pytest.raises(UserError, match="expected an acgan or a ddpm"):
         generate_digits.load_generator(classifier)
