@@ -46,12 +46,13 @@ DEMO_ARGS = {
     "gan": ["--steps", "1000", "--batch-size", "32", "--channels", "16", "--arch", "dcgan", "--loss", "bce",
             "--lr-g", "2e-4", "--lr-d", "2e-4", "--betas-g", "0.5", "0.999", "--betas-d", "0.5", "0.999",
             "--ema-decay", "0.99", "--sample-every", "250"],
-    # train_uda.py's recipe in a seventh of the updates, with a weight average of a
-    # proportionally shorter horizon (about 10 steps instead of 100).
-    "uda": ["--epochs", "3", "--steps-per-epoch", "50", "--adda-pretrain-steps", "50", "--ema-decay", "0.9"],
+    # train_uda.py's recipe in a seventh of the updates.
+    "uda": ["--epochs", "3", "--steps-per-epoch", "50", "--adda-pretrain-steps", "50"],
     "tsne": ["--per-domain", "300"],
-    # Problem 5 at a quarter of the width and a tenth of the updates, averaged over ~10 steps.
-    "acgan": ["--steps", "500", "--channels", "16", "--ema-decay", "0.9", "--sample-every", "250"],
+    # Problem 5 at half the width and a tenth or less of the updates, averaged over ~10 steps; the
+    # ACGAN at 5x the learning rate: 73 % classifier accuracy after 600 steps, against 20 % after 500 at 2e-4.
+    "acgan": ["--steps", "600", "--channels", "16", "--lr-g", "1e-3", "--lr-d", "1e-3", "--ema-decay", "0.9",
+              "--sample-every", "300"],
     "ddpm": ["--steps", "300", "--channels", "16", "--ema-decay", "0.9", "--sample-every", "150"],
 }
 FULL_ARGS = {"vae": [], "gan": [], "uda": [], "tsne": [], "acgan": [], "ddpm": []}
