@@ -184,13 +184,16 @@ def sample(model: nn.Module, schedule: Schedule, labels: torch.Tensor, steps: in
     DDPM's ancestral sampler. Noise comes from ``rng`` on the CPU, so a seed gives the same
     images on any device. Each step predicts ``x_0``, clips it to [-1, 1] as Ho et al.'s code
     does, and moves to the previous kept step (Song et al., eq. 12, sigma of eq. 16). When
-    ``trajectory`` is a list, ``(t, x_t)`` of every step is appended to it (CPU copies).
+    ``trajectory`` is a list, ``(t, x_t)`` of every kept step is appended to it (CPU copies,
+    ``t`` in the paper's 1-based count: ``x_T`` first, then down to ``(0, x_0)``, the result).
     """
     device = labels.device
     abar = schedule.alphas_cumprod
     times = torch.linspace(schedule.timesteps - 1, 0, steps).round().long().unique_consecutive().tolist()
     x = torch.randn((len(labels), 3, 28, 28), generator=rng).to(device)
     for i, t in enumerate(times):
+        if trajectory is not None:
+            trajectory.append((t + 1, x.float().cpu()))
         a_t = abar[t].item()
         a_prev = abar[times[i + 1]].item() if i + 1 < len(times) else 1.0
         eps = guided_noise(model, x, torch.full_like(labels, t), labels, guidance)
@@ -200,6 +203,6 @@ def sample(model: nn.Module, schedule: Schedule, labels: torch.Tensor, steps: in
         x = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma**2, 0.0)) * eps
         if sigma > 0:
             x = x + sigma * torch.randn(x.shape, generator=rng).to(device)
-        if trajectory is not None:
-            trajectory.append((t, x.float().cpu()))
+    if trajectory is not None:
+        trajectory.append((0, x.float().cpu()))
     return x

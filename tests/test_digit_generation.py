@@ -97,9 +97,12 @@ def test_sampler_with_exact_noise_recovers_x0(steps, eta):
     schedule = ddpm.DDPMConfig().schedule()
     x0 = torch.rand(2, 3, 28, 28) * 1.6 - 0.8
     model = ExactNoise(x0, schedule)
+    trajectory = []
     out = ddpm.sample(model, schedule, torch.tensor([3, 7]), steps=steps, eta=eta, guidance=2.0,
-                      rng=torch.Generator().manual_seed(0))
+                      rng=torch.Generator().manual_seed(0), trajectory=trajectory)
     assert torch.allclose(out, x0, atol=1e-3)
+    assert len(trajectory) == steps + 1 and trajectory[0][0] == 1000 and trajectory[-1][0] == 0
+    assert torch.equal(trajectory[-1][1], out) and trajectory[0][1].std() > 0.9  # x_T is noise
 
 
 def test_guidance_weight_mixes_conditional_and_unconditional():
