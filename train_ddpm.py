@@ -13,17 +13,16 @@ has no validation score: the last EMA network is the model, scored by
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from common import UserError, autocast, cli, progress, runtime, seed_everything
+from common import UserError, autocast, cli, runtime, seed_everything
 from datasets import DOMAINS, EndlessBatches, load_digits, to_float
 from ddpm import DDPMConfig, diffusion_loss
 from images import class_grid, save_image
-from training import Checkpointer, StepLog, add_training_args, ema_of, run_args
+from training import Checkpointer, StepLog, add_training_args, ema_of, run_args, run_steps
 
 LOG_FIELDS = ["step", "epoch", "loss"]
 
@@ -116,30 +115,15 @@ def main(argv=None) -> int:
 
     sampler = DiffusionSampler(ema.module, schedule, args.sample_steps, guidance=args.guidance)
     log = StepLog(args.out_dir / "log.csv", LOG_FIELDS, resume_step=state.step)
-    bar = progress(range(state.step, args.steps), args.quiet, desc="ddpm", initial=state.step, total=args.steps)
-    steps_per_epoch = max(1, len(images) // data.batch_size)
-    start, first = time.perf_counter(), state.step
 
-    def on_step(row: dict) -> None:
-        state.step = row["step"]
-        state.epoch = state.step // steps_per_epoch
-        log.write(row)
-        bar.update(1)
-        bar.set_postfix(loss=f"{row['loss']:.4f}")
-        if state.step % args.sample_every == 0 or state.step == args.steps:
-            save_image(class_grid(sampler.generate, device=device), args.out_dir / "samples" / f"step_{state.step:06d}.png")
-            ckpt.save(state, publish=True)
+    def snapshot() -> None:
+        save_image(class_grid(sampler.generate, device=device), args.out_dir / "samples" / f"step_{state.step:06d}.png")
+        ckpt.save(state, publish=True)
 
-    try:
-        while state.step < args.steps:
-            train_one_epoch(model, schedule, ema, optimizer, data, args, device, state.step, state.epoch + 1,
-                            steps_per_epoch - state.step % steps_per_epoch, on_step)
-    finally:
-        log.close()
-        bar.close()
-    seconds = time.perf_counter() - start
-    print(f"{state.step - first} steps in {seconds:.1f} s ({100 * seconds / max(state.step - first, 1):.1f} s per 100 steps); "
-          f"model in {args.out_dir / 'model.pt'}")
+    run_steps(lambda step, epoch, n, on_step: train_one_epoch(model, schedule, ema, optimizer, data, args, device,
+                                                              step, epoch, n, on_step),
+              state, args.steps, max(1, len(images) // data.batch_size), log, args.sample_every, snapshot,
+              ("loss",), args.quiet, "ddpm")
     return 0
 
 

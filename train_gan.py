@@ -15,18 +15,17 @@ GAN has no cheap validation score, so the last EMA generator is the model (score
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from common import UserError, autocast, cli, progress, runtime, seed_everything
+from common import UserError, autocast, cli, runtime, seed_everything
 from datasets import DOMAINS, EndlessBatches, load_digits, load_faces, random_hflip, to_float
 from gan import (ARCHS, LOSSES, NUM_CLASSES, GANConfig, class_loss, discriminator_accuracy, discriminator_loss,
                  generator_loss, gradient_penalty)
 from images import class_grid, sample_grid, save_image
-from training import Checkpointer, StepLog, add_training_args, ema_of, run_args
+from training import Checkpointer, StepLog, add_training_args, ema_of, run_args, run_steps
 
 LOG_FIELDS = ["step", "epoch", "loss_d", "loss_g", "d_real_acc", "d_fake_acc"]
 DIGIT_LOG_FIELDS = [*LOG_FIELDS, "d_class_acc"]  # the class head's accuracy on real digits
@@ -218,30 +217,15 @@ def main(argv=None) -> int:
 
     log = StepLog(args.out_dir / "log.csv", DIGIT_LOG_FIELDS if args.task == "digits" else LOG_FIELDS,
                   resume_step=state.step)
-    bar = progress(range(state.step, args.steps), args.quiet, desc="gan", initial=state.step, total=args.steps)
-    steps_per_epoch = max(1, len(images) // (args.batch_size * args.n_critic))
-    start, first = time.perf_counter(), state.step
 
-    def on_step(row: dict) -> None:
-        state.step = row["step"]
-        state.epoch = state.step // steps_per_epoch
-        log.write(row)
-        bar.update(1)
-        bar.set_postfix(loss_d=f"{row['loss_d']:.3f}", loss_g=f"{row['loss_g']:.3f}")
-        if state.step % args.sample_every == 0 or state.step == args.steps:
-            save_image(evaluate(ema.module, device), args.out_dir / "samples" / f"step_{state.step:06d}.png")
-            ckpt.save(state, publish=True)
+    def snapshot() -> None:
+        save_image(evaluate(ema.module, device), args.out_dir / "samples" / f"step_{state.step:06d}.png")
+        ckpt.save(state, publish=True)
 
-    try:
-        while state.step < args.steps:
-            train_one_epoch(generator, discriminator, ema, opt_g, opt_d, data, args, device, state.step,
-                            state.epoch + 1, steps_per_epoch - state.step % steps_per_epoch, on_step)
-    finally:
-        log.close()
-        bar.close()
-    seconds = time.perf_counter() - start
-    print(f"{state.step - first} steps in {seconds:.1f} s ({100 * seconds / max(state.step - first, 1):.1f} s per 100 steps); "
-          f"model in {args.out_dir / 'model.pt'}")
+    run_steps(lambda step, epoch, n, on_step: train_one_epoch(generator, discriminator, ema, opt_g, opt_d, data, args,
+                                                              device, step, epoch, n, on_step),
+              state, args.steps, max(1, len(images) // (args.batch_size * args.n_critic)), log, args.sample_every,
+              snapshot, ("loss_d", "loss_g"), args.quiet, "gan")
     return 0
 
 

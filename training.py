@@ -29,16 +29,17 @@ from __future__ import annotations
 import csv
 import os
 import random
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from common import UserError, add_runtime_args, atomic_path
+from common import UserError, add_runtime_args, atomic_path, progress
 
 FORMAT = 2  # checkpoints without "format" were written by the first version of this repository
 
@@ -190,7 +191,7 @@ class StepLog:
     """
 
     def __init__(self, path: str | os.PathLike, fields: Sequence[str], resume_step: int = 0):
-        path = Path(path)
+        self.path = path = Path(path)
         kept = []
         if resume_step and path.is_file():
             with open(path, newline="") as f:
@@ -215,6 +216,38 @@ class StepLog:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def run_steps(train_epoch: Callable, state: Progress, steps: int, steps_per_epoch: int, log: StepLog,
+              every: int, snapshot: Callable[[], None], postfix: Sequence[str], quiet: bool, name: str) -> None:
+    """Drive a trainer counted in steps (the GAN, the DDPM) from ``state.step`` to ``steps``.
+
+    ``train_epoch(step, epoch, n, on_step)`` runs up to ``n`` updates and calls ``on_step(row)``
+    after each; here each row is logged, shown on the progress bar (the ``postfix``
+    columns) and moves ``state``, and every ``every`` steps and at the end ``snapshot()``
+    writes the run's samples and checkpoints. Prints the speed at the end.
+    """
+    bar = progress(range(state.step, steps), quiet, desc=name, initial=state.step, total=steps)
+    start, first = time.perf_counter(), state.step
+
+    def on_step(row: dict) -> None:
+        state.step = row["step"]
+        state.epoch = state.step // steps_per_epoch
+        log.write(row)
+        bar.update(1)
+        bar.set_postfix({column: f"{row[column]:.4f}" for column in postfix})
+        if state.step % every == 0 or state.step == steps:
+            snapshot()
+
+    try:
+        while state.step < steps:
+            train_epoch(state.step, state.epoch + 1, steps_per_epoch - state.step % steps_per_epoch, on_step)
+    finally:
+        log.close()
+        bar.close()
+    done, seconds = state.step - first, time.perf_counter() - start
+    print(f"{done} steps in {seconds:.1f} s ({100 * seconds / max(done, 1):.1f} s per 100 steps); "
+          f"model in {log.path.parent / 'model.pt'}")
 
 
 def ema_of(model: torch.nn.Module, decay: float) -> AveragedModel:
