@@ -11,7 +11,8 @@
   variance beta-tilde), ``eta = 0`` over a few evenly spaced steps is DDIM's fast,
   deterministic one (eq. 12 and 16).
 
-Images are ``(B, 3, 28, 28)`` in [-1, 1]. The training loop lives in ``train_ddpm.py``.
+Images are ``(B, 3, 28, 28)`` in [-1, 1]. :class:`DiffusionSampler` gives the network the ACGAN's
+``generate(labels, rng)``; the training loop lives in ``train_ddpm.py``.
 """
 
 from __future__ import annotations
@@ -206,3 +207,19 @@ def sample(model: nn.Module, schedule: Schedule, labels: torch.Tensor, steps: in
     if trajectory is not None:
         trajectory.append((0, x.float().cpu()))
     return x
+
+
+class DiffusionSampler:
+    """A DDPM network and its schedule behind the ACGAN's ``generate(labels, rng)``: digits in [0, 1].
+
+    ``steps``/``eta``: see :func:`sample` (25 DDIM steps by default; ``steps = T``
+    with ``eta = 1`` is DDPM's own sampler); ``guidance`` is the classifier-free weight w.
+    """
+
+    def __init__(self, model, schedule, steps: int = 25, eta: float = 0.0, guidance: float = 2.0):
+        self.model, self.schedule, self.steps, self.eta, self.guidance = model, schedule, steps, eta, guidance
+
+    def generate(self, labels: torch.Tensor, rng: torch.Generator | None = None,
+                 trajectory: list | None = None) -> torch.Tensor:
+        x = sample(self.model, self.schedule, labels, self.steps, self.eta, self.guidance, rng, trajectory)
+        return (x + 1) / 2

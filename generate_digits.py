@@ -36,24 +36,6 @@ NUM_CLASSES = 10
 NAME = re.compile(r"^(\d)_\d+\.png$")
 
 
-class DiffusionSampler:
-    """A DDPM network and its schedule behind the ACGAN's ``generate(labels, rng)``: digits in [0, 1].
-
-    ``steps``/``eta``: see :func:`ddpm.sample` (25 DDIM steps by default; ``steps = T``
-    with ``eta = 1`` is DDPM's own sampler); ``guidance`` is the classifier-free weight w.
-    """
-
-    def __init__(self, model, schedule, steps: int = 25, eta: float = 0.0, guidance: float = 2.0):
-        self.model, self.schedule, self.steps, self.eta, self.guidance = model, schedule, steps, eta, guidance
-
-    def generate(self, labels: torch.Tensor, rng: torch.Generator | None = None,
-                 trajectory: list | None = None) -> torch.Tensor:
-        from ddpm import sample
-
-        x = sample(self.model, self.schedule, labels, self.steps, self.eta, self.guidance, rng, trajectory)
-        return (x + 1) / 2
-
-
 def load_generator(path: str | Path, device: torch.device | str = "cpu", steps: int = 25, eta: float = 0.0,
                    guidance: float = 2.0):
     """The class-conditional generator of an ACGAN or DDPM checkpoint: an object with ``generate(labels, rng)``."""
@@ -69,7 +51,7 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu", steps: 
         import ddpm
 
         model, schedule = ddpm.from_checkpoint(checkpoint)
-        return DiffusionSampler(model.to(device), schedule, steps, eta, guidance)
+        return ddpm.DiffusionSampler(model.to(device), schedule, steps, eta, guidance)
     except (KeyError, TypeError, RuntimeError) as err:
         raise UserError(f"checkpoint {path} does not fit its model ({type(err).__name__}: {str(err)[:120]})") from None
 

@@ -28,6 +28,7 @@ import torch  # noqa: E402
 
 import uda  # noqa: E402
 import vae  # noqa: E402
+from ddpm import DiffusionSampler  # noqa: E402
 from common import UserError, atomic_path, batched, cli, progress  # noqa: E402
 from datasets import SCENARIOS, load_digits, load_faces, to_float, train_val_split  # noqa: E402
 from images import class_grid, deterministic, save_image  # noqa: E402
@@ -390,8 +391,6 @@ def reverse_process_figure(sampler, digit: int = 0, shown: int = 6, seed: int = 
     Ancestral sampling (``eta = 1``) over ``steps`` evenly strided time steps: DDPM's own
     sampler when ``steps = T``; 100 keeps the figure to seconds on a CPU and looks the same.
     """
-    from generate_digits import DiffusionSampler
-
     full = DiffusionSampler(sampler.model, sampler.schedule, steps=min(steps, sampler.schedule.timesteps), eta=1.0,
                             guidance=sampler.guidance)
     trajectory: list = []
@@ -410,7 +409,7 @@ def reverse_process_figure(sampler, digit: int = 0, shown: int = 6, seed: int = 
 
 def digits_figures(args) -> int:
     """Problem 5: fig5_<model>_grid.png for each checkpoint, fig5_reverse.png (DDPM) and fig5_curves.png."""
-    from generate_digits import DiffusionSampler, load_generator
+    from generate_digits import load_generator
 
     checkpoints = {"acgan": args.acgan, "ddpm": args.ddpm}
     if not any(checkpoints.values()):

@@ -20,7 +20,7 @@ import torch
 
 from common import UserError, autocast, cli, runtime, seed_everything
 from datasets import DOMAINS, EndlessBatches, load_digits, to_float
-from ddpm import DDPMConfig, diffusion_loss
+from ddpm import DDPMConfig, DiffusionSampler, diffusion_loss
 from images import class_grid, save_image
 from training import Checkpointer, StepLog, add_training_args, ema_of, run_args, run_steps
 
@@ -110,8 +110,6 @@ def main(argv=None) -> int:
     if state.step >= args.steps:
         print(f"already at step {state.step} >= --steps {args.steps}; nothing to do")
         return 0
-
-    from generate_digits import DiffusionSampler
 
     sampler = DiffusionSampler(ema.module, schedule, args.sample_steps, guidance=args.guidance)
     log = StepLog(args.out_dir / "log.csv", LOG_FIELDS, resume_step=state.step)
