@@ -7,6 +7,7 @@ do the wiring. torch is imported where it is used, so ``fetch.py`` starts fast.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import sys
@@ -126,6 +127,12 @@ def atomic_path(path: str | os.PathLike, make_parent: bool = True) -> Iterator[P
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_json(path: str | os.PathLike, data: dict) -> None:
+    """Write ``data`` as indented JSON, atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def batched(fn: Callable, inputs: "torch.Tensor", batch_size: int, device: "torch.device | str" = "cpu"):

@@ -30,7 +30,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from common import UserError, atomic_path, cli
+from common import UserError, cli, write_json
 
 MANIFEST = "manifest.json"
 
@@ -126,8 +126,7 @@ def publish(directory: Path, names: list[str], base_url: str | None) -> dict:
         entry["sha256"] = sha256_file(local)
         entry["bytes"] = local.stat().st_size
     manifest["files"] = dict(sorted(manifest["files"].items()))
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    write_json(path, manifest)
     return manifest
 
 

@@ -14,13 +14,12 @@ torch-fidelity's implementation in the tests.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from common import UserError, add_runtime_args, atomic_path, batched, cli, resolve_device, runtime
+from common import UserError, add_runtime_args, batched, cli, resolve_device, runtime, write_json
 from training import load_checkpoint
 from datasets import FACE_SIZE, load_folder
 from images import check_new_folder, write_folder
@@ -155,8 +154,7 @@ def main(argv=None) -> int:
     print(f"FID {result['fid']:.3f}  IS {result['is_mean']:.3f} +- {result['is_std']:.3f}  "
           f"({result['n_generated']} generated vs {result['n_real']} real)")
     if args.json is not None:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result)
     return 0
 
 

@@ -20,14 +20,13 @@ accuracy against the asked class, per digit and overall, goes to ``--json``. Wit
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from pathlib import Path
 
 import torch
 
 import uda
-from common import UserError, add_runtime_args, atomic_path, cli, runtime
+from common import UserError, add_runtime_args, cli, runtime, write_json
 from datasets import DIGIT_SIZE, load_folder
 from images import check_new_folder, deterministic, write_folder
 from training import load_checkpoint
@@ -120,8 +119,7 @@ def main(argv=None) -> int:
         result["fid"] = fid["fid"]
         print(f"FID {fid['fid']:.3f} against {args.real}")
     if args.json is not None:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result)
     return 0
 
 

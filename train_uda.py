@@ -23,7 +23,6 @@ Checkpoints and resuming: see ``training.py``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -38,7 +37,7 @@ import dann
 import selection
 import swd
 import uda
-from common import UserError, atomic_path, autocast, batched, cli, progress, runtime, seed_everything
+from common import UserError, autocast, batched, cli, progress, runtime, seed_everything, write_json
 from datasets import DOMAINS, EndlessBatches, augment_source, augment_strong, load_digits, to_float, train_val_split
 from training import Checkpointer, StepLog, add_training_args, ema_of, run_args
 
@@ -350,8 +349,7 @@ def main(argv=None) -> int:
         "target_test_accuracy": test_accuracy(kept, data, device), "target_test_images": len(data.test_y),
         "epochs": args.epochs, "steps_per_epoch": steps, "train_seconds_this_run": round(seconds, 1),
     }
-    with atomic_path(out_dir / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(out_dir / "metrics.json", metrics)
     if not args.quiet:
         print(f"{method} {args.source}->{args.target}: target_test_accuracy={metrics['target_test_accuracy']:.4f} "
               f"(epoch {best['epoch']} by {args.select}) -> {out_dir}")
