@@ -39,6 +39,13 @@ TASK_DEFAULTS = {
 }
 
 
+def per_task(flag: str) -> str:
+    """The defaults of a task-dependent flag for its help text, read from :data:`TASK_DEFAULTS`."""
+    faces, digits = (" ".join(map(str, v)) if isinstance(v, tuple) else str(v)
+                     for v in (TASK_DEFAULTS["faces"][flag], TASK_DEFAULTS["digits"][flag]))
+    return f"default: {faces}, {digits} for digits"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Train a DCGAN or SAGAN on the face images, or an ACGAN on digits.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -48,20 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--domain", choices=DOMAINS, default="mnistm", help="the digits of --task digits")
     parser.add_argument("--out-dir", type=Path, default=Path("runs/gan"), help="logs, samples and checkpoints")
     parser.add_argument("--arch", choices=ARCHS, default=None,
-                        help="network family (sagan: spectral norm + attention); default: sagan, acgan for digits")
-    parser.add_argument("--loss", choices=LOSSES, default=None, help="adversarial loss; default: hinge, bce for digits")
+                        help=f"network family (sagan: spectral norm + attention); {per_task('arch')}")
+    parser.add_argument("--loss", choices=LOSSES, default=None, help=f"adversarial loss; {per_task('loss')}")
     parser.add_argument("--steps", type=int, default=None,
-                        help="generator updates in all (a resumed run stops here too); default: 20000, 10000 for digits")
+                        help=f"generator updates in all (a resumed run stops here too); {per_task('steps')}")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--z-dim", type=int, default=128, help="noise size")
-    parser.add_argument("--channels", type=int, default=None, help="base width of both nets; default: 64, 32 for digits")
+    parser.add_argument("--channels", type=int, default=None, help=f"base width of both nets; {per_task('channels')}")
     # SAGAN's two time-scale rule (Heusel et al. 2017): D learns faster than G, beta1 = 0.
-    parser.add_argument("--lr-g", type=float, default=None, help="generator learning rate; default: 1e-4, 2e-4 for digits")
-    parser.add_argument("--lr-d", type=float, default=None, help="discriminator learning rate; default: 4e-4, 2e-4 for digits")
+    parser.add_argument("--lr-g", type=float, default=None, help=f"generator learning rate; {per_task('lr_g')}")
+    parser.add_argument("--lr-d", type=float, default=None, help=f"discriminator learning rate; {per_task('lr_d')}")
     parser.add_argument("--betas-g", type=float, nargs=2, default=None, metavar=("B1", "B2"),
-                        help="Adam betas of G; default: 0 0.9, 0.5 0.999 for digits")
+                        help=f"Adam betas of G; {per_task('betas_g')}")
     parser.add_argument("--betas-d", type=float, nargs=2, default=None, metavar=("B1", "B2"),
-                        help="Adam betas of D; default: 0 0.9, 0.5 0.999 for digits")
+                        help=f"Adam betas of D; {per_task('betas_d')}")
     parser.add_argument("--n-critic", type=int, default=None, help="D updates per G update (default: 5 for wgan-gp, else 1)")
     parser.add_argument("--gp-weight", type=float, default=10.0, help="lambda of WGAN-GP's gradient penalty")
     parser.add_argument("--label-smoothing", type=float, default=0.0, help="one-sided: real target 1 - this (bce only)")
