@@ -178,7 +178,7 @@ def test_dry_run_writes_every_output(trained):
     assert set(load_checkpoint(out / "latest.pt")["optimizers"]) == {"model"}
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["target_test_accuracy"] <= 1.0
-    assert metrics["selection"] == "entropy"
+    assert metrics["selection"] == "info_max"
     rows = list(csv.DictReader(open(out / "log.csv")))
     assert [r["step"] for r in rows] == ["1", "2", "2"]
     assert rows[-1]["source_val_acc"] != "" and rows[0]["discrepancy"] != "" and rows[-1]["snd"] != ""
