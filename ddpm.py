@@ -29,14 +29,16 @@ from torch import nn
 class DDPMConfig:
     """Everything that shapes the network and the noise schedule; saved whole in every checkpoint."""
 
-    channels: int = 32  # width at 28x28; 2x at 14x14 and 7x7. 32 trains in minutes on a CPU.
+    channels: int = 32  # width of the U-Net's first level; 2x below it
     timesteps: int = 1000  # T, as in Ho et al.
     beta_start: float = 1e-4  # Ho et al.'s linear schedule
     beta_end: float = 0.02
     num_classes: int = 10
+    patch: int = 2  # each 2x2 pixel block becomes 12 channels and the U-Net runs on a 14x14 grid (1: 28x28)
+    prediction: str = "x0"  # the network's output: "x0" (the clean image) or "eps" (the noise, Ho et al.)
 
     def build(self) -> "UNet":
-        return UNet(self.channels, self.num_classes)
+        return UNet(self.channels, self.num_classes, self.patch, self.prediction)
 
     def schedule(self) -> "Schedule":
         return Schedule(linear_betas(self.timesteps, self.beta_start, self.beta_end))
@@ -82,7 +84,8 @@ def diffusion_loss(model: nn.Module, schedule: Schedule, x0: torch.Tensor, label
                    drop_class: float = 0.1, rng: torch.Generator | None = None) -> torch.Tensor:
     """Ho et al.'s simple loss ``E ||eps - eps_theta(x_t, t, y)||^2`` (eq. 14) for a batch ``x0`` in [-1, 1].
 
-    ``t`` is uniform over the T steps. A ``drop_class`` share of the labels becomes the
+    An ``x0``-predicting network is trained on ``E ||x_0 - x_theta(x_t, t, y)||^2`` instead, the
+    parameterisation Ho et al. discuss in sec. 3.2. ``t`` is uniform over the T steps. A ``drop_class`` share of the labels becomes the
     "no class" token, so one network also learns the unconditional model that
     classifier-free guidance needs (Ho & Salimans 2022, Algorithm 1).
     """
@@ -92,7 +95,7 @@ def diffusion_loss(model: nn.Module, schedule: Schedule, x0: torch.Tensor, label
     dropped = torch.rand(b, generator=rng).to(device) < drop_class
     labels = torch.where(dropped, torch.full_like(labels, model.null_class), labels)
     predicted = model(schedule.q_sample(x0, t, noise), t, labels)
-    return F.mse_loss(predicted.float(), noise)
+    return F.mse_loss(predicted.float(), noise if model.prediction == "eps" else x0)
 
 
 # ---------------------------------------------------------------------------
@@ -126,39 +129,44 @@ class ResBlock(nn.Module):
 
 
 class UNet(nn.Module):
-    """Noisy images ``(B, 3, 28, 28)``, steps ``(B,)`` and classes ``(B,)`` -> predicted noise ``(B, 3, 28, 28)``.
+    """Noisy images ``(B, 3, 28, 28)``, steps ``(B,)`` and classes ``(B,)`` -> ``(B, 3, 28, 28)``: the noise or x_0.
 
     Three resolutions, 28 -> 14 -> 7 and back, one residual block each way with skip
     connections, in the spirit of Ho et al.'s U-Net without its attention layers (at 7x7
-    they cost more on a CPU than they bring). Class ``num_classes`` means "no class".
+    they cost more on a CPU than they bring). With ``patch = 2`` the image is first folded
+    into a 14x14 grid of 2x2 blocks (12 channels, as a vision transformer's patches) and the
+    U-Net has two resolutions, 14 -> 7: the middle block stays at 7x7, between 3x3 convolutions
+    where the 28x28 U-Net down- and upsamples. A quarter of the cost per channel. Class ``num_classes`` means "no class". ``prediction`` says what the output is.
     """
 
-    def __init__(self, channels: int = 32, num_classes: int = 10):
+    def __init__(self, channels: int = 32, num_classes: int = 10, patch: int = 1, prediction: str = "eps"):
         super().__init__()
-        c, emb_dim = channels, 4 * channels
-        self.channels, self.null_class = c, num_classes
+        if patch not in (1, 2) or prediction not in ("eps", "x0"):
+            raise ValueError(f"patch must be 1 or 2 and prediction eps or x0, not {patch!r}, {prediction!r}")
+        c, emb_dim, folded = channels, 4 * channels, 3 * patch * patch
+        self.channels, self.null_class, self.patch, self.prediction = c, num_classes, patch, prediction
         self.time_mlp = nn.Sequential(nn.Linear(c, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.class_emb = nn.Embedding(num_classes + 1, emb_dim)
-        self.stem = nn.Conv2d(3, c, 3, padding=1)
-        self.down1 = ResBlock(c, c, emb_dim)  # 28x28
-        self.pool1 = nn.Conv2d(c, c, 4, 2, 1)  # -> 14x14
+        self.stem = nn.Conv2d(folded, c, 3, padding=1)
+        self.down1 = ResBlock(c, c, emb_dim)  # 28x28 (14x14 folded)
+        self.pool1 = nn.Conv2d(c, c, 4, 2, 1)  # -> 14x14 (7x7)
         self.down2 = ResBlock(c, 2 * c, emb_dim)
-        self.pool2 = nn.Conv2d(2 * c, 2 * c, 4, 2, 1)  # -> 7x7
+        self.pool2 = nn.Conv2d(2 * c, 2 * c, 4, 2, 1) if patch == 1 else nn.Conv2d(2 * c, 2 * c, 3, 1, 1)  # -> 7x7
         self.mid = ResBlock(2 * c, 2 * c, emb_dim)
-        self.up2 = nn.ConvTranspose2d(2 * c, 2 * c, 4, 2, 1)  # -> 14x14
+        self.up2 = nn.ConvTranspose2d(2 * c, 2 * c, 4, 2, 1) if patch == 1 else nn.Conv2d(2 * c, 2 * c, 3, 1, 1)
         self.dec2 = ResBlock(4 * c, 2 * c, emb_dim)
-        self.up1 = nn.ConvTranspose2d(2 * c, c, 4, 2, 1)  # -> 28x28
+        self.up1 = nn.ConvTranspose2d(2 * c, c, 4, 2, 1)  # -> 28x28 (14x14)
         self.dec1 = ResBlock(2 * c, c, emb_dim)
-        self.out = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, 3, 3, padding=1))
+        self.out = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, folded, 3, padding=1))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         emb = self.time_mlp(timestep_embedding(t, self.channels)) + self.class_emb(labels)  # (B, 4c)
-        h1 = self.down1(self.stem(x), emb)  # (B, c, 28, 28)
+        h1 = self.down1(self.stem(F.pixel_unshuffle(x, self.patch)), emb)  # (B, c, 28, 28); 14x14 folded
         h2 = self.down2(self.pool1(h1), emb)  # (B, 2c, 14, 14)
         h = self.mid(self.pool2(h2), emb)  # (B, 2c, 7, 7)
         h = self.dec2(torch.cat([self.up2(h), h2], dim=1), emb)  # (B, 2c, 14, 14)
         h = self.dec1(torch.cat([self.up1(h), h1], dim=1), emb)  # (B, c, 28, 28)
-        return self.out(h)
+        return F.pixel_shuffle(self.out(h), self.patch)
 
 
 # ---------------------------------------------------------------------------
@@ -166,9 +174,13 @@ class UNet(nn.Module):
 # ---------------------------------------------------------------------------
 
 
-def guided_noise(model: nn.Module, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor,
-                 guidance: float) -> torch.Tensor:
-    """``(1 + w) eps(x, y) - w eps(x, no class)`` (Ho & Salimans 2022, eq. 6); ``w = 0`` is plain conditional."""
+def guided_output(model: nn.Module, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor,
+                  guidance: float) -> torch.Tensor:
+    """``(1 + w) eps(x, y) - w eps(x, no class)`` (Ho & Salimans 2022, eq. 6); ``w = 0`` is plain conditional.
+
+    The same mix of an ``x0``-predicting network's outputs is the same guidance: at fixed
+    ``x_t`` and ``t`` the noise is an affine function of x_0 whose weights sum to one.
+    """
     if guidance == 0:
         return model(x, t, labels).float()
     both = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, torch.full_like(labels, model.null_class)]))
@@ -197,8 +209,8 @@ def sample(model: nn.Module, schedule: Schedule, labels: torch.Tensor, steps: in
             trajectory.append((t + 1, x.float().cpu()))
         a_t = abar[t].item()
         a_prev = abar[times[i + 1]].item() if i + 1 < len(times) else 1.0
-        eps = guided_noise(model, x, torch.full_like(labels, t), labels, guidance)
-        x0 = ((x - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)).clamp(-1, 1)
+        out = guided_output(model, x, torch.full_like(labels, t), labels, guidance)
+        x0 = (out if model.prediction == "x0" else (x - math.sqrt(1 - a_t) * out) / math.sqrt(a_t)).clamp(-1, 1)
         eps = (x - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)  # the noise consistent with the clipped x_0
         sigma = eta * math.sqrt((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev))
         x = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma**2, 0.0)) * eps

@@ -35,9 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out-dir", type=Path, default=Path("runs/ddpm"), help="logs, samples and checkpoints")
     parser.add_argument("--steps", type=int, default=3000, help="updates in all (a resumed run stops here too)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (constant)")
+    parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (constant)")
     parser.add_argument("--grad-clip", type=float, default=1.0, help="gradient norm clip, as Ho et al.")
-    parser.add_argument("--channels", type=int, default=DDPMConfig.channels, help="U-Net width at 28x28")
+    parser.add_argument("--channels", type=int, default=DDPMConfig.channels, help="width of the U-Net's first level")
+    parser.add_argument("--patch", type=int, choices=(1, 2), default=DDPMConfig.patch,
+                        help="2: the U-Net runs on 14x14 grids of 2x2 pixel blocks, at a quarter of the cost")
+    parser.add_argument("--prediction", choices=("eps", "x0"), default=DDPMConfig.prediction,
+                        help="what the network learns to output: the noise or the clean image")
     parser.add_argument("--timesteps", type=int, default=DDPMConfig.timesteps, help="T of the noise schedule")
     parser.add_argument("--drop-class", type=float, default=0.1,
                         help="share of batches trained without their class (classifier-free guidance)")
@@ -96,7 +100,7 @@ def main(argv=None) -> int:
     digits = load_digits(args.data, args.domain, "train")
     images, labels = digits.images.to(device), digits.labels.to(device)  # on the device once
 
-    config = DDPMConfig(args.channels, args.timesteps)
+    config = DDPMConfig(args.channels, args.timesteps, patch=args.patch, prediction=args.prediction)
     model = config.build().to(device)
     schedule = config.schedule()
     ema = ema_of(model, args.ema_decay)

@@ -77,26 +77,27 @@ def test_q_sample_has_the_closed_form_mean_and_variance():
         assert xt.var().item() == pytest.approx(1 - abar, rel=0.03, abs=1e-5)
 
 
-class ExactNoise(nn.Module):
-    """A "network" that knows x_0 and returns the exact noise of x_t: every sampler must end at x_0."""
+class Oracle(nn.Module):
+    """A "network" that knows x_0 and returns the exact noise of x_t (or x_0 itself): every sampler must end at x_0."""
 
     null_class = 10
 
-    def __init__(self, x0: torch.Tensor, schedule: ddpm.Schedule):
+    def __init__(self, x0: torch.Tensor, schedule: ddpm.Schedule, prediction: str):
         super().__init__()
-        self.x0, self.abar = x0, schedule.alphas_cumprod.float()
+        self.x0, self.abar, self.prediction = x0, schedule.alphas_cumprod.float(), prediction
 
     def forward(self, x, t, labels):
         a = self.abar[t].view(-1, 1, 1, 1)
         x0 = self.x0.repeat(len(x) // len(self.x0), 1, 1, 1)  # guidance doubles the batch
-        return (x - a.sqrt() * x0) / (1 - a).sqrt()
+        return x0 if self.prediction == "x0" else (x - a.sqrt() * x0) / (1 - a).sqrt()
 
 
-@pytest.mark.parametrize("steps, eta", [(10, 0.0), (50, 0.0), (1000, 1.0)])
-def test_sampler_with_exact_noise_recovers_x0(steps, eta):
+@pytest.mark.parametrize("steps, eta, prediction", [(10, 0.0, "eps"), (50, 0.0, "eps"), (1000, 1.0, "eps"),
+                                                    (10, 0.0, "x0"), (1000, 1.0, "x0")])
+def test_sampler_with_an_exact_network_recovers_x0(steps, eta, prediction):
     schedule = ddpm.DDPMConfig().schedule()
     x0 = torch.rand(2, 3, 28, 28) * 1.6 - 0.8
-    model = ExactNoise(x0, schedule)
+    model = Oracle(x0, schedule, prediction)
     trajectory = []
     out = ddpm.sample(model, schedule, torch.tensor([3, 7]), steps=steps, eta=eta, guidance=2.0,
                       rng=torch.Generator().manual_seed(0), trajectory=trajectory)
@@ -107,21 +108,21 @@ def test_sampler_with_exact_noise_recovers_x0(steps, eta):
 
 def test_guidance_weight_mixes_conditional_and_unconditional():
     class Const(nn.Module):
-        null_class = 10
+        null_class, prediction = 10, "eps"
 
         def forward(self, x, t, labels):
             return (labels == self.null_class).float().view(-1, 1, 1, 1).expand_as(x)  # 1 unconditional, 0 else
 
     x, t, y = torch.zeros(2, 3, 4, 4), torch.zeros(2, dtype=torch.long), torch.tensor([1, 2])
-    assert torch.equal(ddpm.guided_noise(Const(), x, t, y, 0.0), torch.zeros_like(x))
-    assert torch.allclose(ddpm.guided_noise(Const(), x, t, y, 3.0), torch.full_like(x, -3.0))  # (1+w)*0 - w*1
+    assert torch.equal(ddpm.guided_output(Const(), x, t, y, 0.0), torch.zeros_like(x))
+    assert torch.allclose(ddpm.guided_output(Const(), x, t, y, 3.0), torch.full_like(x, -3.0))  # (1+w)*0 - w*1
 
 
 def test_diffusion_loss_drops_classes_at_the_asked_rate():
     seen = []
 
     class Spy(nn.Module):
-        null_class = 10
+        null_class, prediction = 10, "eps"
 
         def forward(self, x, t, labels):
             seen.append(labels.clone())
@@ -133,6 +134,24 @@ def test_diffusion_loss_drops_classes_at_the_asked_rate():
                                rng=torch.Generator().manual_seed(0))
     assert loss.item() == pytest.approx(1.0, rel=0.05)  # predicting 0 for N(0, 1) noise
     assert (seen[0] == 10).float().mean().item() == pytest.approx(0.25, abs=0.03)
+    Spy.prediction = "x0"  # the same zero output is now a guess of x_0 = 0.5 everywhere
+    loss = ddpm.diffusion_loss(Spy(), schedule, x0 + 0.5, torch.zeros(4000, dtype=torch.long))
+    assert loss.item() == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("patch", [1, 2])
+def test_unet_maps_digits_to_digits_at_either_patch_size(patch):
+    model = ddpm.DDPMConfig(channels=8, patch=patch).build()
+    x = torch.randn(3, 3, 28, 28)
+    out = model(x, torch.tensor([0, 500, 999]), torch.tensor([1, 2, 10]))
+    assert out.shape == x.shape
+    assert model.stem.in_channels == 3 * patch * patch
+    grid = []
+    model.down1.register_forward_hook(lambda module, args, output: grid.append(output.shape[-1]))
+    model(x, torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]))
+    assert grid == [28 // patch]
+    with pytest.raises(ValueError):
+        ddpm.UNet(8, patch=4)
 
 
 # --- one step of each trainer ------------------------------------------------------------------------
@@ -141,7 +160,7 @@ def test_diffusion_loss_drops_classes_at_the_asked_rate():
 def test_one_ddpm_update_changes_the_network(tiny_data):
     args = train_ddpm.build_parser().parse_args(["--data", "unused", "--batch-size", "8", "--steps", "1", *TINY_DDPM])
     train_ddpm.check_args(args)
-    config = ddpm.DDPMConfig(args.channels, args.timesteps)
+    config = ddpm.DDPMConfig(args.channels, args.timesteps, patch=args.patch, prediction=args.prediction)
     model, schedule = config.build(), config.schedule()
     ema = ema_of(model, args.ema_decay)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -201,7 +220,8 @@ def test_task_and_arch_must_agree(tiny_data, tmp_path):
 def test_ddpm_dry_run_outputs_and_resume(ddpm_run, tiny_data, capsys):
     assert {p.name for p in ddpm_run.iterdir()} >= {"latest.pt", "model.pt", "log.csv", "samples"}
     model = load_checkpoint(ddpm_run / "model.pt", kind="ddpm")
-    assert model["config"] == {"channels": 8, "timesteps": 20, "beta_start": 1e-4, "beta_end": 0.02, "num_classes": 10}
+    assert model["config"] == {"channels": 8, "timesteps": 20, "beta_start": 1e-4, "beta_end": 0.02, "num_classes": 10,
+                               "patch": 2, "prediction": "x0"}
     assert "optimizers" not in model and model["step"] == 2
     assert train_ddpm.main(["--data", str(tiny_data), "--out-dir", str(ddpm_run), "--dry-run", *TINY_DDPM]) == 0
     assert "nothing to do" in capsys.readouterr().out
