@@ -109,6 +109,8 @@ def main(argv=None) -> int:
     parser.add_argument("--inception-weights", type=Path, default=None, help="local Inception weights: adds FID and IS")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="dry-run every training (checks the wiring in seconds)")
+    parser.add_argument("--restart", action="store_true",
+                        help="train every model afresh instead of resuming the runs in --runs (needed after a recipe change)")
     args = parser.parse_args(argv)
 
     import demo_data
@@ -122,7 +124,7 @@ def main(argv=None) -> int:
 
     settings = DEMO_ARGS if args.profile == "demo" else FULL_ARGS
     quick = ["--dry-run"] if args.quick else []
-    common_args = ["--device", args.device, "--quiet", *quick]
+    common_args = ["--device", args.device, "--quiet", *quick, *(["--restart"] if args.restart else [])]
     stages = Stages()
 
     stages.start("data")

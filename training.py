@@ -135,6 +135,9 @@ class Checkpointer:
         saved = load_checkpoint(self.latest, kind=self.kind)
         before, now = {**saved["config"], **saved["run"]}, {**self.config, **self.run}
         changed = sorted(k for k in {**before, **now} if before.get(k) != now.get(k))
+        flags_before, flags_now = saved["extra"].get("args", {}), self.extra.get("args", {})
+        changed += sorted(k for k in flags_before.keys() & flags_now.keys() - RESUMABLE_FLAGS
+                          if _plain(flags_before[k]) != _plain(flags_now[k]) and k not in changed)
         if changed:
             flags = ", ".join("--" + k.replace("_", "-") for k in changed)
             raise UserError(f"{self.latest} belongs to a run with other settings ({flags}): "
@@ -267,6 +270,16 @@ def add_training_args(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--restart", action="store_true", help="ignore OUT_DIR/latest.pt and start afresh")
     add_runtime_args(parser)
+
+
+# Flags a resumed run may change: where the data and outputs are, how long to train, how to run
+# and how often to draw samples. Any other flag (a learning rate, a loss weight, ...) stops the resume.
+RESUMABLE_FLAGS = frozenset({"data", "out_dir", "steps", "epochs", "device", "threads", "quiet", "restart",
+                             "dry_run", "sample_every", "sample_steps", "log_test_accuracy"})
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
 
 
 def run_args(args) -> dict:

@@ -205,6 +205,10 @@ def test_resume_continues_after_last_epoch(tiny_data, tmp_path, capsys):
     assert steps == ["1", "1", "2", "2"]
     with pytest.raises(UserError, match="belongs to"):
         train_uda.main([*common, "--epochs", "2", "--method", "dann"])
+    # A finished run is not silently reused under another recipe: training flags must match too.
+    with pytest.raises(UserError, match=r"other settings \(--lr, --weight-decay\)"):
+        train_uda.main([*common, "--epochs", "2", "--lr", "1e-2", "--weight-decay", "0"])
+    train_uda.main([*common, "--epochs", "2", "--quiet", "--threads", "2"])  # how to run may change
 
 
 @pytest.mark.parametrize("args, message", [
