@@ -85,9 +85,10 @@ def diffusion_loss(model: nn.Module, schedule: Schedule, x0: torch.Tensor, label
     """Ho et al.'s simple loss ``E ||eps - eps_theta(x_t, t, y)||^2`` (eq. 14) for a batch ``x0`` in [-1, 1].
 
     An ``x0``-predicting network is trained on ``E ||x_0 - x_theta(x_t, t, y)||^2`` instead, the
-    parameterisation Ho et al. discuss in sec. 3.2. ``t`` is uniform over the T steps. A ``drop_class`` share of the labels becomes the
-    "no class" token, so one network also learns the unconditional model that
-    classifier-free guidance needs (Ho & Salimans 2022, Algorithm 1).
+    parameterisation Ho et al. discuss in sec. 3.2. ``t`` is uniform over the T steps. A
+    ``drop_class`` share of the labels becomes the "no class" token, so one network also
+    learns the unconditional model that classifier-free guidance needs (Ho & Salimans 2022,
+    Algorithm 1).
     """
     b, device = len(x0), x0.device
     t = torch.randint(0, schedule.timesteps, (b,), generator=rng).to(device)  # (B,)
@@ -133,13 +134,15 @@ class UNet(nn.Module):
 
     Three resolutions, 28 -> 14 -> 7 and back, one residual block each way with skip
     connections, in the spirit of Ho et al.'s U-Net without its attention layers (at 7x7
-    they cost more on a CPU than they bring). With ``patch = 2`` the image is first folded
-    into a 14x14 grid of 2x2 blocks (12 channels, as a vision transformer's patches) and the
-    U-Net has two resolutions, 14 -> 7: the middle block stays at 7x7, between 3x3 convolutions
-    where the 28x28 U-Net down- and upsamples. A quarter of the cost per channel. Class ``num_classes`` means "no class". ``prediction`` says what the output is.
+    they cost more on a CPU than they bring). With ``patch = 2`` (the default) the image is
+    first folded into a 14x14 grid of 2x2 blocks, 12 channels, as a vision transformer cuts
+    patches, at a quarter of the cost per channel. The U-Net then has two resolutions,
+    14 -> 7, and its middle block stays at 7x7, between 3x3 convolutions where the 28x28
+    U-Net down- and upsamples. Class ``num_classes`` means "no class"; ``prediction`` says
+    what the output is.
     """
 
-    def __init__(self, channels: int = 32, num_classes: int = 10, patch: int = 1, prediction: str = "eps"):
+    def __init__(self, channels: int = 32, num_classes: int = 10, patch: int = 2, prediction: str = "x0"):
         super().__init__()
         if patch not in (1, 2) or prediction not in ("eps", "x0"):
             raise ValueError(f"patch must be 1 or 2 and prediction eps or x0, not {patch!r}, {prediction!r}")
@@ -151,9 +154,10 @@ class UNet(nn.Module):
         self.down1 = ResBlock(c, c, emb_dim)  # 28x28 (14x14 folded)
         self.pool1 = nn.Conv2d(c, c, 4, 2, 1)  # -> 14x14 (7x7)
         self.down2 = ResBlock(c, 2 * c, emb_dim)
-        self.pool2 = nn.Conv2d(2 * c, 2 * c, 4, 2, 1) if patch == 1 else nn.Conv2d(2 * c, 2 * c, 3, 1, 1)  # -> 7x7
+        deeper = patch == 1  # the 28x28 U-Net halves once more; the folded one is at 7x7 already
+        self.pool2 = nn.Conv2d(2 * c, 2 * c, 4, 2, 1) if deeper else nn.Conv2d(2 * c, 2 * c, 3, 1, 1)  # -> 7x7
         self.mid = ResBlock(2 * c, 2 * c, emb_dim)
-        self.up2 = nn.ConvTranspose2d(2 * c, 2 * c, 4, 2, 1) if patch == 1 else nn.Conv2d(2 * c, 2 * c, 3, 1, 1)
+        self.up2 = nn.ConvTranspose2d(2 * c, 2 * c, 4, 2, 1) if deeper else nn.Conv2d(2 * c, 2 * c, 3, 1, 1)
         self.dec2 = ResBlock(4 * c, 2 * c, emb_dim)
         self.up1 = nn.ConvTranspose2d(2 * c, c, 4, 2, 1)  # -> 28x28 (14x14)
         self.dec1 = ResBlock(2 * c, c, emb_dim)

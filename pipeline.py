@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="dry-run every training (checks the wiring in seconds)")
     parser.add_argument("--restart", action="store_true",
-                        help="train every model afresh instead of resuming the runs in --runs (needed after a recipe change)")
+                        help="train every model afresh instead of resuming the runs in --runs (after a recipe change)")
     args = parser.parse_args(argv)
 
     import demo_data
