@@ -44,6 +44,11 @@ class DDPMConfig:
         return Schedule(linear_betas(self.timesteps, self.beta_start, self.beta_end))
 
 
+# The sampler every caller uses unless told otherwise: 25 deterministic DDIM steps, guidance weight w = 2.
+SAMPLE_STEPS = 25
+GUIDANCE = 2.0
+
+
 def from_checkpoint(checkpoint: dict) -> tuple["UNet", "Schedule"]:
     """The sampling network (the EMA weights) of a loaded ``ddpm`` checkpoint, in eval mode, and its schedule."""
     config = DDPMConfig(**checkpoint["config"])
@@ -193,8 +198,9 @@ def guided_output(model: nn.Module, x: torch.Tensor, t: torch.Tensor, labels: to
 
 
 @torch.no_grad()
-def sample(model: nn.Module, schedule: Schedule, labels: torch.Tensor, steps: int = 50, eta: float = 0.0,
-           guidance: float = 2.0, rng: torch.Generator | None = None, trajectory: list | None = None) -> torch.Tensor:
+def sample(model: nn.Module, schedule: Schedule, labels: torch.Tensor, steps: int = SAMPLE_STEPS,
+           eta: float = 0.0, guidance: float = GUIDANCE, rng: torch.Generator | None = None,
+           trajectory: list | None = None) -> torch.Tensor:
     """Images ``(B, 3, 28, 28)`` in [-1, 1] of the classes ``labels`` ``(B,)``, by the DDIM update.
 
     ``steps`` evenly spaced steps from T down to 1; with ``steps = T`` and ``eta = 1`` this is
@@ -232,7 +238,7 @@ class DiffusionSampler:
     with ``eta = 1`` is DDPM's own sampler); ``guidance`` is the classifier-free weight w.
     """
 
-    def __init__(self, model, schedule, steps: int = 25, eta: float = 0.0, guidance: float = 2.0):
+    def __init__(self, model, schedule, steps: int = SAMPLE_STEPS, eta: float = 0.0, guidance: float = GUIDANCE):
         self.model, self.schedule, self.steps, self.eta, self.guidance = model, schedule, steps, eta, guidance
 
     def generate(self, labels: torch.Tensor, rng: torch.Generator | None = None,

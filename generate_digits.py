@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+import ddpm
+import gan
 import uda
 from common import UserError, add_runtime_args, cli, runtime, write_json
 from datasets import DIGIT_SIZE, load_folder
@@ -35,8 +37,8 @@ NUM_CLASSES = 10
 NAME = re.compile(r"^(\d)_\d+\.png$")
 
 
-def load_generator(path: str | Path, device: torch.device | str = "cpu", steps: int = 25, eta: float = 0.0,
-                   guidance: float = 2.0):
+def load_generator(path: str | Path, device: torch.device | str = "cpu", steps: int = ddpm.SAMPLE_STEPS,
+                   eta: float = 0.0, guidance: float = ddpm.GUIDANCE):
     """The class-conditional generator of an ACGAN or DDPM checkpoint: an object with ``generate(labels, rng)``."""
     checkpoint = load_checkpoint(path)
     kind, arch = checkpoint.get("kind"), checkpoint.get("config", {}).get("arch")
@@ -44,11 +46,7 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu", steps: 
         raise UserError(f"checkpoint {path} holds a {arch or kind!r} model; expected an acgan or a ddpm")
     try:
         if kind == "gan":
-            import gan
-
             return gan.from_checkpoint(checkpoint).to(device)
-        import ddpm
-
         model, schedule = ddpm.from_checkpoint(checkpoint)
         return ddpm.DiffusionSampler(model.to(device), schedule, steps, eta, guidance)
     except (KeyError, TypeError, RuntimeError) as err:
@@ -89,9 +87,9 @@ def main(argv=None) -> int:
     parser.add_argument("--n-per-class", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0, help="seed of all the noise")
     parser.add_argument("--batch-size", type=int, default=100, help="images per forward pass (DDPM: twice that with guidance)")
-    parser.add_argument("--sample-steps", type=int, default=25, help="DDPM: DDIM steps (T with --eta 1: DDPM's sampler)")
+    parser.add_argument("--sample-steps", type=int, default=ddpm.SAMPLE_STEPS, help="DDPM: DDIM steps (T with --eta 1: DDPM's sampler)")
     parser.add_argument("--eta", type=float, default=0.0, help="DDPM: 0 deterministic DDIM, 1 ancestral")
-    parser.add_argument("--guidance", type=float, default=2.0, help="DDPM: classifier-free guidance weight w")
+    parser.add_argument("--guidance", type=float, default=ddpm.GUIDANCE, help="DDPM: classifier-free guidance weight w")
     parser.add_argument("--classifier", type=Path, default=None, help="a target-only uda model.pt: score the images")
     parser.add_argument("--json", type=Path, default=None, help="write the scores here")
     parser.add_argument("--real", type=Path, default=None, help="the domain's test folder, for FID")

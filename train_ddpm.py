@@ -20,7 +20,7 @@ import torch
 
 from common import UserError, autocast, cli, runtime, seed_everything
 from datasets import DOMAINS, EndlessBatches, load_digits, to_float
-from ddpm import DDPMConfig, DiffusionSampler, diffusion_loss
+from ddpm import GUIDANCE, SAMPLE_STEPS, DDPMConfig, DiffusionSampler, diffusion_loss
 from images import class_grid, save_image
 from training import Checkpointer, StepLog, add_training_args, ema_of, run_args, run_steps
 
@@ -47,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="share of batches trained without their class (classifier-free guidance)")
     parser.add_argument("--ema-decay", type=float, default=0.995, help="decay of the sampling network's weight average")
     parser.add_argument("--sample-every", type=int, default=500, help="updates between sample grids and checkpoints")
-    parser.add_argument("--sample-steps", type=int, default=25, help="DDIM steps of the sample grids")
-    parser.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance weight w of the grids")
+    parser.add_argument("--sample-steps", type=int, default=SAMPLE_STEPS, help="DDIM steps of the sample grids")
+    parser.add_argument("--guidance", type=float, default=GUIDANCE,
+                        help="classifier-free guidance weight w of the grids")
     parser.add_argument("--dry-run", action="store_true", help="2 updates with batch 8: checks the wiring")
     add_training_args(parser)
     return parser
