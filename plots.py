@@ -28,7 +28,7 @@ import torch  # noqa: E402
 
 import uda  # noqa: E402
 import vae  # noqa: E402
-from ddpm import DiffusionSampler  # noqa: E402
+from ddpm import GUIDANCE, DiffusionSampler  # noqa: E402
 from common import UserError, atomic_path, batched, cli, progress  # noqa: E402
 from datasets import SCENARIOS, load_digits, load_faces, to_float, train_val_split  # noqa: E402
 from images import class_grid, deterministic, save_image  # noqa: E402
@@ -43,6 +43,11 @@ def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return path
+
+
+def moving_average(series: pd.Series, window: int) -> pd.Series:
+    """The mean of the last ``window`` values at each step (fewer at the start)."""
+    return series.rolling(window, min_periods=1).mean()
 
 
 def read_log(path: Path, columns: set[str], writer: str) -> pd.DataFrame:
@@ -100,7 +105,7 @@ def plot_vae_curves(log: pd.DataFrame, path: Path) -> Path:
                               (ax_kl, "kl", "KL divergence (nats, sum over latent dims)")):
         if window > 1:
             ax.plot(log["step"], log[column], color="tab:blue", alpha=0.3, linewidth=0.8, label="train batch")
-            ax.plot(log["step"], log[column].rolling(window, min_periods=1).mean(), color="tab:blue",
+            ax.plot(log["step"], moving_average(log[column], window), color="tab:blue",
                     label=f"train, mean of {window} steps")
         else:
             ax.plot(log["step"], log[column], color="tab:blue", label="train batch")
@@ -242,10 +247,10 @@ def gan_loss_figure(log: pd.DataFrame, smooth: int = 50):
     window = max(1, min(smooth, len(log)))
     for column, label, colour in (("loss_d", "D loss", "tab:blue"), ("loss_g", "G loss", "tab:orange")):
         ax_loss.plot(log["step"], log[column], color=colour, alpha=0.25, linewidth=0.8)
-        ax_loss.plot(log["step"], log[column].rolling(window, min_periods=1).mean(), color=colour, label=label)
+        ax_loss.plot(log["step"], moving_average(log[column], window), color=colour, label=label)
     for column, label, colour in (("d_real_acc", "D accuracy on real", "tab:green"),
                                   ("d_fake_acc", "D accuracy on fake", "tab:red")):
-        ax_acc.plot(log["step"], log[column].rolling(window, min_periods=1).mean(), color=colour, label=label)
+        ax_acc.plot(log["step"], moving_average(log[column], window), color=colour, label=label)
     ax_loss.set(xlabel="generator step", ylabel="loss", title=f"losses (moving average of {window} steps)")
     ax_acc.set(xlabel="generator step", ylabel="accuracy", ylim=(-0.02, 1.02), title="discriminator accuracy")
     for ax in (ax_loss, ax_acc):
@@ -378,9 +383,6 @@ def add_uda_commands(subparsers) -> None:
 
 
 # ---------------------------------------------------------------------------
-
-
-# ---------------------------------------------------------------------------
 # Problem 5: class-conditional digits
 # ---------------------------------------------------------------------------
 
@@ -434,10 +436,10 @@ def digits_figures(args) -> int:
             window = max(1, min(args.smooth, len(log)))
             columns = ["loss_d", "loss_g"] if name == "acgan" else ["loss"]
             for column in columns:
-                ax.plot(log["step"], log[column].rolling(window, min_periods=1).mean(), label=column)
+                ax.plot(log["step"], moving_average(log[column], window), label=column)
             if name == "acgan":
                 twin = ax.twinx()
-                twin.plot(log["step"], log["d_class_acc"].rolling(window, min_periods=1).mean(), color="tab:green",
+                twin.plot(log["step"], moving_average(log["d_class_acc"], window), color="tab:green",
                           label="D class accuracy (real)")
                 twin.set(ylim=(0, 1.02), ylabel="accuracy")
                 twin.legend(loc="center right")
@@ -462,11 +464,14 @@ def add_digits_commands(subparsers) -> None:
     parser.add_argument("--ddpm", type=Path, default=None, help="a DDPM model.pt (train_ddpm.py)")
     parser.add_argument("--acgan-log", type=Path, default=None, help="the ACGAN's log.csv")
     parser.add_argument("--ddpm-log", type=Path, default=None, help="the DDPM's log.csv")
-    parser.add_argument("--guidance", type=float, default=2.0, help="DDPM: classifier-free guidance weight w")
+    parser.add_argument("--guidance", type=float, default=GUIDANCE, help="DDPM: classifier-free guidance weight w")
     parser.add_argument("--out-dir", type=Path, default=Path("report"), help="where the figures go")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smooth", type=int, default=50, help="steps in the moving average of the curves")
     parser.set_defaults(func=digits_figures)
+
+
+# ---------------------------------------------------------------------------
 
 
 def main(argv=None) -> int:
