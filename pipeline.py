@@ -206,9 +206,7 @@ def main(argv=None) -> int:
 
     shutil.rmtree(out / "grader_digits", ignore_errors=True)
     run_script(["hw3_p5.sh", str(out / "grader_digits")], env)
-    generated = digit_dirs[best_digits] / "generated"
-    digits_match = sorted(p.name for p in generated.iterdir()) == sorted(p.name for p in (out / "grader_digits").iterdir()) \
-        and all((generated / p.name).read_bytes() == p.read_bytes() for p in (out / "grader_digits").iterdir())
+    digits_match = _same_files(digit_dirs[best_digits] / "generated", out / "grader_digits")
 
     fidelity_json = None
     if args.inception_weights is not None:
@@ -242,6 +240,13 @@ def main(argv=None) -> int:
                           grids_match, fidelity_json, digit_scores, best_digits, digits_match)
     print(f"report: {report}")
     return 0
+
+
+def _same_files(a: Path, b: Path) -> bool:
+    """Whether folders ``a`` and ``b`` hold the same file names with the same bytes."""
+    names = sorted(p.name for p in a.iterdir())
+    return names == sorted(p.name for p in b.iterdir()) and all((a / n).read_bytes() == (b / n).read_bytes()
+                                                                for n in names)
 
 
 def _markdown(frame: pd.DataFrame) -> str:
