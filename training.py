@@ -137,7 +137,7 @@ class Checkpointer:
         changed = sorted(k for k in {**before, **now} if before.get(k) != now.get(k))
         flags_before, flags_now = saved["extra"].get("args", {}), self.extra.get("args", {})
         changed += sorted(k for k in flags_before.keys() & flags_now.keys() - RESUMABLE_FLAGS
-                          if flags_before[k] != flags_now[k] and k not in changed)
+                          if _plain(flags_before[k]) != _plain(flags_now[k]) and k not in changed)
         if changed:
             flags = ", ".join("--" + k.replace("_", "-") for k in changed)
             raise UserError(f"{self.latest} belongs to a run with other settings ({flags}): "
@@ -278,8 +278,10 @@ RESUMABLE_FLAGS = frozenset({"data", "out_dir", "steps", "epochs", "device", "th
                              "dry_run", "sample_every", "sample_steps", "log_test_accuracy"})
 
 
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
 def run_args(args) -> dict:
-    """The parsed flags as plain values, for a checkpoint's ``extra``: paths as strings, and
-    sequences as lists, whether they came from a default tuple or the command line."""
-    return {k: str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
-            for k, v in vars(args).items()}
+    """The parsed flags as plain values, for a checkpoint's ``extra``."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
