@@ -209,6 +209,7 @@ def test_resume_continues_after_last_epoch(tiny_data, tmp_path, capsys):
     with pytest.raises(UserError, match=r"other settings \(--lr, --weight-decay\)"):
         train_uda.main([*common, "--epochs", "2", "--lr", "1e-2", "--weight-decay", "0"])
     train_uda.main([*common, "--epochs", "2", "--quiet", "--threads", "2"])  # how to run may change
+    train_uda.main([*common, "--epochs", "2", "--width", "32", "48"])  # the default tuple, given as a list
 
 
 @pytest.mark.parametrize("args, message", [
