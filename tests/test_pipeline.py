@@ -3,9 +3,11 @@
 import re
 
 import pandas as pd
+import pytest
 
 import pipeline
 import uda
+from common import UserError
 
 
 def test_pipeline_writes_the_whole_report(tiny_data, tmp_path):
@@ -32,3 +34,15 @@ def test_pipeline_writes_the_whole_report(tiny_data, tmp_path):
     assert len(table) == len(uda.METHODS)  # one row per method
     # Publishing went to the run's own model folder, never the committed manifest.
     assert (tmp_path / "runs" / "models" / "manifest.json").is_file()
+
+
+def test_run_jobs_times_every_job_and_names_the_one_that_failed(tmp_path):
+    truth = tmp_path / "truth.csv"
+    truth.write_text("image_name,label\na.png,1\n")
+    scoring = ["score.py", str(truth), str(truth)]
+    seconds = pipeline.run_jobs({"one": [scoring], "two": [scoring, scoring]}, workers=2)
+    assert list(seconds) == ["one", "two"] and all(value > 0 for value in seconds.values())
+    # A job's error crosses the process boundary as one line that names the job.
+    broken = [scoring, ["score.py", str(tmp_path / "absent.csv"), str(truth)]]
+    with pytest.raises(UserError, match=r"^two failed: CSV not found: .*absent\.csv$"):
+        pipeline.run_jobs({"one": [scoring], "two": broken}, workers=2)
