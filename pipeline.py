@@ -33,7 +33,7 @@ import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import pandas as pd
@@ -95,16 +95,20 @@ def run_jobs(jobs: dict[str, list[list[str]]], workers: int) -> dict[str, float]
     run as ``main(arguments)`` in one of ``workers`` worker processes. Each worker imports torch
     once and runs job after job; each training sets its own single CPU thread and seeds, so
     a result does not depend on what runs beside it. The first failure stops the stage with
-    the job's name and its one-line error.
+    the job's name and its one-line error; jobs not yet started are dropped.
     """
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited torch threads
     with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
-        futures = {name: pool.submit(_run_job, name, commands) for name, commands in jobs.items()}
+        names = {pool.submit(_run_job, name, commands): name for name, commands in jobs.items()}
         seconds = {}
-        for name, future in futures.items():
-            seconds[name] = future.result()
-            print(f"    {name}: {seconds[name]:.0f} s", flush=True)
-    return seconds
+        try:
+            for future in as_completed(names):
+                seconds[names[future]] = future.result()
+                print(f"    {names[future]}: {seconds[names[future]]:.0f} s", flush=True)
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # jobs not yet started never start
+            raise
+    return {name: seconds[name] for name in jobs}
 
 
 def _cores() -> int:
