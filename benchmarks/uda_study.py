@@ -21,10 +21,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -35,25 +32,11 @@ sys.path.insert(0, str(REPO))
 import selection  # noqa: E402
 import train_uda  # noqa: E402
 import uda  # noqa: E402
-from common import UserError, atomic_path, cli  # noqa: E402
+from pipeline import run_jobs  # noqa: E402
+from common import atomic_path, cli  # noqa: E402
 
 SCENARIOS = (("mnist", "mnistm"), ("usps", "mnistm"), ("mnistm", "svhn"), ("svhn", "usps"))
 ADAPTED = ("dann", "swd", "adda")
-
-
-def run_one(data: Path, out: Path, method: str, source: str, target: str, seed: int, extra: list[str]) -> str:
-    """Train one run unless its metrics.json exists; return a one-line status."""
-    run_dir = out / f"seed{seed}" / uda.run_name(method, source, target)
-    if (run_dir / "metrics.json").is_file():
-        return f"done    {run_dir}"
-    started = time.perf_counter()
-    command = [sys.executable, str(REPO / "train_uda.py"), "--data", str(data), "--source", source, "--target", target,
-               "--method", method, "--seed", str(seed), "--out-dir", str(run_dir), "--quiet", "--log-test-accuracy",
-               *extra]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise UserError(f"{' '.join(command)} failed: {result.stderr.strip().splitlines()[-1:]}")
-    return f"trained {run_dir} in {time.perf_counter() - started:.0f} s"
 
 
 def evaluations(run_dir: Path) -> pd.DataFrame:
@@ -123,10 +106,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     scenarios = [tuple(s.split("-")) for s in args.scenarios]
     extra = args.train_args.split()
-    jobs = [] if args.no_train else list(itertools.product(args.methods, scenarios, args.seeds))
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        for status in pool.map(lambda j: run_one(args.data, args.out, j[0], *j[1], j[2], extra), jobs):
-            print(status, flush=True)
+    jobs = {}
+    for method, (source, target), seed in [] if args.no_train else itertools.product(args.methods, scenarios,
+                                                                                      args.seeds):
+        run_dir = args.out / f"seed{seed}" / uda.run_name(method, source, target)
+        if not (run_dir / "metrics.json").is_file():
+            jobs[f"train {run_dir}"] = [["train_uda.py", "--data", str(args.data), "--source", source, "--target",
+                                         target, "--method", method, "--seed", str(seed), "--out-dir", str(run_dir),
+                                         "--quiet", "--log-test-accuracy", *extra]]
+    run_jobs(jobs, args.jobs)
     default = train_uda.build_parser().get_default("select")
     table = collect(args.out, args.methods, scenarios, args.seeds, default)
     command = "python3 benchmarks/uda_study.py " + " ".join(argv if argv is not None else sys.argv[1:])
