@@ -158,6 +158,8 @@ def main(argv=None) -> int:
     parser.add_argument("--restart", action="store_true",
                         help="train every model afresh instead of resuming the runs in --runs (after a recipe change)")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        raise UserError("--jobs must be 1 or more")
 
     import demo_data
     import plots

@@ -36,7 +36,7 @@ def test_pipeline_writes_the_whole_report(tiny_data, tmp_path):
     assert (tmp_path / "runs" / "models" / "manifest.json").is_file()
 
 
-def test_run_jobs_times_every_job_and_names_the_one_that_failed(tmp_path):
+def test_run_jobs_times_each_job_and_names_a_failed_one_and_needs_a_worker(tmp_path):
     truth = tmp_path / "truth.csv"
     truth.write_text("image_name,label\na.png,1\n")
     scoring = ["score.py", str(truth), str(truth)]
@@ -46,3 +46,5 @@ def test_run_jobs_times_every_job_and_names_the_one_that_failed(tmp_path):
     broken = [scoring, ["score.py", str(tmp_path / "absent.csv"), str(truth)]]
     with pytest.raises(UserError, match=r"^two failed: CSV not found: .*absent\.csv$"):
         pipeline.run_jobs({"one": [scoring], "two": broken}, workers=2)
+    with pytest.raises(UserError, match="--jobs must be 1 or more"):
+        pipeline.main(["--jobs", "0"])
