@@ -32,8 +32,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import pandas as pd
@@ -94,21 +94,27 @@ def run_jobs(jobs: dict[str, list[list[str]]], workers: int) -> dict[str, float]
     A command is a script of this repository and its arguments (``["train_vae.py", "--data", ...]``),
     run as ``main(arguments)`` in one of ``workers`` worker processes. Each worker imports torch
     once and runs job after job; each training sets its own single CPU thread and seeds, so
-    a result does not depend on what runs beside it. The first failure stops the stage with
-    the job's name and its one-line error; jobs not yet started are dropped.
+    a result does not depend on what runs beside it. The first failure stops the stage at once
+    with the job's name and its one-line error: the jobs still running are killed (a training
+    run resumes from its last checkpoint) and those not started are dropped.
     """
-    context = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited torch threads
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
-        names = {pool.submit(_run_job, name, commands): name for name, commands in jobs.items()}
-        seconds = {}
-        try:
-            for future in as_completed(names):
-                seconds[names[future]] = future.result()
-                print(f"    {names[future]}: {seconds[names[future]]:.0f} s", flush=True)
-        except BaseException:
-            pool.shutdown(cancel_futures=True)  # jobs not yet started never start
-            raise
+    seconds = {}
+    pool = multiprocessing.get_context("spawn").Pool(max(1, workers), initializer=_worker_init)  # no torch threads
+    try:
+        for name, took in pool.imap_unordered(_run_job, jobs.items()):
+            seconds[name] = took
+            print(f"    {name}: {took:.0f} s", flush=True)
+    finally:
+        pool.terminate()  # kills the jobs still running after a failure
+        pool.join()
     return {name: seconds[name] for name in jobs}
+
+
+def _worker_init() -> None:
+    """Give tqdm a thread lock: its default, a multiprocessing semaphore, leaks with a warning from a killed worker."""
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
 
 
 def _cores() -> int:
@@ -116,14 +122,17 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _run_job(name: str, commands: list[list[str]]) -> float:
+def _run_job(job: tuple[str, list[list[str]]]) -> tuple[str, float]:
+    name, commands = job
     started = time.perf_counter()
     for script, *arguments in commands:
         try:
             importlib.import_module(Path(script).stem).main(arguments)
         except UserError as err:
             raise UserError(f"{name} failed: {err}") from None
-    return time.perf_counter() - started
+        except SystemExit as exit:  # argparse's usage errors; a pool worker must not exit
+            raise UserError(f"{name} failed: {script} exited with status {exit.code}") from None
+    return name, time.perf_counter() - started
 
 
 def run_script(args: list[str], env: dict) -> None:
@@ -363,7 +372,8 @@ def write_report(out: Path, data: Path, profile: str, seconds: dict[str, float],
     ]
     lines += ["## Time per stage\n", "| stage | seconds |", "|---|---|",
               *[f"| {name} | {value:.0f} |" for name, value in seconds.items()], "",
-              f"The training stages ran {jobs} job(s) at a time; each job's own time:\n", "| job | seconds |", "|---|---|",
+              f"The training stages ran {jobs} job(s) at a time; each job's own time:\n",
+              "| job | seconds |", "|---|---|",
               *[f"| {name} | {value:.0f} |" for name, value in job_seconds.items()], ""]
     path = out / "README.md"
     with atomic_path(path) as tmp:

@@ -46,5 +46,7 @@ def test_run_jobs_times_each_job_and_names_a_failed_one_and_needs_a_worker(tmp_p
     broken = [scoring, ["score.py", str(tmp_path / "absent.csv"), str(truth)]]
     with pytest.raises(UserError, match=r"^two failed: CSV not found: .*absent\.csv$"):
         pipeline.run_jobs({"one": [scoring], "two": broken}, workers=2)
+    with pytest.raises(UserError, match=r"^one failed: score.py exited with status 2$"):  # an argparse error
+        pipeline.run_jobs({"one": [["score.py", "--no-such-flag"]]}, workers=1)
     with pytest.raises(UserError, match="--jobs must be 1 or more"):
         pipeline.main(["--jobs", "0"])
