@@ -2,7 +2,8 @@
 
 - DDPM: Ho et al. 2020, https://arxiv.org/abs/2006.11239. The forward process adds
   Gaussian noise over ``T`` steps with a linear beta schedule; the network learns to
-  predict that noise (the simplified loss, eq. 14).
+  predict that noise (the simplified loss, eq. 14) or, by default, the clean image x_0
+  (the parameterisation of sec. 3.2).
 - Classifier-free guidance: Ho & Salimans 2022, https://arxiv.org/abs/2207.12598. The
   class is dropped (replaced by a "no class" token) for a share of the training
   batches, and sampling mixes the conditional and unconditional noise predictions.

@@ -28,9 +28,9 @@ import torch  # noqa: E402
 
 import uda  # noqa: E402
 import vae  # noqa: E402
-from ddpm import GUIDANCE, DiffusionSampler  # noqa: E402
 from common import UserError, atomic_path, batched, cli, progress  # noqa: E402
 from datasets import SCENARIOS, load_digits, load_faces, to_float, train_val_split  # noqa: E402
+from ddpm import GUIDANCE, DiffusionSampler  # noqa: E402
 from images import class_grid, deterministic, save_image  # noqa: E402
 from sample import face_grid, load_sampler  # noqa: E402
 from training import load_checkpoint  # noqa: E402

@@ -2,7 +2,7 @@
 
     python3 train_ddpm.py --data hw3_data --domain mnistm --out-dir runs/ddpm
 
-``log.csv`` has one row per update (the noise-prediction loss); every ``--sample-every``
+``log.csv`` has one row per update (the diffusion loss: on x_0 or on the noise); every ``--sample-every``
 updates ``samples/step_NNNNNN.png`` shows 10 digits of each class from the EMA network
 (the DDIM sampler with guidance, as ``generate_digits.py`` runs it), and ``latest.pt`` and
 ``model.pt`` (the EMA weights; published for ``hw3_p5.sh``) are written. Like the GAN it
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -70,7 +71,7 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def train_one_epoch(model, schedule, ema, optimizer, data, args, device, step, epoch, steps_per_epoch, on_step) -> int:
-    """``steps_per_epoch`` updates of the noise-prediction loss on ``(images, labels)`` batches from ``data``.
+    """``steps_per_epoch`` updates of the diffusion loss on ``(images, labels)`` batches from ``data``.
 
     The time steps, noise and dropped classes come from ``data.rng`` (checkpointed with
     the stream), so a resumed run repeats an uninterrupted one. Returns the step reached.
@@ -123,8 +124,7 @@ def main(argv=None) -> int:
         save_image(class_grid(sampler.generate, device=device), args.out_dir / "samples" / f"step_{state.step:06d}.png")
         ckpt.save(state, publish=True)
 
-    run_steps(lambda step, epoch, n, on_step: train_one_epoch(model, schedule, ema, optimizer, data, args, device,
-                                                              step, epoch, n, on_step),
+    run_steps(partial(train_one_epoch, model, schedule, ema, optimizer, data, args, device),
               state, args.steps, max(1, len(images) // data.batch_size), log, args.sample_every, snapshot,
               ("loss",), args.quiet, "ddpm")
     return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -229,8 +230,7 @@ def main(argv=None) -> int:
         save_image(evaluate(ema.module, device), args.out_dir / "samples" / f"step_{state.step:06d}.png")
         ckpt.save(state, publish=True)
 
-    run_steps(lambda step, epoch, n, on_step: train_one_epoch(generator, discriminator, ema, opt_g, opt_d, data, args,
-                                                              device, step, epoch, n, on_step),
+    run_steps(partial(train_one_epoch, generator, discriminator, ema, opt_g, opt_d, data, args, device),
               state, args.steps, max(1, len(images) // (args.batch_size * args.n_critic)), log, args.sample_every,
               snapshot, ("loss_d", "loss_g"), args.quiet, "gan")
     return 0
