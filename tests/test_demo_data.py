@@ -104,7 +104,7 @@ def test_same_seed_same_bytes_other_seed_differs(small_tree, tmp_path):
 
 def test_default_sizes_fit_their_sources():
     demo_data._check_sizes(demo_data.DEFAULT_SIZES)  # raises when a default exceeds its source
-    _, labels = demo_data._mnist()
+    _, labels = demo_data._mnist_half(0)
     train, test = demo_data._split(labels, *demo_data.DEFAULT_SIZES["mnistm"], np.random.default_rng(0))
     assert len(set(train) | set(test)) == len(train) + len(test)  # disjoint
     assert np.bincount(labels[test], minlength=10).tolist() == [len(test) // 10] * 10  # stratified
@@ -144,14 +144,16 @@ def test_failure_leaves_no_tree(tmp_path, monkeypatch):
 
 
 def test_bad_sizes_are_user_errors(tmp_path):
-    with pytest.raises(UserError, match="only 1797"):
-        demo_data.build(tmp_path / "a", sizes={"usps": (1500, 400)})
+    with pytest.raises(UserError, match="only 2500"):
+        demo_data.build(tmp_path / "a", sizes={"usps": (2100, 500)})
     with pytest.raises(UserError, match="at least 10"):
         demo_data.build(tmp_path / "b", sizes={"svhn": (100, 5)})
     with pytest.raises(UserError, match="--seed -1"):
         demo_data.build(tmp_path / "d", seed=-1, sizes=SMALL)
-    with pytest.raises(UserError, match="--mnistm 4900 200"):
-        demo_data.main(["--out", str(tmp_path / "c"), "--mnistm", "4900", "200", "--quiet"])
+    with pytest.raises(UserError, match="--mnistm 2400 200"):
+        demo_data.main(["--out", str(tmp_path / "c"), "--mnistm", "2400", "200", "--quiet"])
+    with pytest.raises(UserError, match="unknown variant"):
+        demo_data.build(tmp_path / "e", sizes=SMALL, variant="test")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -162,3 +164,59 @@ def test_mnist_is_mnistm_without_the_photographs(small_tree):
         # MNIST-M pixels are |patch - digit|: where the digit is full white, the blend is 255 - patch <= 255.
         ink = plain.images[:, 0] == 255  # (N, 28, 28)
         assert ink.any() and not torch.equal(plain.images, blended.images)
+
+
+@pytest.fixture(scope="module")
+def heldout_tree(tmp_path_factory):
+    return demo_data.build(tmp_path_factory.mktemp("heldout") / "data", seed=0, sizes=SMALL, variant="heldout")
+
+
+def _pixels(root: Path, domain: str) -> set[bytes]:
+    """Every train and test digit of ``domain`` as bytes of its first channel, for finding shared images."""
+    images = [datasets.load_digits(root, domain, split).images[:, 0] for split in ("train", "test")]
+    return {image.numpy().tobytes() for image in torch.cat(images)}
+
+
+def test_mnist_halves_are_disjoint_and_balanced():
+    pixels, labels = demo_data._mnist()
+    halves = [demo_data._mnist_half(h) for h in (0, 1)]
+    assert [len(x) for x, _ in halves] == [len(labels) // 2] * 2
+    assert all(np.bincount(y).tolist() == [len(labels) // 20] * 10 for _, y in halves)
+    assert not {x.tobytes() for x in halves[0][0]} & {x.tobytes() for x in halves[1][0]}
+
+
+def test_usps_like_digits_fill_the_frame_and_mnist_does_not(small_tree):
+    """USPS digits are size-normalised to fill 16x16 (then 28x28); MNIST's sit in a 20x20 box."""
+    def ink_extent(domain):  # per image, the larger side of the box holding pixels >= 64
+        ink = datasets.load_digits(small_tree, domain, "train").images[:, 0] >= 64  # (N, 28, 28)
+        rows, cols = ink.any(2), ink.any(1)
+        span = lambda m: m.shape[1] - m.int().argmax(1) - m.flip(1).int().argmax(1)  # noqa: E731
+        return torch.maximum(span(rows), span(cols)).float()
+
+    usps, mnist = ink_extent("usps"), ink_extent("mnist")
+    assert usps.median() >= 25 and mnist.median() <= 21
+
+
+def test_deslant_makes_a_slanted_stroke_upright():
+    stroke = np.zeros((28, 28), np.uint8)
+    for y in range(4, 24):  # a bar leaning right: x grows as y falls
+        stroke[y, 8 + (24 - y) // 2: 11 + (24 - y) // 2] = 255
+    upright = demo_data.deslant(stroke)
+    columns = lambda image: np.flatnonzero(image.max(0) >= 128)  # noqa: E731
+    assert len(columns(upright)) <= 5 < len(columns(stroke))
+
+
+def test_usps_and_mnist_come_from_different_halves(small_tree, heldout_tree):
+    """Within a tree no handwriting sample is in both usps and mnist/mnistm; the held-out tree swaps the halves."""
+    halves = [demo_data._mnist_half(h)[0] for h in (0, 1)]
+    plain = [{x.tobytes() for x in half} for half in halves]
+    processed = [{np.asarray(demo_data.usps_like(x)).tobytes() for x in half} for half in halves]
+    for tree, mnist_half in ((small_tree, 0), (heldout_tree, 1)):
+        assert _pixels(tree, "mnist") <= plain[mnist_half]
+        assert _pixels(tree, "usps") <= processed[1 - mnist_half]
+
+
+def test_heldout_variant_differs_in_every_digit_domain(small_tree, heldout_tree):
+    for domain in ("usps", "mnistm", "svhn", "mnist"):
+        assert not _pixels(small_tree, domain) & _pixels(heldout_tree, domain), domain
+    assert tree_hash(heldout_tree / "face") == tree_hash(small_tree / "face")  # faces are not part of the study
