@@ -296,10 +296,13 @@ def _uniform(n: int, spread: float, device) -> torch.Tensor:
 
 def random_affine(x: torch.Tensor, degrees: float = 15.0, scale: float = 0.15, shift: float = 0.12,
                   shear: float = 0.0) -> torch.Tensor:
-    """Rotate, scale, shear and shift each image at random (one affine grid per image, border padding)."""
+    """Rotate, scale, shear and shift each image at random (one affine grid per image, border padding).
+
+    The zoom is log-uniform in [1 / (1 + scale), 1 + scale], so shrinking and enlarging are equally likely.
+    """
     b = len(x)
     angle = _uniform(b, degrees * math.pi / 180, x.device)
-    zoom = 1 + _uniform(b, scale, x.device)
+    zoom = torch.exp(_uniform(b, math.log1p(scale), x.device))
     slant = _uniform(b, shear, x.device)
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.stack([torch.stack([cos, slant - sin, _uniform(b, shift, x.device)], 1),
@@ -328,9 +331,13 @@ def random_erase(x: torch.Tensor, size: int = 10) -> torch.Tensor:
     return torch.where(inside, torch.full_like(x, 0.5), x)
 
 
-def augment_source(x: torch.Tensor) -> torch.Tensor:
-    """Labelled source images: shape and colour changes that a digit's label survives."""
-    x = random_colours(random_affine(x))
+def augment_source(x: torch.Tensor, scale: float = 0.15) -> torch.Tensor:
+    """Labelled source images: shape and colour changes that a digit's label survives.
+
+    ``scale`` sets the zoom range (see :func:`random_affine`): a wide one covers domains
+    whose digits fill the frame (USPS) and domains whose digits sit in a smaller box (MNIST).
+    """
+    x = random_colours(random_affine(x, scale=scale))
     return x + 0.05 * torch.randn_like(x)
 
 

@@ -24,11 +24,13 @@ Inference interface as in ``dann.py``: ``forward(x)`` -> log-probabilities
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dann import FeatureExtractor, LabelClassifier
+from dann import NUM_CLASSES, FeatureExtractor, LabelClassifier
 
 
 class SWDNet(nn.Module):
@@ -40,6 +42,8 @@ class SWDNet(nn.Module):
         self.extractor = FeatureExtractor(c1, c2, conv_dropout)
         self.classifier1 = LabelClassifier(self.extractor.feature_dim, hidden, dropout)
         self.classifier2 = LabelClassifier(self.extractor.feature_dim, hidden, dropout)
+        # Running mean of the pair's predictions on target batches, for distribution alignment.
+        self.register_buffer("target_prior", torch.full((NUM_CLASSES,), 1.0 / NUM_CLASSES))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.extractor(x)  # (B, D)
@@ -111,3 +115,27 @@ def pseudo_label_loss(strong_logits: torch.Tensor, weak_probs: torch.Tensor, thr
     mask = (confidence >= threshold).float()
     loss = (F.cross_entropy(strong_logits, labels, reduction="none") * mask).mean()
     return loss, mask.mean()
+
+
+def align_distribution(probs: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+    """Distribution alignment (ReMixMatch, Berthelot et al., ICLR 2020, https://arxiv.org/abs/1911.09785, sec. 3.2).
+
+    Scales predictions ``(B, C)`` by uniform / ``prior`` (the running mean of the model's
+    target predictions) and renormalises. A class the model over-predicts loses
+    confidence, so it cannot take over the pseudo-labels: the safeguard against
+    self-training that collapses onto a few classes.
+    """
+    aligned = probs / prior.clamp_min(1e-6)
+    return aligned / aligned.sum(dim=1, keepdim=True)
+
+
+def ramp_up(progress: float, length: float) -> float:
+    """Laine & Aila's sigmoid ramp-up exp(-5 (1 - t)^2), t = progress / length clipped to [0, 1] (ICLR 2017).
+
+    Weighs the self-training terms, so they start once the source loss and the
+    discrepancy have shaped the features; 1 throughout when ``length`` is 0.
+    """
+    if length <= 0:
+        return 1.0
+    t = min(max(progress / length, 0.0), 1.0)
+    return math.exp(-5.0 * (1.0 - t) ** 2)

@@ -123,7 +123,7 @@ def dann_step(model, optimizers, xs, ys, xt, coeff: float, args, device) -> dict
             "domain_acc": domain_acc.item()}
 
 
-def swd_step(model, optimizers, xs, ys, xt, args, device) -> dict:
+def swd_step(model, optimizers, xs, ys, xt, progress_: float, args, device) -> dict:
     """One SWD+ update: source loss, sliced Wasserstein discrepancy, information maximisation, pseudo-labels.
 
     The discrepancy goes through the gradient reversal layer: the classifiers get
@@ -138,10 +138,17 @@ def swd_step(model, optimizers, xs, ys, xt, args, device) -> dict:
         discrepancy = swd.discrepancy_on_logits(*model.both_logits(dann.reverse_gradient(ft)), args.num_projections)
         probs = swd.mean_probs(*(l.float() for l in model.both_logits(ft)))  # (B, 10)
         loss_im = swd.information_maximization_loss(probs)
+        targets = probs.detach()
+        if args.align:
+            with torch.no_grad():
+                model.target_prior.mul_(args.align_momentum).add_((1 - args.align_momentum) * targets.mean(0))
+            targets = swd.align_distribution(targets, model.target_prior)
         strong1, strong2 = (l.float() for l in model.both_logits(ft_strong))
-        loss_pl1, share = swd.pseudo_label_loss(strong1, probs, args.pl_threshold)
-        loss_pl = loss_pl1 + swd.pseudo_label_loss(strong2, probs, args.pl_threshold)[0]
-        loss = loss_cls - args.swd_weight * discrepancy + args.im_weight * loss_im + args.pl_weight * loss_pl
+        loss_pl1, share = swd.pseudo_label_loss(strong1, targets, args.pl_threshold)
+        loss_pl = loss_pl1 + swd.pseudo_label_loss(strong2, targets, args.pl_threshold)[0]
+        ramp = swd.ramp_up(progress_, args.rampup)
+        loss = (loss_cls - args.swd_weight * discrepancy
+                + ramp * (args.im_weight * loss_im + args.pl_weight * loss_pl))
     _update(optimizers["model"], loss)
     return {"loss_cls": loss_cls.item(), "discrepancy": discrepancy.item(), "loss_im": loss_im.item(),
             "loss_pl": loss_pl.item(), "pl_share": share.item()}
@@ -186,12 +193,12 @@ def train_one_epoch(model, method: str, optimizers: dict, streams: dict, steps: 
         xs, ys = next(streams["labelled"])
         xs = to_float(xs)
         if args.augment == "source":
-            xs = augment_source(xs)
+            xs = augment_source(xs, args.augment_scale)
         xt = to_float(next(streams["target"])[0]) if method in ("dann", "swd", "adda") else None
         if method == "dann":
             row = dann_step(model, optimizers, xs, ys, xt, dann.grl_coefficient(step / total_steps), args, device)
         elif method == "swd":
-            row = swd_step(model, optimizers, xs, ys, xt, args, device)
+            row = swd_step(model, optimizers, xs, ys, xt, step / total_steps, args, device)
         elif method == "adda":
             row = adda_step(model, optimizers, xs, ys, xt, step, args, device)
         else:
@@ -259,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="evaluate and keep an exponential moving average of the weights (0: the weights)")
     parser.add_argument("--augment", choices=["none", "source"], default="source",
                         help="source: random affine, colours and noise on the labelled images")
+    parser.add_argument("--augment-scale", type=float, default=0.5,
+                        help="source augmentation's zoom, log-uniform in [1/(1+s), 1+s]: wide enough to cover digits "
+                             "that fill the frame (USPS) and digits in a 20x20 box (MNIST)")
     parser.add_argument("--domain-weight", type=float, default=0.3,
                         help="DANN: weight of the domain loss (0.3 beat 1.0 in three of the four study scenarios)")
     parser.add_argument("--swd-weight", type=float, default=1.0, help="SWD+: weight of the discrepancy")
@@ -266,6 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--im-weight", type=float, default=0.3, help="SWD+: weight of information maximisation")
     parser.add_argument("--pl-weight", type=float, default=1.0, help="SWD+: weight of the pseudo-label loss")
     parser.add_argument("--pl-threshold", type=float, default=0.8, help="SWD+: confidence that makes a pseudo-label")
+    parser.add_argument("--rampup", type=float, default=0.3,
+                        help="SWD+: share of training over which the self-training terms ramp up (Laine & Aila)")
+    parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
+                        help="SWD+: align pseudo-labels with the running target prediction mean (ReMixMatch)")
+    parser.add_argument("--align-momentum", type=float, default=0.99, help="SWD+: momentum of that running mean")
     parser.add_argument("--adda-pretrain-steps", type=int, default=500, help="ADDA: source-only updates first")
     parser.add_argument("--adda-lr", type=float, default=2e-4, help="ADDA: lr of the adversarial stage")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="share of the labelled train set held out")

@@ -24,6 +24,18 @@ def test_entropy_and_information_maximisation_closed_forms():
     assert selection.information_maximization(collapsed) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_default_selection_never_keeps_a_collapsed_evaluation():
+    """A run whose last evaluation has collapsed onto one class, more confidently than the healthy one before it."""
+    labels = torch.arange(200) % 10
+    healthy = torch.full((200, 10), 0.3 / 9).scatter(1, labels[:, None], 0.7)  # right and unsure, all classes
+    collapsed = torch.full((200, 10), 0.01 / 9)
+    collapsed[:, 3] = 0.99
+    scores = {name: [fn(healthy), fn(collapsed)] for name, fn in
+              (("entropy", selection.mean_entropy), ("info_max", selection.information_maximization))}
+    assert selection.pick(scores["entropy"], "entropy") == 1  # lowest entropy: the collapsed one
+    assert selection.pick(scores["info_max"], "info_max") == 0  # the default keeps the healthy one
+
+
 def test_snd_is_higher_for_tight_clusters():
     rng = torch.Generator().manual_seed(0)
     clustered = torch.eye(10).repeat_interleave(20, dim=0)  # 10 tight clusters of 20

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -78,6 +79,32 @@ def test_swd_grows_with_a_shift_quadratically():
     assert values[2] / values[0] == pytest.approx(16.0)
 
 
+def test_alignment_keeps_an_over_predicted_class_from_taking_the_pseudo_labels():
+    """A case built to collapse: the model gives class 0 to most of a target batch whose classes are balanced."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(512, 10, generator=g)
+    logits[:, 0] += 2.0  # class 0 wins for most images
+    probs = logits.softmax(dim=1)
+    prior = probs.mean(dim=0)  # what the running mean converges to
+    aligned = swd.align_distribution(probs, prior)
+    assert torch.allclose(aligned.sum(dim=1), torch.ones(512))
+
+    def class0_share(p):  # share of the confident pseudo-labels that are class 0
+        confidence, labels = p.max(dim=1)
+        return (labels[confidence >= 0.5] == 0).float().mean().item()
+
+    assert class0_share(probs) > 0.8  # unaligned, self-training would confirm class 0 everywhere
+    assert class0_share(aligned) < 0.3
+    assert torch.allclose(swd.align_distribution(probs, torch.full((10,), 0.1)), probs)  # a uniform prior changes nothing
+
+
+def test_ramp_up_rises_from_near_zero_to_one():
+    values = [swd.ramp_up(p, 0.3) for p in np.linspace(0, 0.5, 11)]
+    assert values[0] == pytest.approx(math.exp(-5)) and values[-1] == 1.0
+    assert all(a <= b for a, b in zip(values, values[1:]))
+    assert swd.ramp_up(0.0, 0.0) == 1.0  # no ramp
+
+
 def test_standardize_makes_the_model_blind_to_brightness_and_contrast():
     model = dann.DANN().eval()
     x = torch.rand(6, 3, 28, 28) * 0.5
@@ -138,6 +165,9 @@ def test_one_update_of_each_method_changes_its_parts(tiny_data, method):
     for part in CHANGED[method]:
         keys = [k for k in after if k.startswith(part + ".") and after[k].is_floating_point()]
         assert any(not torch.equal(before[k], after[k]) for k in keys), part
+    if method == "swd":  # the alignment safeguard follows the target predictions
+        assert not torch.equal(before["target_prior"], after["target_prior"])
+        assert after["target_prior"].sum().item() == pytest.approx(1.0)
     if method == "adda":  # stage 2: the classifier stays fixed, the source extractor is the pre-trained copy
         assert all(torch.equal(before[k], after[k]) for k in after if k.startswith("classifier."))
         assert all(torch.equal(before[k.replace("source_extractor", "extractor")], after[k])
