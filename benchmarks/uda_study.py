@@ -1,15 +1,23 @@
-"""The domain-adaptation study: methods x scenarios x seeds, and the regret of each selection criterion.
+"""The domain-adaptation study: methods x scenarios x seeds on development and held-out data.
 
-    python3 benchmarks/uda_study.py --data demo_data --out runs/study --jobs 2
+    python3 demo_data.py --out demo_data
+    python3 demo_data.py --out demo_heldout --variant heldout
+    python3 benchmarks/uda_study.py --dev demo_data --heldout demo_heldout --out runs/study --jobs 2
+
+Every recipe choice is made on the ``--dev`` tree; the ``--heldout`` tree (other
+handwriting, photographs and fonts; ``demo_data.py --variant heldout``) is only reported,
+in its own columns, so its numbers say how a recipe does on data it was not chosen on.
 
 Each run is ``train_uda.py`` with its defaults (plus what ``--train-args`` adds) and
 ``--log-test-accuracy``, so every evaluation's label-free scores sit beside the target
 test accuracy in its ``log.csv``. Finished runs (with ``metrics.json``) are skipped and
 interrupted ones resume, so the command can be run again until it is done. It writes
-``--report`` (markdown):
+``--report`` (markdown), its ``.csv`` (one row per run) and ``_curves.csv`` (one row per
+evaluation):
 
 - target test accuracy per method and scenario, mean +- std over the seeds, of the
   evaluation the default criterion (``train_uda.py --select``) keeps;
+- the convergence curves: mean target test accuracy at each evaluation;
 - per criterion, its regret: the best test accuracy among a run's evaluations minus the
   accuracy of the evaluation the criterion picks, averaged over the adapted runs. Only
   this study reads those labels, as model-selection papers score validators; no
@@ -32,11 +40,12 @@ sys.path.insert(0, str(REPO))
 import selection  # noqa: E402
 import train_uda  # noqa: E402
 import uda  # noqa: E402
-from pipeline import run_jobs  # noqa: E402
 from common import atomic_path, cli  # noqa: E402
+from pipeline import run_jobs  # noqa: E402
 
 SCENARIOS = (("mnist", "mnistm"), ("usps", "mnistm"), ("mnistm", "svhn"), ("svhn", "usps"))
 ADAPTED = ("dann", "swd", "adda")
+SPLITS = {"dev": "dev", "heldout": "held-out"}  # the data tree's role: where recipes are chosen, or only reported
 
 
 def evaluations(run_dir: Path) -> pd.DataFrame:
@@ -45,47 +54,74 @@ def evaluations(run_dir: Path) -> pd.DataFrame:
     return log.dropna(subset=["source_val_acc"]).reset_index(drop=True)
 
 
-def collect(out: Path, methods, scenarios, seeds, default: str) -> pd.DataFrame:
-    """One row per run: accuracy kept by each criterion, the best in hindsight and the run's seconds."""
-    rows = []
-    for method, (source, target), seed in itertools.product(methods, scenarios, seeds):
-        run_dir = out / f"seed{seed}" / uda.run_name(method, source, target)
-        if not (run_dir / "metrics.json").is_file():
+def run_dir(out: Path, split: str, seed: int, method: str, source: str, target: str) -> Path:
+    return out / split / f"seed{seed}" / uda.run_name(method, source, target)
+
+
+def collect(out: Path, splits, methods, scenarios, seeds) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per finished run, the accuracy kept by each criterion and the best in hindsight; and every evaluation."""
+    rows, curves = [], []
+    for split, method, (source, target), seed in itertools.product(splits, methods, scenarios, seeds):
+        folder = run_dir(out, split, seed, method, source, target)
+        if not (folder / "metrics.json").is_file():
             continue
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        evals = evaluations(run_dir)
-        row = {"method": method, "scenario": f"{source}->{target}", "seed": seed,
-               "kept": metrics["target_test_accuracy"], "selection": metrics["selection"],
-               "best": evals["target_test_accuracy"].max(), "seconds": metrics["train_seconds_this_run"]}
+        metrics = json.loads((folder / "metrics.json").read_text())
+        evals = evaluations(folder)
+        key = {"split": split, "method": method, "scenario": f"{source}->{target}", "seed": seed}
+        row = {**key, "kept": metrics["target_test_accuracy"], "selection": metrics["selection"],
+               "best": evals["target_test_accuracy"].max(), "wall_seconds": metrics["train_seconds_this_run"]}
         for criterion in selection.CRITERIA:
             row[criterion] = evals["target_test_accuracy"][selection.pick(evals[criterion].tolist(), criterion)]
         rows.append(row)
-    return pd.DataFrame(rows)
+        curves += [{**key, "step": int(e.step), "target_test_accuracy": e.target_test_accuracy}
+                   for e in evals.itertuples()]
+    return pd.DataFrame(rows), pd.DataFrame(curves)
 
 
-def report(table: pd.DataFrame, default: str, command: str) -> str:
-    scenarios = list(dict.fromkeys(table["scenario"]))
-    lines = [f"Built-in digits, `{command}`; {table['seed'].nunique()} seeds per cell unless marked.\n",
+def _columns(table: pd.DataFrame) -> list[tuple[str, str]]:
+    return list(dict.fromkeys(zip(table["split"], table["scenario"])))
+
+
+def report(table: pd.DataFrame, curves: pd.DataFrame, default: str, command: str) -> str:
+    columns = _columns(table)
+    n_seeds = table["seed"].nunique()
+    lines = [f"Built-in digits, `{command}`; {n_seeds} seed{'s' * (n_seeds > 1)} per cell unless marked.\n",
              f"Target test accuracy (%), mean ± std over seeds, of the evaluation kept by `{default}`:\n",
-             "| method | " + " | ".join(scenarios) + " |", "|---" * (len(scenarios) + 1) + "|"]
+             "| method | " + " | ".join(f"{s} ({SPLITS[d]})" for d, s in columns) + " |",
+             "|---" * (len(columns) + 1) + "|"]
     for method in dict.fromkeys(table["method"]):
         cells = []
-        for scenario in scenarios:
-            values = 100 * table[(table.method == method) & (table.scenario == scenario)][default]
-            seeds = "" if len(values) == table["seed"].nunique() else f" ({len(values)} seed{'s' * (len(values) > 1)})"
+        for split, scenario in columns:
+            values = 100 * table[(table.method == method) & (table.split == split) & (table.scenario == scenario)][default]
+            seeds = "" if len(values) == n_seeds else f" ({len(values)} seed{'s' * (len(values) > 1)})"
             cells.append(f"{values.mean():.1f} ± {values.std(ddof=0):.1f}{seeds}" if len(values) else "–")
         lines.append(f"| {uda.METHOD_TITLES[method]} | " + " | ".join(cells) + " |")
+
+    lines += ["", "Convergence: mean target test accuracy (%) at each evaluation (update count), over seeds:\n"]
+    mean = curves.groupby(["split", "scenario", "method", "step"])["target_test_accuracy"].mean().unstack("step")
+    steps = list(mean.columns)
+    lines += ["| data | scenario | method | " + " | ".join(str(s) for s in steps) + " |",
+              "|---" * (len(steps) + 3) + "|"]
+    for (split, scenario, method), values in mean.iterrows():
+        cells = ["" if pd.isna(v) else f"{100 * v:.1f}" for v in values]
+        lines.append(f"| {SPLITS[split]} | {scenario} | {uda.METHOD_TITLES[method]} | " + " | ".join(cells) + " |")
+
     adapted = table[table.method.isin(ADAPTED)]
+    splits = list(dict.fromkeys(adapted["split"]))
+    counts = ", ".join(f"{(adapted.split == s).sum()} {SPLITS[s]}" for s in splits)
     lines += ["", f"Regret of each selection criterion (points of target test accuracy below the best "
-                  f"evaluation in hindsight), over the {len(adapted)} adapted runs (DANN, SWD+, ADDA):\n",
-              "| criterion | mean regret | max regret | mean accuracy kept |", "|---|---|---|---|"]
+                  f"evaluation in hindsight), over the adapted runs (DANN, SWD+, ADDA; {counts}):\n",
+              "| criterion | " + " | ".join(f"mean regret, {SPLITS[s]} | max regret, {SPLITS[s]}" for s in splits) + " |",
+              "|---" * (2 * len(splits) + 1) + "|"]
     for criterion in selection.CRITERIA:
-        regret = 100 * (adapted["best"] - adapted[criterion])
+        cells = []
+        for split in splits:
+            regret = 100 * (adapted[adapted.split == split]["best"] - adapted[adapted.split == split][criterion])
+            cells += [f"{regret.mean():.2f}", f"{regret.max():.2f}"]
         mark = " (default)" if criterion == default else ""
-        lines.append(f"| `{criterion}`{mark} | {regret.mean():.2f} | {regret.max():.2f} | "
-                     f"{100 * adapted[criterion].mean():.1f} |")
-    seconds = table.groupby("method")["seconds"].mean()
-    lines += ["", "Mean CPU seconds per run (one thread): " +
+        lines.append(f"| `{criterion}`{mark} | " + " | ".join(cells) + " |")
+    seconds = table.groupby("method")["wall_seconds"].mean()
+    lines += ["", "Mean wall-clock seconds of a run's training (one CPU thread, runs two at a time on 2 cores): " +
               ", ".join(f"{uda.METHOD_TITLES[m]} {s:.0f}" for m, s in seconds.items()), ""]
     return "\n".join(lines)
 
@@ -93,7 +129,9 @@ def report(table: pd.DataFrame, default: str, command: str) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--data", required=True, type=Path, help="a hw3_data folder, e.g. the built-in demo_data")
+    parser.add_argument("--dev", required=True, type=Path, help="the development hw3_data tree (recipes are chosen here)")
+    parser.add_argument("--heldout", type=Path, default=None,
+                        help="a held-out tree (demo_data.py --variant heldout), only reported")
     parser.add_argument("--out", type=Path, default=Path("runs/study"), help="run folders (resumed, skipped when done)")
     parser.add_argument("--methods", nargs="+", default=list(uda.METHODS), choices=uda.METHODS)
     parser.add_argument("--scenarios", nargs="+", default=[f"{s}-{t}" for s, t in SCENARIOS],
@@ -105,23 +143,28 @@ def main(argv=None) -> int:
     parser.add_argument("--no-train", action="store_true", help="only write the report from the finished runs")
     args = parser.parse_args(argv)
     scenarios = [tuple(s.split("-")) for s in args.scenarios]
+    trees = {"dev": args.dev, **({"heldout": args.heldout} if args.heldout else {})}
     extra = args.train_args.split()
     jobs = {}
-    for method, (source, target), seed in [] if args.no_train else itertools.product(args.methods, scenarios,
-                                                                                      args.seeds):
-        run_dir = args.out / f"seed{seed}" / uda.run_name(method, source, target)
-        if not (run_dir / "metrics.json").is_file():
-            jobs[f"train {run_dir}"] = [["train_uda.py", "--data", str(args.data), "--source", source, "--target",
-                                         target, "--method", method, "--seed", str(seed), "--out-dir", str(run_dir),
-                                         "--quiet", "--log-test-accuracy", *extra]]
+    # Seed by seed, so an interrupted study has whole tables for its first seeds.
+    for seed, split, (source, target), method in [] if args.no_train else itertools.product(
+            args.seeds, trees, scenarios, args.methods):
+        folder = run_dir(args.out, split, seed, method, source, target)
+        if not (folder / "metrics.json").is_file():
+            jobs[f"train {folder}"] = [["train_uda.py", "--data", str(trees[split]), "--source", source,
+                                        "--target", target, "--method", method, "--seed", str(seed),
+                                        "--out-dir", str(folder), "--quiet", "--log-test-accuracy", *extra]]
     run_jobs(jobs, args.jobs)
     default = train_uda.build_parser().get_default("select")
-    table = collect(args.out, args.methods, scenarios, args.seeds, default)
+    table, curves = collect(args.out, list(trees), args.methods, scenarios, args.seeds)
+    if table.empty:
+        raise SystemExit(f"error: no finished runs under {args.out}")
     command = "python3 benchmarks/uda_study.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = report(table, default, command)
+    text = report(table, curves, default, command)
     with atomic_path(args.report) as tmp:
         tmp.write_text(text)
     table.to_csv(args.report.with_suffix(".csv"), index=False)
+    curves.to_csv(args.report.with_name(args.report.stem + "_curves.csv"), index=False)
     print(text)
     return 0
 
