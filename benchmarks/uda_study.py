@@ -12,8 +12,8 @@ Each run is ``train_uda.py`` with its defaults (plus what ``--train-args`` adds)
 ``--log-test-accuracy``, so every evaluation's label-free scores sit beside the target
 test accuracy in its ``log.csv``. Finished runs (with ``metrics.json``) are skipped and
 interrupted ones resume, so the command can be run again until it is done. It writes
-``--report`` (markdown), its ``.csv`` (one row per run) and ``_curves.csv`` (one row per
-evaluation):
+``--report`` (markdown), its ``.csv`` (one row per run), ``_curves.csv`` (one row per
+evaluation) and ``_curves.png``:
 
 - target test accuracy per method and scenario, mean +- std over the seeds, of the
   evaluation the default criterion (``train_uda.py --select``) keeps;
@@ -58,10 +58,15 @@ def run_dir(out: Path, split: str, seed: int, method: str, source: str, target: 
     return out / split / f"seed{seed}" / uda.run_name(method, source, target)
 
 
-def collect(out: Path, splits, methods, scenarios, seeds) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per finished run, the accuracy kept by each criterion and the best in hindsight; and every evaluation."""
+def collect(out: Path, splits, methods, pairs: dict, seeds) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per finished run, the accuracy kept by each criterion and the best in hindsight; and every evaluation.
+
+    ``pairs`` maps each split to its (source, target) scenarios.
+    """
     rows, curves = [], []
-    for split, method, (source, target), seed in itertools.product(splits, methods, scenarios, seeds):
+    runs = [(split, method, pair, seed) for split in splits
+            for method, pair, seed in itertools.product(methods, pairs[split], seeds)]
+    for split, method, (source, target), seed in runs:
         folder = run_dir(out, split, seed, method, source, target)
         if not (folder / "metrics.json").is_file():
             continue
@@ -97,9 +102,12 @@ def report(table: pd.DataFrame, curves: pd.DataFrame, default: str, command: str
             cells.append(f"{values.mean():.1f} ± {values.std(ddof=0):.1f}{seeds}" if len(values) else "–")
         lines.append(f"| {uda.METHOD_TITLES[method]} | " + " | ".join(cells) + " |")
 
-    lines += ["", "Convergence: mean target test accuracy (%) at each evaluation (update count), over seeds:\n"]
     mean = curves.groupby(["split", "scenario", "method", "step"])["target_test_accuracy"].mean().unstack("step")
-    steps = list(mean.columns)
+    every = -(-len(mean.columns) // 10)  # at most about ten columns; the CSV holds every evaluation
+    steps = list(mean.columns)[every - 1::every]
+    mean = mean[steps]
+    shown = "each evaluation" if every == 1 else f"every {every}th evaluation"
+    lines += ["", f"Convergence: mean target test accuracy (%) at {shown} (update count), over seeds:\n"]
     lines += ["| data | scenario | method | " + " | ".join(str(s) for s in steps) + " |",
               "|---" * (len(steps) + 3) + "|"]
     for (split, scenario, method), values in mean.iterrows():
@@ -126,6 +134,30 @@ def report(table: pd.DataFrame, curves: pd.DataFrame, default: str, command: str
     return "\n".join(lines)
 
 
+def plot_curves(curves: pd.DataFrame, path: Path) -> None:
+    """One panel per (data, scenario): mean target test accuracy against updates, a line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mean = curves.groupby(["split", "scenario", "method", "step"])["target_test_accuracy"].mean()
+    panels = list(dict.fromkeys((s, c) for s, c, _, _ in mean.index))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0), squeeze=False, sharey=True)
+    for ax, (split, scenario) in zip(axes[0], panels):
+        for method, line in mean.loc[split, scenario].groupby(level="method"):
+            ax.plot(line.index.get_level_values("step"), 100 * line.values, label=uda.METHOD_TITLES[method])
+        ax.set_title(f"{scenario} ({SPLITS[split]})", fontsize=9)
+        ax.set_xlabel("updates")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("target test accuracy (%)")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -136,27 +168,30 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", nargs="+", default=list(uda.METHODS), choices=uda.METHODS)
     parser.add_argument("--scenarios", nargs="+", default=[f"{s}-{t}" for s, t in SCENARIOS],
                         help="SOURCE-TARGET pairs")
+    parser.add_argument("--heldout-scenarios", nargs="+", default=[f"{s}-{t}" for s, t in SCENARIOS[1:]],
+                        help="SOURCE-TARGET pairs run on the held-out tree (default: the assignment's three)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one CPU thread each)")
     parser.add_argument("--train-args", default="", help="extra train_uda.py flags for every run, quoted")
     parser.add_argument("--report", type=Path, default=REPO / "benchmarks" / "uda_study.md")
     parser.add_argument("--no-train", action="store_true", help="only write the report from the finished runs")
     args = parser.parse_args(argv)
-    scenarios = [tuple(s.split("-")) for s in args.scenarios]
     trees = {"dev": args.dev, **({"heldout": args.heldout} if args.heldout else {})}
+    pairs = {"dev": [tuple(s.split("-")) for s in args.scenarios],
+             "heldout": [tuple(s.split("-")) for s in args.heldout_scenarios]}
     extra = args.train_args.split()
     jobs = {}
     # Seed by seed, so an interrupted study has whole tables for its first seeds.
-    for seed, split, (source, target), method in [] if args.no_train else itertools.product(
-            args.seeds, trees, scenarios, args.methods):
-        folder = run_dir(args.out, split, seed, method, source, target)
-        if not (folder / "metrics.json").is_file():
-            jobs[f"train {folder}"] = [["train_uda.py", "--data", str(trees[split]), "--source", source,
-                                        "--target", target, "--method", method, "--seed", str(seed),
-                                        "--out-dir", str(folder), "--quiet", "--log-test-accuracy", *extra]]
+    for seed, split in [] if args.no_train else itertools.product(args.seeds, trees):
+        for (source, target), method in itertools.product(pairs[split], args.methods):
+            folder = run_dir(args.out, split, seed, method, source, target)
+            if not (folder / "metrics.json").is_file():
+                jobs[f"train {folder}"] = [["train_uda.py", "--data", str(trees[split]), "--source", source,
+                                            "--target", target, "--method", method, "--seed", str(seed),
+                                            "--out-dir", str(folder), "--quiet", "--log-test-accuracy", *extra]]
     run_jobs(jobs, args.jobs)
     default = train_uda.build_parser().get_default("select")
-    table, curves = collect(args.out, list(trees), args.methods, scenarios, args.seeds)
+    table, curves = collect(args.out, trees, args.methods, pairs, args.seeds)
     if table.empty:
         raise SystemExit(f"error: no finished runs under {args.out}")
     command = "python3 benchmarks/uda_study.py " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -165,6 +200,7 @@ def main(argv=None) -> int:
         tmp.write_text(text)
     table.to_csv(args.report.with_suffix(".csv"), index=False)
     curves.to_csv(args.report.with_name(args.report.stem + "_curves.csv"), index=False)
+    plot_curves(curves, args.report.with_name(args.report.stem + "_curves.png"))
     print(text)
     return 0
 

@@ -27,7 +27,8 @@ def fake_run(out: Path, split: str, method: str, accuracies: list[float], info_m
 def test_report_keeps_heldout_pairs_apart(tmp_path):
     fake_run(tmp_path, "dev", "swd", [0.5, 0.7, 0.6], [1.0, 2.0, 1.5])
     fake_run(tmp_path, "heldout", "swd", [0.4, 0.3, 0.2], [0.5, 0.6, 0.7])  # a run that declines
-    table, curves = uda_study.collect(tmp_path, ["dev", "heldout"], ["swd"], [("usps", "mnistm")], [0])
+    table, curves = uda_study.collect(tmp_path, ["dev", "heldout"], ["swd"],
+                                     {"dev": [("usps", "mnistm")], "heldout": [("usps", "mnistm")]}, [0])
     assert table.set_index("split")["kept"].to_dict() == {"dev": 0.7, "heldout": 0.2}
     assert len(curves) == 6
     text = uda_study.report(table, curves, "info_max", "cmd")
