@@ -441,3 +441,21 @@ def test_uda_report_table_and_tsne(trained, tiny_data, tmp_path):
 def test_uda_report_without_runs_is_an_error(tmp_path):
     with pytest.raises(UserError, match="no runs"):
         plots.main(["uda", "--runs", str(tmp_path), "--no-tsne", "--out-dir", str(tmp_path / "r")])
+
+
+@pytest.mark.parametrize("flag, calls", [("--augment-target", 2), ("--no-augment-target", 1)])
+def test_dann_augments_target_images_only_when_asked(tiny_data, monkeypatch, flag, calls):
+    """With --augment-target the discriminator sees both domains through the same augmentation."""
+    seen = []
+    monkeypatch.setattr(train_uda, "augment_source", lambda x, scale: seen.append(len(x)) or x)
+    args = train_uda.build_parser().parse_args(["--data", "-", "--source", "usps", "--target", "mnistm",
+                                                 "--method", "dann", flag, "--quiet"])
+    data = train_uda.load_data(tiny_data, "usps", "mnistm", "dann", 0.2, 0, torch.device("cpu"))
+    model = uda.UDAConfig("dann", c1=8, c2=8, hidden=16).build()
+    streams = {"labelled": datasets.EndlessBatches(data.train_x, data.train_y, batch_size=8,
+                                                   rng=torch.Generator().manual_seed(0)),
+               "target": datasets.EndlessBatches(data.target_x, batch_size=6, rng=torch.Generator().manual_seed(1))}
+    with StepLog(tiny_data.parent / f"log_aug{calls}.csv", ["step", "epoch", *train_uda.LOSSES["dann"]]) as log:
+        train_uda.train_one_epoch(model, "dann", train_uda.make_optimizers(model, "dann", args), streams, 1, 0, 10,
+                                  args, torch.device("cpu"), log, 1)
+    assert seen == [8, 6][:calls]
