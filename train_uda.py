@@ -291,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-fraction", type=float, default=0.1, help="share of the labelled train set held out")
     parser.add_argument("--select", choices=list(selection.CRITERIA), default="info_max",
                         help="the label-free score that picks the evaluation kept as model.pt (info_max had the "
-                             "lowest mean regret in benchmarks/uda_study.md: 0.91 points, entropy 1.02)")
+                             "lowest mean regret on the development pairs of benchmarks/uda_study.md: 0.64 points)")
     parser.add_argument("--log-test-accuracy", action="store_true",
                         help="for selection studies: log target test accuracy at each evaluation (never used to choose)")
     parser.add_argument("--width", type=int, nargs=2, default=(32, 48), metavar=("C1", "C2"), help="conv channels")
