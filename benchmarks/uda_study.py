@@ -87,6 +87,11 @@ def _columns(table: pd.DataFrame) -> list[tuple[str, str]]:
     return list(dict.fromkeys(zip(table["split"], table["scenario"])))
 
 
+def mean_curves(curves: pd.DataFrame) -> pd.Series:
+    """Target test accuracy averaged over seeds, indexed by (split, scenario, method, step)."""
+    return curves.groupby(["split", "scenario", "method", "step"])["target_test_accuracy"].mean()
+
+
 def report(table: pd.DataFrame, curves: pd.DataFrame, default: str, command: str) -> str:
     columns = _columns(table)
     n_seeds = table["seed"].nunique()
@@ -102,7 +107,7 @@ def report(table: pd.DataFrame, curves: pd.DataFrame, default: str, command: str
             cells.append(f"{values.mean():.1f} ± {values.std(ddof=0):.1f}{seeds}" if len(values) else "–")
         lines.append(f"| {uda.METHOD_TITLES[method]} | " + " | ".join(cells) + " |")
 
-    mean = curves.groupby(["split", "scenario", "method", "step"])["target_test_accuracy"].mean().unstack("step")
+    mean = mean_curves(curves).unstack("step")
     every = -(-len(mean.columns) // 10)  # at most about ten columns; the CSV holds every evaluation
     steps = list(mean.columns)[every - 1::every]
     mean = mean[steps]
@@ -141,7 +146,7 @@ def plot_curves(curves: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    mean = curves.groupby(["split", "scenario", "method", "step"])["target_test_accuracy"].mean()
+    mean = mean_curves(curves)
     panels = list(dict.fromkeys((s, c) for s, c, _, _ in mean.index))
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0), squeeze=False, sharey=True)
     for ax, (split, scenario) in zip(axes[0], panels):

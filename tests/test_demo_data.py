@@ -104,7 +104,7 @@ def test_same_seed_same_bytes_other_seed_differs(small_tree, tmp_path):
 
 def test_default_sizes_fit_their_sources():
     demo_data._check_sizes(demo_data.DEFAULT_SIZES)  # raises when a default exceeds its source
-    _, labels = demo_data._mnist_half(0)
+    _, labels = demo_data._mnist_halves()[0]
     train, test = demo_data._split(labels, *demo_data.DEFAULT_SIZES["mnistm"], np.random.default_rng(0))
     assert len(set(train) | set(test)) == len(train) + len(test)  # disjoint
     assert np.bincount(labels[test], minlength=10).tolist() == [len(test) // 10] * 10  # stratified
@@ -179,7 +179,7 @@ def _pixels(root: Path, domain: str) -> set[bytes]:
 
 def test_mnist_halves_are_disjoint_and_balanced():
     pixels, labels = demo_data._mnist()
-    halves = [demo_data._mnist_half(h) for h in (0, 1)]
+    halves = demo_data._mnist_halves()
     assert [len(x) for x, _ in halves] == [len(labels) // 2] * 2
     assert all(np.bincount(y).tolist() == [len(labels) // 20] * 10 for _, y in halves)
     assert not {x.tobytes() for x in halves[0][0]} & {x.tobytes() for x in halves[1][0]}
@@ -208,7 +208,7 @@ def test_deslant_makes_a_slanted_stroke_upright():
 
 def test_usps_and_mnist_come_from_different_halves(small_tree, heldout_tree):
     """Within a tree no handwriting sample is in both usps and mnist/mnistm; the held-out tree swaps the halves."""
-    halves = [demo_data._mnist_half(h)[0] for h in (0, 1)]
+    halves = [pixels for pixels, _ in demo_data._mnist_halves()]
     plain = [{x.tobytes() for x in half} for half in halves]
     processed = [{np.asarray(demo_data.usps_like(x)).tobytes() for x in half} for half in halves]
     for tree, mnist_half in ((small_tree, 0), (heldout_tree, 1)):
