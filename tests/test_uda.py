@@ -443,13 +443,14 @@ def test_uda_report_without_runs_is_an_error(tmp_path):
         plots.main(["uda", "--runs", str(tmp_path), "--no-tsne", "--out-dir", str(tmp_path / "r")])
 
 
-@pytest.mark.parametrize("flag, calls", [("--augment-target", 2), ("--no-augment-target", 1)])
-def test_dann_augments_target_images_only_when_asked(tiny_data, monkeypatch, flag, calls):
+@pytest.mark.parametrize("flags, calls", [(["--augment-target"], 2), (["--no-augment-target"], 1),
+                                          (["--augment-target", "--augment", "none"], 0)])
+def test_dann_augments_target_images_only_when_asked(tiny_data, monkeypatch, flags, calls):
     """With --augment-target the discriminator sees both domains through the same augmentation."""
     seen = []
     monkeypatch.setattr(train_uda, "augment_source", lambda x, scale: seen.append(len(x)) or x)
     args = train_uda.build_parser().parse_args(["--data", "-", "--source", "usps", "--target", "mnistm",
-                                                 "--method", "dann", flag, "--quiet"])
+                                                 "--method", "dann", *flags, "--quiet"])
     data = train_uda.load_data(tiny_data, "usps", "mnistm", "dann", 0.2, 0, torch.device("cpu"))
     model = uda.UDAConfig("dann", c1=8, c2=8, hidden=16).build()
     streams = {"labelled": datasets.EndlessBatches(data.train_x, data.train_y, batch_size=8,
