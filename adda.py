@@ -11,7 +11,8 @@ https://arxiv.org/abs/1702.05464. Two stages:
    classifier stay fixed.
 
 At inference target images go through the target extractor and the fixed
-classifier. Interface as in ``dann.py``.
+classifier. Inference contract as in :class:`digitnet.DigitNet`; the discriminator
+loss is :func:`digitnet.domain_bce`.
 """
 
 from __future__ import annotations
@@ -20,41 +21,26 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dann import FeatureExtractor, LabelClassifier
+from digitnet import DigitNet, FeatureExtractor
 
 
-class ADDA(nn.Module):
-    """Source extractor, target extractor, shared classifier and the paper's 500-500 discriminator."""
+class ADDA(DigitNet):
+    """Source extractor, target extractor, shared classifier and the paper's 500-500 discriminator.
+
+    ``extractor`` is the source's in stage 1 and the target's in stage 2 (what inference uses).
+    """
 
     def __init__(self, c1: int = 32, c2: int = 48, hidden: int = 100, dropout: float = 0.5,
                  conv_dropout: float = 0.1):
-        super().__init__()
-        self.extractor = FeatureExtractor(c1, c2, conv_dropout)  # the source's in stage 1, the target's in stage 2
+        super().__init__(c1, c2, hidden, dropout, conv_dropout)
         self.source_extractor = FeatureExtractor(c1, c2, conv_dropout)  # a fixed copy from stage 2 on
-        dim = self.extractor.feature_dim
-        self.classifier = LabelClassifier(dim, hidden, dropout)
-        self.discriminator = nn.Sequential(nn.Linear(dim, 500), nn.LeakyReLU(0.2), nn.Linear(500, 500),
+        self.discriminator = nn.Sequential(nn.Linear(self.feature_dim, 500), nn.LeakyReLU(0.2), nn.Linear(500, 500),
                                            nn.LeakyReLU(0.2), nn.Linear(500, 1))
 
     def start_adaptation(self) -> None:
         """Stage 2 begins: the pre-trained extractor is kept as the fixed source extractor."""
         self.source_extractor.load_state_dict(self.extractor.state_dict())
         self.source_extractor.requires_grad_(False)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.extractor(x)  # (B, D)
-
-    def classify(self, features: torch.Tensor) -> torch.Tensor:
-        return F.log_softmax(self.classifier(features), dim=1)  # (B, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.extractor(x))
-
-
-def discriminator_loss(source_logits: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor:
-    """The discriminator's loss: source features labelled 1, target features 0 (Tzeng et al., eq. 7)."""
-    return (F.binary_cross_entropy_with_logits(source_logits, torch.ones_like(source_logits))
-            + F.binary_cross_entropy_with_logits(target_logits, torch.zeros_like(target_logits)))
 
 
 def mapping_loss(target_logits: torch.Tensor) -> torch.Tensor:

@@ -5,8 +5,8 @@
 
 writes ``image_name,label`` (one row per image, sorted by name, integer
 labels), atomically. Any model of ``train_uda.py`` works (source-only, DANN,
-SWD, target-only): they share one inference interface, ``forward(x)`` ->
-log-probabilities ``(B, 10)``.
+SWD+, ADDA, target-only): each is a :class:`digitnet.DigitNet` with its inference
+contract, ``forward(x)`` -> log-probabilities ``(B, 10)``.
 
 With ``--method`` instead of ``--checkpoint`` it uses the published model of that
 method adapted to ``--target`` (the assignment's scenarios: mnistm <- usps,

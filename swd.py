@@ -17,9 +17,8 @@ batch, each justified by the study in the README:
   2020, https://arxiv.org/abs/2001.07685): where the weak view is predicted with
   probability >= the threshold, the strong view must be predicted the same.
 
-Inference interface as in ``dann.py``: ``forward(x)`` -> log-probabilities
-``(B, 10)`` (both classifiers count: the mean of their probabilities),
-``features(x)`` -> ``(B, D)``.
+Inference contract as in :class:`digitnet.DigitNet`; ``forward(x)`` -> log-probabilities
+``(B, 10)`` counts both classifiers: the mean of their probabilities.
 """
 
 from __future__ import annotations
@@ -27,35 +26,26 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-from dann import NUM_CLASSES, FeatureExtractor, LabelClassifier
+from digitnet import NUM_CLASSES, DigitNet, LabelClassifier
 
 
-class SWDNet(nn.Module):
+class SWDNet(DigitNet):
     """Feature extractor + two classifiers of the same shape, initialised differently."""
 
     def __init__(self, c1: int = 32, c2: int = 48, hidden: int = 100, dropout: float = 0.5,
                  conv_dropout: float = 0.1):
-        super().__init__()
-        self.extractor = FeatureExtractor(c1, c2, conv_dropout)
-        self.classifier1 = LabelClassifier(self.extractor.feature_dim, hidden, dropout)
-        self.classifier2 = LabelClassifier(self.extractor.feature_dim, hidden, dropout)
+        super().__init__(c1, c2, hidden, dropout, conv_dropout)
+        self.classifier2 = LabelClassifier(self.feature_dim, hidden, dropout)
         # Running mean of the pair's predictions on target batches, for distribution alignment.
         self.register_buffer("target_prior", torch.full((NUM_CLASSES,), 1.0 / NUM_CLASSES))
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.extractor(x)  # (B, D)
-
     def both_logits(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.classifier1(features), self.classifier2(features)  # 2 x (B, 10)
+        return self.classifier(features), self.classifier2(features)  # 2 x (B, 10)
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         return mean_probs(*self.both_logits(features)).clamp_min(1e-12).log()  # (B, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.extractor(x))
 
 
 def mean_probs(logits1: torch.Tensor, logits2: torch.Tensor) -> torch.Tensor:

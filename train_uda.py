@@ -17,6 +17,7 @@ to report ``target_test_accuracy`` in ``metrics.json`` (and, with
 Runs go to ``runs/uda/<method>_<source>-<target>`` (``--out-dir``): ``log.csv`` (one row
 per step; each evaluation's scores on the epoch's last row), ``best.pt``, ``model.pt``
 (published as ``checkpoints/<method>_<source>-<target>.pt``) and ``metrics.json``.
+What each method does in one update is its record in ``uda.py``; this file is the loop.
 Checkpoints and resuming: see ``training.py``.
 """
 
@@ -24,31 +25,20 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-import adda
-import dann
 import selection
-import swd
 import uda
-from common import UserError, autocast, batched, cli, progress, runtime, seed_everything, write_json
-from datasets import DOMAINS, EndlessBatches, augment_source, augment_strong, load_digits, to_float, train_val_split
-from training import Checkpointer, StepLog, add_training_args, ema_of, run_args
+from common import UserError, batched, cli, runtime, seed_everything, write_json
+from datasets import DOMAINS, EndlessBatches, augment_source, load_digits, to_float, train_val_split
+from training import Checkpointer, StepLog, add_training_args, train_loop
+from uda import StepInput, UDARecipe
 
-LOSSES = {
-    "source-only": ["loss_cls"],
-    "target-only": ["loss_cls"],
-    "dann": ["loss_cls", "loss_domain", "grl_coeff", "domain_acc"],
-    "swd": ["loss_cls", "discrepancy", "loss_im", "loss_pl", "pl_share"],
-    "adda": ["loss_cls", "loss_disc", "loss_map"],
-}
-EVAL_COLUMNS = ["lr", *selection.CRITERIA, "target_test_accuracy"]
 SCORED = 500  # target (and source) train images the label-free scores look at; DEV fits a classifier on them
 
 
@@ -65,156 +55,34 @@ class DigitData:
     test_y: torch.Tensor
 
 
-def load_data(root: str, source: str, target: str, method: str, val_fraction: float, seed: int,
+def load_data(root: str, source: str, target: str, labelled: str, val_fraction: float, seed: int,
               device: torch.device) -> DigitData:
-    """Decode (through the cache) and move to the device, once."""
-    labelled = target if method == "target-only" else source
-    train, val = train_val_split(load_digits(root, labelled, "train"), val_fraction, seed)
+    """Decode (through the cache) and move to the device, once. ``labelled`` is "source" or "target"."""
+    train, val = train_val_split(load_digits(root, target if labelled == "target" else source, "train"),
+                                 val_fraction, seed)
     target_train = load_digits(root, target, "train").images
     test = load_digits(root, target, "test")
     return DigitData(*(t.to(device) for t in (train.images, train.labels, val.images, val.labels, target_train,
                                               test.images, test.labels)))
 
 
-def make_optimizers(model: torch.nn.Module, method: str, args) -> dict:
-    """Adam for every method; ADDA's adversarial stage uses the paper's lr and betas (0.5, 0.999)."""
-    adam = lambda params, **kw: torch.optim.Adam(params, **{"lr": args.lr, "weight_decay": args.weight_decay, **kw})  # noqa: E731
-    if method != "adda":
-        return {"model": adam(model.parameters())}
-    gan = {"lr": args.adda_lr, "betas": (0.5, 0.999), "weight_decay": 0.0}
-    return {"model": adam([*model.extractor.parameters(), *model.classifier.parameters()]),
-            "target": adam(model.extractor.parameters(), **gan),
-            "discriminator": adam(model.discriminator.parameters(), **gan)}
-
-
-def learning_rate(args, progress_: float) -> float:
-    """``--lr``, or Ganin et al.'s annealing lr / (1 + 10 p)^0.75 at training progress p."""
-    return args.lr / (1 + 10 * progress_) ** 0.75 if args.lr_schedule == "anneal" else args.lr
-
-
-def _update(optimizer, loss: torch.Tensor) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-
-
-def supervised_step(model, optimizers, xs, ys, device) -> dict:
-    with autocast(device):
-        loss = dann.classification_loss(model.logits(xs), ys)
-    _update(optimizers["model"], loss)
-    return {"loss_cls": loss.item()}
-
-
-def dann_step(model, optimizers, xs, ys, xt, coeff: float, args, device) -> dict:
-    """One DANN update: class loss on the source plus domain loss through the reversal layer.
-
-    Source and target go through the network in separate passes, so batch norm
-    normalises each domain with its own statistics (measured: 92.6 % vs 70.0 % with
-    one mixed batch on mnist -> mnistm).
-    """
-    with autocast(device):
-        fs, ft = model.features(xs), model.features(xt)
-        loss_cls = dann.classification_loss(model.classifier(fs), ys)
-        ds, dt = model.domain_logits(fs, coeff).float(), model.domain_logits(ft, coeff).float()
-        loss_domain = dann.domain_loss(ds, dt)
-    _update(optimizers["model"], loss_cls + args.domain_weight * loss_domain)
-    domain_acc = 0.5 * ((ds > 0).float().mean() + (dt <= 0).float().mean())
-    return {"loss_cls": loss_cls.item(), "loss_domain": loss_domain.item(), "grl_coeff": coeff,
-            "domain_acc": domain_acc.item()}
-
-
-def swd_step(model, optimizers, xs, ys, xt, progress_: float, args, device) -> dict:
-    """One SWD+ update: source loss, sliced Wasserstein discrepancy, information maximisation, pseudo-labels.
-
-    The discrepancy goes through the gradient reversal layer: the classifiers get
-    ``-grad`` (they maximise it) and the extractor ``+grad`` (it minimises it), Lee et
-    al.'s min-max in one backward pass.
-    """
-    with autocast(device):
-        fs = model.features(xs)
-        loss_cls = swd.source_loss(*model.both_logits(fs), ys)
-        ft_all = model.features(torch.cat([xt, augment_strong(xt)]))  # one target BN batch: weak and strong views
-        ft, ft_strong = ft_all[:len(xt)], ft_all[len(xt):]
-        discrepancy = swd.discrepancy_on_logits(*model.both_logits(dann.reverse_gradient(ft)), args.num_projections)
-        probs = swd.mean_probs(*(l.float() for l in model.both_logits(ft)))  # (B, 10)
-        loss_im = swd.information_maximization_loss(probs)
-        targets = probs.detach()
-        if args.align:
-            with torch.no_grad():
-                model.target_prior.mul_(args.align_momentum).add_((1 - args.align_momentum) * targets.mean(0))
-            targets = swd.align_distribution(targets, model.target_prior)
-        strong1, strong2 = (l.float() for l in model.both_logits(ft_strong))
-        loss_pl1, share = swd.pseudo_label_loss(strong1, targets, args.pl_threshold)
-        loss_pl = loss_pl1 + swd.pseudo_label_loss(strong2, targets, args.pl_threshold)[0]
-        ramp = swd.ramp_up(progress_, args.rampup)
-        loss = (loss_cls - args.swd_weight * discrepancy
-                + ramp * (args.im_weight * loss_im + args.pl_weight * loss_pl))
-    _update(optimizers["model"], loss)
-    return {"loss_cls": loss_cls.item(), "discrepancy": discrepancy.item(), "loss_im": loss_im.item(),
-            "loss_pl": loss_pl.item(), "pl_share": share.item()}
-
-
-def adda_step(model, optimizers, xs, ys, xt, step: int, args, device) -> dict:
-    """ADDA: the first ``--adda-pretrain-steps`` train on the source; then one discriminator and one mapping update."""
-    if step < args.adda_pretrain_steps:
-        with autocast(device):
-            loss = dann.classification_loss(model.classifier(model.extractor(xs)), ys)
-        _update(optimizers["model"], loss)
-        return {"loss_cls": loss.item()}
-    if step == args.adda_pretrain_steps:
-        model.start_adaptation()
-    model.source_extractor.eval()  # fixed: batch norm uses its running statistics
-    with autocast(device):
-        with torch.no_grad():
-            fs = model.source_extractor(xs)
-        ft = model.extractor(xt)
-        loss_disc = adda.discriminator_loss(model.discriminator(fs).squeeze(1).float(),
-                                            model.discriminator(ft.detach()).squeeze(1).float())
-    _update(optimizers["discriminator"], loss_disc)
-    with autocast(device):
-        loss_map = adda.mapping_loss(model.discriminator(ft).squeeze(1).float())
-    _update(optimizers["target"], loss_map)
-    return {"loss_disc": loss_disc.item(), "loss_map": loss_map.item()}
-
-
-def train_one_epoch(model, method: str, optimizers: dict, streams: dict, steps: int, first_step: int,
-                    total_steps: int, args, device, log: StepLog, epoch: int, average=None) -> dict:
-    """``steps`` updates of ``method``; one log row per step; returns the epoch's mean losses.
-
-    ``average`` (an ``AveragedModel``), when given, follows the weights after every update.
-    """
+def train_step(model, method: uda.Method, optimizers: dict, streams: dict, recipe: UDARecipe, step: int,
+               total_steps: int) -> dict:
+    """Update ``step`` of ``method``: the scheduled lr, the next batches (augmented), the method's own step."""
     model.train()
-    sums: dict[str, float] = {}
-    for i in progress(range(steps), args.quiet, desc=f"epoch {epoch}", leave=False):
-        step = first_step + i
-        lr = learning_rate(args, step / total_steps)
-        for group in optimizers["model"].param_groups:  # ADDA's adversarial stage keeps its own lr
-            group["lr"] = lr
-        xs, ys = next(streams["labelled"])
-        xs = to_float(xs)
-        xt = to_float(next(streams["target"])[0]) if method in ("dann", "swd", "adda") else None
-        if args.augment == "source":
-            xs = augment_source(xs, args.augment_scale)
-            if method == "dann" and args.augment_target:  # the same augmentation on both sides of the discriminator
-                xt = augment_source(xt, args.augment_scale)
-        if method == "dann":
-            row = dann_step(model, optimizers, xs, ys, xt, dann.grl_coefficient(step / total_steps), args, device)
-        elif method == "swd":
-            row = swd_step(model, optimizers, xs, ys, xt, step / total_steps, args, device)
-        elif method == "adda":
-            row = adda_step(model, optimizers, xs, ys, xt, step, args, device)
-        else:
-            row = supervised_step(model, optimizers, xs, ys, device)
-        if average is not None:
-            average.update_parameters(model)
-        if not all(math.isfinite(v) for v in row.values()):
-            raise RuntimeError(f"non-finite loss at step {step}: {row}; lower --lr")
-        log.write({"step": step + 1, "epoch": epoch, **row})
-        for key, value in row.items():
-            sums[key] = sums.get(key, 0.0) + value
-    return {"lr": lr, **{key: value / steps for key, value in sums.items()}}
+    lr = recipe.learning_rate(step / total_steps)
+    for group in optimizers["model"].param_groups:  # ADDA's adversarial stage keeps its own lr
+        group["lr"] = lr
+    xs, ys = next(streams["labelled"])
+    xs = to_float(xs)
+    if recipe.augment == "source":
+        xs = augment_source(xs, recipe.augment_scale)
+    xt = to_float(next(streams["target"])[0]) if method.reads_target else None
+    batch = StepInput(xs, ys, xt, step, step / total_steps)
+    return {"lr": lr, **method.step(model, optimizers, batch, recipe)}
 
 
+@torch.no_grad()
 def evaluate(model, data: DigitData, device, seed: int, with_test: bool) -> dict:
     """Every label-free selection score of the current weights (and the test accuracy, for the study)."""
     model.eval()
@@ -237,7 +105,6 @@ def evaluate(model, data: DigitData, device, seed: int, with_test: bool) -> dict
         "info_max": selection.information_maximization(target_probs),
         "snd": selection.soft_neighborhood_density(target_probs),
         "dev": selection.deep_embedded_validation(weights, val_losses),
-        "last": 0.0,
     }
     if with_test:
         scores["target_test_accuracy"] = test_accuracy(model, data, device)
@@ -255,17 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", required=True, help="the hw3_data folder (with digits/<domain>/...)")
     parser.add_argument("--source", required=True, choices=DOMAINS)
     parser.add_argument("--target", required=True, choices=DOMAINS)
-    parser.add_argument("--method", required=True, choices=uda.METHODS)
+    parser.add_argument("--method", required=True, choices=list(uda.METHODS))
     parser.add_argument("--epochs", type=int, default=10, help="evaluations; each follows --steps-per-epoch updates")
     parser.add_argument("--steps-per-epoch", type=int, default=100, help="0: one pass over the larger train set")
     parser.add_argument("--batch-size", type=int, default=64, help="per domain")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     parser.add_argument("--lr-schedule", choices=["constant", "anneal"], default="constant",
                         help="anneal: Ganin et al.'s lr / (1 + 10 p)^0.75")
-    parser.add_argument("--weight-decay", type=float, default=5e-4, help="L2 penalty of every Adam optimizer")
+    parser.add_argument("--weight-decay", type=float, default=5e-4,
+                        help="L2 penalty of the classifier's Adam (ADDA's adversarial stage uses none)")
     parser.add_argument("--conv-dropout", type=float, default=0.1, help="Dropout2d rate in the feature extractor")
-    parser.add_argument("--ema-decay", type=float, default=0.0,
-                        help="evaluate and keep an exponential moving average of the weights (0: the weights)")
     parser.add_argument("--augment", choices=["none", "source"], default="source",
                         help="source: random affine, colours and noise on the labelled images")
     parser.add_argument("--augment-scale", type=float, default=0.5,
@@ -289,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--adda-pretrain-steps", type=int, default=500, help="ADDA: source-only updates first")
     parser.add_argument("--adda-lr", type=float, default=2e-4, help="ADDA: lr of the adversarial stage")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="share of the labelled train set held out")
-    parser.add_argument("--select", choices=list(selection.CRITERIA), default="info_max",
+    parser.add_argument("--select", choices=list(selection.CHOICES), default="info_max",
                         help="the label-free score that picks the evaluation kept as model.pt (info_max had the "
                              "lowest mean regret on the development pairs of benchmarks/uda_study.md: 0.64 points)")
     parser.add_argument("--log-test-accuracy", action="store_true",
@@ -301,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_args(args) -> None:
+def recipe_from(args) -> UDARecipe:
+    """Check the flags and build the run's :class:`UDARecipe` (``--dry-run`` shortens it)."""
     if args.source == args.target:
         raise UserError("--source and --target must differ")
     for flag in ("epochs", "batch_size", "num_projections"):
@@ -309,71 +176,73 @@ def check_args(args) -> None:
             raise UserError(f"--{flag.replace('_', '-')} must be at least 1")
     if args.steps_per_epoch < 0 or not 0 < args.val_fraction < 1 or args.lr <= 0:
         raise UserError("--steps-per-epoch must be >= 0, --val-fraction in (0, 1) and --lr > 0")
+    recipe = UDARecipe(**{f.name: getattr(args, f.name) for f in fields(UDARecipe)})
     if args.dry_run:
-        args.epochs, args.steps_per_epoch = 1, 2
-        args.adda_pretrain_steps = min(args.adda_pretrain_steps, 1)
+        recipe = UDARecipe(**{**asdict(recipe), "epochs": 1, "steps_per_epoch": 2,
+                              "adda_pretrain_steps": min(recipe.adda_pretrain_steps, 1)})
+    return recipe
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    check_args(args)
-    method = args.method
-    out_dir = args.out_dir or Path("runs") / "uda" / uda.run_name(method, args.source, args.target)
+    recipe = recipe_from(args)
+    method = uda.method(args.method)
+    out_dir = args.out_dir or Path("runs") / "uda" / uda.run_name(method.name, args.source, args.target)
     device = runtime(args)
-    seed_everything(args.seed)
-    data = load_data(args.data, args.source, args.target, method, args.val_fraction, args.seed, device)
-    config = uda.UDAConfig(method, *args.width, conv_dropout=args.conv_dropout)
+    seed_everything(recipe.seed)
+    data = load_data(args.data, args.source, args.target, method.labelled, recipe.val_fraction, recipe.seed, device)
+    config = uda.UDAConfig(method.name, *args.width, conv_dropout=args.conv_dropout)
     model = config.build().to(device)
-    optimizers = make_optimizers(model, method, args)
-    # Polyak averaging (Polyak & Juditsky 1992) smooths the adversarial methods' step-to-step swings.
-    average = ema_of(model, args.ema_decay) if args.ema_decay > 0 else None
-    kept = average.module if average is not None else model  # the weights evaluated and published
+    optimizers = method.optimizers(model, recipe)
 
-    steps = args.steps_per_epoch or math.ceil(max(len(data.train_x), len(data.target_x)) / args.batch_size)
-    total_steps = steps * args.epochs
-    streams = {"labelled": EndlessBatches(data.train_x, data.train_y, batch_size=args.batch_size,
-                                          rng=torch.Generator().manual_seed(args.seed)),
-               "target": EndlessBatches(data.target_x, batch_size=args.batch_size,
-                                        rng=torch.Generator().manual_seed(args.seed + 1))}
-    ckpt = Checkpointer(out_dir, uda.KIND, asdict(config), kept, run={"source": args.source, "target": args.target},
-                        modules={"trained": model, **({"average": average} if average is not None else {})},
-                        optimizers=optimizers, state=streams, extra={"select": args.select, "args": run_args(args)})
+    steps = recipe.steps_per_epoch or math.ceil(max(len(data.train_x), len(data.target_x)) / recipe.batch_size)
+    total_steps = steps * recipe.epochs
+    streams = {"labelled": EndlessBatches(data.train_x, data.train_y, batch_size=recipe.batch_size,
+                                          rng=torch.Generator().manual_seed(recipe.seed)),
+               "target": EndlessBatches(data.target_x, batch_size=recipe.batch_size,
+                                        rng=torch.Generator().manual_seed(recipe.seed + 1))}
+    ckpt = Checkpointer(out_dir, uda.KIND, asdict(config), model, recipe,
+                        run={"source": args.source, "target": args.target},
+                        optimizers=optimizers, state=streams)
     state = ckpt.resume(args.restart)
+    if state.step >= total_steps:
+        print(f"{ckpt.latest} already holds {state.epoch} epoch(s); raise --epochs to train longer")
 
-    fields = ["step", "epoch", *LOSSES[method], *EVAL_COLUMNS]
-    higher = selection.CRITERIA[args.select]
-    started = time.monotonic()
-    with StepLog(out_dir / "log.csv", fields, resume_step=state.step) as log:
-        while state.epoch < args.epochs:
-            means = train_one_epoch(model, method, optimizers, streams, steps, state.step, total_steps, args,
-                                    device, log, state.epoch + 1, average)
-            state.step += steps
-            state.epoch += 1
-            scores = evaluate(kept, data, device, args.seed, args.log_test_accuracy)
-            log.write({"step": state.step, "epoch": state.epoch, "lr": means["lr"], **scores})
-            metric = scores[args.select]
-            is_best = args.select == "last" or state.improves(metric, higher)
-            if is_best:
-                state.best_metric, state.best_step = metric, state.step
-            ckpt.save(state, is_best=is_best)
-            if not args.quiet:
-                losses = " ".join(f"{k}={v:.3f}" for k, v in means.items())
-                print(f"epoch {state.epoch}: {losses} {args.select}={metric:.4f}", flush=True)
-    seconds = time.monotonic() - started
+    def evaluation() -> dict:
+        return evaluate(model, data, device, recipe.seed, args.log_test_accuracy)
+
+    def checkpoint(scores: dict) -> None:
+        # "last" keeps every evaluation as it comes; a score keeps the best one so far.
+        if recipe.select == "last" or state.improves(scores[recipe.select], selection.CRITERIA[recipe.select]):
+            state.best_metric, state.best_step = scores.get(recipe.select), state.step
+            ckpt.save(state, is_best=True)
+        else:
+            ckpt.save(state)
+        if not args.quiet:
+            shown = " ".join(f"{k}={v:.4f}" for k, v in scores.items())
+            print(f"epoch {state.epoch} (step {state.step}): {shown}", flush=True)
+
+    fields_ = ["step", "epoch", "lr", *method.losses, *selection.CRITERIA, "target_test_accuracy"]
+    with StepLog(out_dir / "log.csv", fields_, resume_step=state.step) as log:
+        train_loop(state, steps=total_steps, steps_per_epoch=steps, every=steps, log=log,
+                   step=lambda i: train_step(model, method, optimizers, streams, recipe, i, total_steps),
+                   evaluate=evaluation, checkpoint=checkpoint, name=method.name, quiet=args.quiet,
+                   postfix=method.losses)
 
     # The report: the evaluation --select kept, scored once on the target test labels.
     best = ckpt.publish_best()
-    kept.load_state_dict(best["model"])
+    model.load_state_dict(best["model"])
     metrics = {
-        "method": method, "source": args.source, "target": args.target, "selection": args.select,
+        "method": method.name, "source": args.source, "target": args.target, "selection": recipe.select,
         "selected_epoch": best["epoch"], "selected_score": best["best_metric"],
-        "target_test_accuracy": test_accuracy(kept, data, device), "target_test_images": len(data.test_y),
-        "epochs": args.epochs, "steps_per_epoch": steps, "train_seconds_this_run": round(seconds, 1),
+        "target_test_accuracy": test_accuracy(model, data, device), "target_test_images": len(data.test_y),
+        "epochs": recipe.epochs, "steps_per_epoch": steps,
+        "wall_seconds": round(state.wall_seconds, 1), "cpu_seconds": round(state.cpu_seconds, 1),
     }
     write_json(out_dir / "metrics.json", metrics)
     if not args.quiet:
-        print(f"{method} {args.source}->{args.target}: target_test_accuracy={metrics['target_test_accuracy']:.4f} "
-              f"(epoch {best['epoch']} by {args.select}) -> {out_dir}")
+        print(f"{method.name} {args.source}->{args.target}: target_test_accuracy="
+              f"{metrics['target_test_accuracy']:.4f} (epoch {best['epoch']} by {recipe.select}) -> {out_dir}")
     return 0
 
 

@@ -13,49 +13,50 @@ lowest validation MSE. Checkpoints and resuming: see ``training.py``.
 from __future__ import annotations
 
 import argparse
-import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
-from common import UserError, autocast, batched, cli, progress, runtime, seed_everything
-from datasets import batches, load_faces, random_hflip, to_float, train_val_split
-from training import Checkpointer, StepLog, add_training_args, run_args
+from common import UserError, autocast, batched, cli, runtime, seed_everything
+from datasets import EndlessBatches, load_faces, random_hflip, to_float, train_val_split
+from training import Checkpointer, Recipe, StepLog, add_training_args, train_loop
 from vae import VAE, VAEConfig, kl_per_image, vae_loss
 
-LOG_COLUMNS = ["step", "epoch", "recon", "kl", "loss", "val_mse", "val_kl", "epoch_seconds"]
+LOG_COLUMNS = ["step", "epoch", "recon", "kl", "loss", "val_mse", "val_kl"]
 DRY_RUN_STEPS = 2
 
 
-def train_one_epoch(model: VAE, images: torch.Tensor, optimizer: torch.optim.Optimizer, device: torch.device, *,
-                    kl_weight: float, batch_size: int, rng: torch.Generator, hflip: bool = True,
-                    max_steps: int | None = None, quiet: bool = False, desc: str = "train") -> list[dict]:
-    """One shuffled pass over uint8 ``images`` (N, 3, 64, 64) already on ``device``.
+@dataclass(frozen=True)
+class VAERecipe(Recipe):
+    """How the VAE trains; field names are the flags. A resumed run may only raise ``epochs``."""
 
-    Returns one dict per optimizer step with the batch's ``recon``, ``kl`` and
-    ``loss`` as floats.
-    """
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset({"epochs"})
+
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 1e-3
+    kl_weight: float = 1e-5
+    val_fraction: float = 0.1
+    hflip: bool = True
+    seed: int = 0
+
+
+def train_step(model: VAE, batches: EndlessBatches, optimizer: torch.optim.Optimizer, recipe: VAERecipe) -> dict:
+    """One update on the next batch of uint8 faces ``(B, 3, 64, 64)``: the batch's ``recon``, ``kl`` and ``loss``."""
     model.train()
-    rows = []
-    # Keep the last small batch only when there is nothing else (tiny data sets).
-    drop_last = len(images) > batch_size
-    steps = len(images) // batch_size if drop_last else 1
-    if max_steps is not None:
-        steps = min(steps, max_steps)
-    stream = batches(images, batch_size=batch_size, shuffle=True, rng=rng, drop_last=drop_last)
-    for _, (x,) in zip(range(steps), progress(stream, quiet, total=steps, desc=desc, leave=False)):
-        x = to_float(x)
-        if hflip:
-            x = random_hflip(x, rng)
-        with autocast(device):
-            recon, mu, logvar = model(x)
-        losses = vae_loss(recon, x, mu, logvar, kl_weight)
-        optimizer.zero_grad(set_to_none=True)
-        losses.total.backward()
-        optimizer.step()
-        rows.append({"recon": losses.recon.item(), "kl": losses.kl.item(), "loss": losses.total.item()})
-    return rows
+    (x,) = next(batches)
+    x = to_float(x)
+    if recipe.hflip:
+        x = random_hflip(x, batches.rng)
+    with autocast(x.device):
+        recon, mu, logvar = model(x)
+    losses = vae_loss(recon, x, mu, logvar, recipe.kl_weight)
+    optimizer.zero_grad(set_to_none=True)
+    losses.total.backward()
+    optimizer.step()
+    return {"recon": losses.recon.item(), "kl": losses.kl.item(), "loss": losses.total.item()}
 
 
 @torch.no_grad()
@@ -78,13 +79,13 @@ def evaluate(model: VAE, images: torch.Tensor, device: torch.device, *, batch_si
     return {"mse": se.mean().item(), "kl": kl.mean().item()}
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Train the Problem 1 VAE on face/train.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--data", required=True, type=Path, help="the hw3_data folder (holds face/train)")
     parser.add_argument("--out-dir", type=Path, default=Path("runs/vae"), help="log and checkpoints; resumed when it holds latest.pt")
     parser.add_argument("--epochs", type=int, default=40, help="total epochs (a resumed run trains up to this many)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64, help="faces per update")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     # With a pixel-mean MSE (about 1e-2) and a KL summed over 512 dims (hundreds of nats),
     # 1e-5 keeps reconstructions sharp while still pulling q(z|x) towards N(0, I) for sampling.
@@ -95,7 +96,11 @@ def main(argv=None) -> int:
     parser.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=True, help="random horizontal flips")
     parser.add_argument("--dry-run", action="store_true", help=f"{DRY_RUN_STEPS} steps per epoch, at most 2 epochs")
     add_training_args(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def recipe_from(args: argparse.Namespace) -> VAERecipe:
+    """Check the flags and build the run's :class:`VAERecipe` (``--dry-run``: at most 2 epochs)."""
     for name in ("epochs", "batch_size", "latent_dim", "channels"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
@@ -103,53 +108,54 @@ def main(argv=None) -> int:
         raise UserError("--val-fraction must lie strictly between 0 and 1")
     if args.lr <= 0 or args.kl_weight < 0:
         raise UserError("--lr must be positive and --kl-weight non-negative")
+    return VAERecipe(min(args.epochs, 2) if args.dry_run else args.epochs, args.batch_size, args.lr,
+                     args.kl_weight, args.val_fraction, args.hflip, args.seed)
 
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    recipe = recipe_from(args)
     device = runtime(args)
-    seed_everything(args.seed)
-    epochs = min(args.epochs, 2) if args.dry_run else args.epochs
-    max_steps = DRY_RUN_STEPS if args.dry_run else None
+    seed_everything(recipe.seed)
 
-    train_set, val_set = train_val_split(load_faces(args.data, "train"), args.val_fraction, args.seed)
-    train_images = train_set.images.to(device)  # uint8 stays small; converted per batch
-    val_images = val_set.images.to(device)
+    train_set, val_set = train_val_split(load_faces(args.data, "train"), recipe.val_fraction, recipe.seed)
+    val_images = val_set.images.to(device)  # uint8 stays small; converted per batch
     if args.dry_run:
         val_images = val_images[:DRY_RUN_STEPS * 256]
+    # Batch order and flips come from one generator on the CPU, checkpointed with the stream.
+    batches = EndlessBatches(train_set.images.to(device), batch_size=recipe.batch_size,
+                             rng=torch.Generator().manual_seed(recipe.seed))
+    steps_per_epoch = DRY_RUN_STEPS if args.dry_run else max(1, len(train_set.images) // batches.batch_size)
 
     config = VAEConfig(args.latent_dim, args.channels)
     model = config.build().to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    rng = torch.Generator().manual_seed(args.seed)  # batch order and flips, on the CPU
-    ckpt = Checkpointer(args.out_dir, "vae", asdict(config), model, optimizers={"adam": optimizer},
-                        rngs={"data": rng}, extra={"val_fraction": args.val_fraction, "split_seed": args.seed,
-                                                   "val_names": val_set.names, "args": run_args(args)})
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    ckpt = Checkpointer(args.out_dir, "vae", asdict(config), model, recipe, optimizers={"adam": optimizer},
+                        state={"data": batches}, extra={"val_fraction": recipe.val_fraction, "split_seed": recipe.seed,
+                                                        "val_names": val_set.names})
     state = ckpt.resume(args.restart)
-    for group in optimizer.param_groups:
-        group["lr"] = args.lr
-    if state.epoch >= epochs:
+    if state.epoch >= recipe.epochs:
         print(f"{ckpt.latest} already holds {state.epoch} epoch(s); raise --epochs to train longer")
         return 0
 
+    def validation() -> dict:
+        val = evaluate(model, val_images, device)
+        return {"val_mse": val["mse"], "val_kl": val["kl"]}
+
+    def checkpoint(scores: dict) -> None:
+        # The epoch of lowest validation MSE is the published model.
+        is_best = state.improves(scores["val_mse"], higher_is_better=False)
+        if is_best:
+            state.best_metric, state.best_step = scores["val_mse"], state.step
+        ckpt.save(state, is_best=is_best, publish=is_best)
+        if not args.quiet:
+            print(f"epoch {state.epoch}/{recipe.epochs} step {state.step}: val_mse {scores['val_mse']:.5f} "
+                  f"val_kl {scores['val_kl']:.1f}", flush=True)
+
     with StepLog(args.out_dir / "log.csv", LOG_COLUMNS, resume_step=state.step) as log:
-        while state.epoch < epochs:
-            started = time.perf_counter()
-            rows = train_one_epoch(model, train_images, optimizer, device, kl_weight=args.kl_weight,
-                                   batch_size=args.batch_size, rng=rng, hflip=args.hflip, max_steps=max_steps,
-                                   quiet=args.quiet, desc=f"epoch {state.epoch + 1}/{epochs}")
-            val = evaluate(model, val_images, device)
-            state.epoch += 1
-            seconds = time.perf_counter() - started
-            rows[-1].update(val_mse=val["mse"], val_kl=val["kl"], epoch_seconds=round(seconds, 3))
-            for row in rows:
-                state.step += 1
-                log.write({"step": state.step, "epoch": state.epoch, **row})
-            is_best = state.improves(val["mse"], higher_is_better=False)
-            if is_best:
-                state.best_metric, state.best_step = val["mse"], state.step
-            ckpt.save(state, is_best=is_best, publish=is_best)
-            if not args.quiet:
-                mean = {k: sum(r[k] for r in rows) / len(rows) for k in ("recon", "kl")}
-                print(f"epoch {state.epoch}/{epochs} step {state.step}: recon {mean['recon']:.5f} "
-                      f"kl {mean['kl']:.1f} val_mse {val['mse']:.5f} ({seconds:.1f} s)")
+        train_loop(state, steps=recipe.epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch,
+                   every=steps_per_epoch, step=lambda _: train_step(model, batches, optimizer, recipe), log=log,
+                   evaluate=validation, checkpoint=checkpoint, name="vae", quiet=args.quiet, postfix=("recon",))
     return 0
 
 

@@ -4,13 +4,15 @@ One layout for every checkpoint (nanoGPT keeps one dict, written atomically)::
 
     {"format": 2, "kind": "vae" | "gan" | "uda" | ..., "config": {...},   # rebuilds the model exactly
      "run": {...},                                # what else defines the run (a UDA run's domains)
+     "recipe": {...},                             # how it was trained: the trainer's Recipe, field by field
      "model": state_dict,                         # the weights inference uses
      "modules": {name: state_dict},               # other networks (a GAN's D, its EMA, ...)
      "optimizers": {...}, "state": {...},          # e.g. the data streams' positions
      "step": optimizer steps done, "epoch": epochs finished,
+     "wall_seconds", "cpu_seconds": time spent training so far, resumed segments included,
      "best_metric": float | None, "best_step": int | None,
      "rng": {"python", "numpy", "torch", "cuda", "data": {name: state}},
-     "extra": {...}}                              # whatever else a trainer keeps (its run's arguments, splits)
+     "extra": {...}}                              # whatever else a trainer keeps (a validation split)
 
 ``latest.pt`` holds all of it; ``best.pt`` the same at the best evaluation; ``model.pt``
 (the file that is published) keeps what inference needs: no optimizer, stream or
@@ -21,18 +23,20 @@ Resuming: run the same command again. When ``OUT_DIR/latest.pt`` exists, trainin
 from it with every state restored (weights, optimizers, random states, the position in
 the data), so a run killed at any moment ends with the weights of one never stopped; rows
 of ``log.csv`` written after it are dropped. Raise ``--epochs``/``--steps`` to train
-longer; other model settings are refused; ``--restart`` starts afresh.
+longer; a changed model or recipe field (other than those its ``Recipe.RESUMABLE`` names)
+is refused; ``--restart`` starts afresh.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -87,14 +91,39 @@ def set_rng_state(state: dict, data: dict[str, torch.Generator]) -> None:
         rng.set_state(state["data"][name])
 
 
+class Recipe:
+    """Base of each trainer's recipe: a frozen dataclass of everything that defines how a run trains.
+
+    A trainer builds its recipe once from the checked flags and hands it to its step
+    functions, so a step's signature says what it reads. The checkpoint stores it field by
+    field; a resumed run must give the same values, except for the fields a recipe
+    names in ``RESUMABLE`` (how long to train, how often to evaluate). Field names are the
+    flag names, so a refusal can name the flag. (nanoGPT keeps ``model_args`` the same way.)
+    """
+
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset()
+
+    def changed_from(self, saved: dict) -> list[str]:
+        """The fields, other than ``RESUMABLE`` ones, whose value differs from the ``saved`` recipe."""
+        now = asdict(self)
+        return sorted(k for k in now.keys() | saved.keys()
+                      if k not in self.RESUMABLE and _plain(now.get(k)) != _plain(saved.get(k)))
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
 @dataclass
 class Progress:
-    """Where a run stands: optimizer steps done, epochs finished, and the best evaluation so far."""
+    """Where a run stands: optimizer steps done, epochs finished, the best evaluation, time spent so far."""
 
     step: int = 0
     epoch: int = 0
     best_metric: float | None = None
     best_step: int | None = None
+    wall_seconds: float = 0.0  # totals over every segment of a resumed run
+    cpu_seconds: float = 0.0
 
     def improves(self, metric: float, higher_is_better: bool) -> bool:
         if self.best_metric is None:
@@ -108,14 +137,17 @@ class Checkpointer:
 
     ``model`` is the network inference uses; ``modules`` are the others that training
     needs (a discriminator, an EMA copy); ``published`` names those of ``modules`` that
-    ``model.pt`` keeps as well. ``config`` and ``run`` must match for a resume. ``rngs`` are the run's data-order generators, and ``state``
-    holds objects with ``state_dict()``/``load_state_dict()`` (a batch stream) saved alongside.
+    ``model.pt`` keeps as well. ``config`` (the model's shape), ``run`` (its data) and
+    ``recipe`` must match for a resume. ``rngs`` are the run's data-order generators, and
+    ``state`` holds objects with ``state_dict()``/``load_state_dict()`` (a batch stream)
+    saved alongside.
     """
 
     out_dir: Path
     kind: str
     config: dict
     model: torch.nn.Module
+    recipe: Recipe
     run: dict = field(default_factory=dict)
     modules: dict[str, torch.nn.Module] = field(default_factory=dict)
     optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
@@ -135,9 +167,7 @@ class Checkpointer:
         saved = load_checkpoint(self.latest, kind=self.kind)
         before, now = {**saved["config"], **saved["run"]}, {**self.config, **self.run}
         changed = sorted(k for k in {**before, **now} if before.get(k) != now.get(k))
-        flags_before, flags_now = saved["extra"].get("args", {}), self.extra.get("args", {})
-        changed += sorted(k for k in flags_before.keys() & flags_now.keys() - RESUMABLE_FLAGS
-                          if _plain(flags_before[k]) != _plain(flags_now[k]) and k not in changed)
+        changed += [k for k in self.recipe.changed_from(saved.get("recipe", {})) if k not in changed]
         if changed:
             flags = ", ".join("--" + k.replace("_", "-") for k in changed)
             raise UserError(f"{self.latest} belongs to a run with other settings ({flags}): "
@@ -151,16 +181,18 @@ class Checkpointer:
             for name, part in parts.items():
                 part.load_state_dict(saved[group][name])
         set_rng_state(saved["rng"], self.rngs)
-        progress = Progress(saved["step"], saved["epoch"], saved["best_metric"], saved["best_step"])
+        progress = Progress(saved["step"], saved["epoch"], saved["best_metric"], saved["best_step"],
+                            saved.get("wall_seconds", 0.0), saved.get("cpu_seconds", 0.0))
         print(f"resuming from {self.latest}: epoch {progress.epoch}, step {progress.step}")
         return progress
 
     def _inference(self, progress: Progress) -> dict:
         return {"format": FORMAT, "kind": self.kind, "config": self.config, "run": self.run,
-                "model": self.model.state_dict(),
+                "recipe": asdict(self.recipe), "model": self.model.state_dict(),
                 "modules": {name: self.modules[name].state_dict() for name in self.published},
                 "step": progress.step, "epoch": progress.epoch, "best_metric": progress.best_metric,
-                "best_step": progress.best_step, "extra": self.extra}
+                "best_step": progress.best_step, "wall_seconds": progress.wall_seconds,
+                "cpu_seconds": progress.cpu_seconds, "extra": self.extra}
 
     def save(self, progress: Progress, is_best: bool = False, publish: bool = False) -> None:
         """Write ``latest.pt`` (and ``best.pt`` when ``is_best``; ``model.pt`` when ``publish``)."""
@@ -221,36 +253,56 @@ class StepLog:
         self.close()
 
 
-def run_steps(train_epoch: Callable, state: Progress, steps: int, steps_per_epoch: int, log: StepLog,
-              every: int, snapshot: Callable[[], None], postfix: Sequence[str], quiet: bool, name: str) -> None:
-    """Drive a trainer counted in steps (the GAN, the DDPM) from ``state.step`` to ``steps``.
+@dataclass(frozen=True)
+class Segment:
+    """What one call of :func:`train_loop` did: updates, and the wall-clock and CPU seconds they took."""
 
-    ``train_epoch(step, epoch, n, on_step)`` runs up to ``n`` updates and calls ``on_step(row)``
-    after each; here each row is logged, shown on the progress bar (the ``postfix``
-    columns) and moves ``state``, and every ``every`` steps and at the end ``snapshot()``
-    writes the run's samples and checkpoints. Prints the speed at the end.
+    steps: int
+    wall_seconds: float
+    cpu_seconds: float
+
+
+def train_loop(state: Progress, *, steps: int, steps_per_epoch: int, every: int, step: Callable[[int], dict],
+               log: StepLog, evaluate: Callable[[], dict], checkpoint: Callable[[dict], None],
+               name: str, quiet: bool = False, postfix: Sequence[str] = ()) -> Segment:
+    """The one training loop: from ``state.step`` to ``steps`` updates, evaluating every ``every``.
+
+    ``step(i)`` makes update ``i`` (0-based) and returns its log row of floats. Every
+    ``every`` updates and after the last, ``evaluate()`` returns the scores logged on that
+    update's row and ``checkpoint(scores)`` writes the run's files, after the row, so a
+    resumed log never lacks a row its checkpoint has. ``state`` moves with each update
+    (its epoch is the count of ``steps_per_epoch`` blocks done) and adds up the time.
+    Prints the speed at the end.
     """
     bar = progress(range(state.step, steps), quiet, desc=name, initial=state.step, total=steps)
-    start, first = time.perf_counter(), state.step
-
-    def on_step(row: dict) -> None:
-        state.step = row["step"]
-        state.epoch = state.step // steps_per_epoch
-        log.write(row)
-        bar.update(1)
-        bar.set_postfix({column: f"{row[column]:.4f}" for column in postfix})
-        if state.step % every == 0 or state.step == steps:
-            snapshot()
-
+    first, wall, cpu = state.step, time.perf_counter(), time.process_time()
+    wall_before, cpu_before = state.wall_seconds, state.cpu_seconds
     try:
         while state.step < steps:
-            train_epoch(state.step, state.epoch + 1, steps_per_epoch - state.step % steps_per_epoch, on_step)
+            row = step(state.step)
+            # A diverged run is stopped at once rather than trained on and saved.
+            if not all(math.isfinite(v) for v in row.values()):
+                raise RuntimeError(f"non-finite loss at step {state.step}: {row}; lower the learning rate")
+            row = {"step": state.step + 1, "epoch": state.step // steps_per_epoch + 1, **row}
+            state.step += 1
+            state.epoch = state.step // steps_per_epoch
+            bar.update(1)
+            bar.set_postfix({column: f"{row[column]:.4f}" for column in postfix if column in row})
+            if state.step % every and state.step != steps:
+                log.write(row)
+                continue
+            scores = evaluate()
+            log.write({**row, **scores})
+            state.wall_seconds = wall_before + time.perf_counter() - wall
+            state.cpu_seconds = cpu_before + time.process_time() - cpu
+            checkpoint(scores)
     finally:
         log.close()
         bar.close()
-    done, seconds = state.step - first, time.perf_counter() - start
-    print(f"{done} steps in {seconds:.1f} s ({100 * seconds / max(done, 1):.1f} s per 100 steps); "
-          f"model in {log.path.parent / 'model.pt'}")
+    done = Segment(state.step - first, time.perf_counter() - wall, time.process_time() - cpu)
+    print(f"{done.steps} steps in {done.wall_seconds:.1f} s wall, {done.cpu_seconds:.1f} s CPU "
+          f"({100 * done.wall_seconds / max(done.steps, 1):.1f} s per 100 steps); run folder {log.path.parent}")
+    return done
 
 
 def ema_of(model: torch.nn.Module, decay: float) -> AveragedModel:
@@ -270,18 +322,3 @@ def add_training_args(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--restart", action="store_true", help="ignore OUT_DIR/latest.pt and start afresh")
     add_runtime_args(parser)
-
-
-# Flags a resumed run may change: where the data and outputs are, how long to train, how to run
-# and how often to draw samples. Any other flag (a learning rate, a loss weight, ...) stops the resume.
-RESUMABLE_FLAGS = frozenset({"data", "out_dir", "steps", "epochs", "device", "threads", "quiet", "restart",
-                             "dry_run", "sample_every", "sample_steps", "log_test_accuracy"})
-
-
-def _plain(value):
-    return list(value) if isinstance(value, tuple) else value
-
-
-def run_args(args) -> dict:
-    """The parsed flags as plain values, for a checkpoint's ``extra``."""
-    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}

@@ -21,6 +21,7 @@ import predict
 import score
 import swd
 import datasets
+import digitnet
 import train_uda
 import uda
 from common import UserError
@@ -108,16 +109,17 @@ def test_ramp_up_rises_from_near_zero_to_one():
 def test_standardize_makes_the_model_blind_to_brightness_and_contrast():
     model = dann.DANN().eval()
     x = torch.rand(6, 3, 28, 28) * 0.5
-    z = dann.standardize(x)
+    z = digitnet.standardize(x)
     assert torch.allclose(z.mean(dim=(1, 2, 3)), torch.zeros(6), atol=1e-5)
     assert torch.allclose(z.std(dim=(1, 2, 3)), torch.ones(6), atol=1e-3)
     with torch.no_grad():
         assert torch.allclose(model(x), model(0.4 * x + 0.3), atol=1e-4)
 
 
-@pytest.mark.parametrize("net", [dann.DANN(), swd.SWDNet(), adda.ADDA()], ids=["dann", "swd", "adda"])
-def test_inference_interface_is_shared(net):
-    net.eval()
+@pytest.mark.parametrize("method", uda.METHODS)
+def test_inference_interface_is_shared(method):
+    net = uda.UDAConfig(method).build().eval()
+    assert isinstance(net, digitnet.DigitNet)
     x = torch.rand(5, 3, 28, 28)
     with torch.no_grad():
         out, feats = net(x), net.features(x)
@@ -141,41 +143,40 @@ def test_swd_inference_uses_both_classifiers():
 
 
 CHANGED = {"source-only": ["extractor", "classifier"], "target-only": ["extractor", "classifier"],
-           "dann": ["extractor", "classifier", "discriminator"], "swd": ["extractor", "classifier1", "classifier2"],
+           "dann": ["extractor", "classifier", "discriminator"], "swd": ["extractor", "classifier", "classifier2"],
            "adda": ["extractor", "discriminator"]}
 
 
-@pytest.mark.parametrize("method", uda.METHODS)
-def test_one_update_of_each_method_changes_its_parts(tiny_data, method):
+@pytest.mark.parametrize("name", uda.METHODS)
+def test_one_update_of_each_method_changes_its_parts(tiny_data, name):
     torch.manual_seed(0)
-    args = train_uda.build_parser().parse_args(["--data", "-", "--source", "usps", "--target", "mnistm",
-                                                 "--method", method, "--adda-pretrain-steps", "0", "--quiet"])
-    data = train_uda.load_data(tiny_data, "usps", "mnistm", method, 0.2, 0, torch.device("cpu"))
-    model = uda.UDAConfig(method, c1=8, c2=8, hidden=16).build()
-    optimizers = train_uda.make_optimizers(model, method, args)
+    method, recipe = uda.METHODS[name], uda.UDARecipe(adda_pretrain_steps=0)
+    data = train_uda.load_data(tiny_data, "usps", "mnistm", method.labelled, 0.2, 0, torch.device("cpu"))
+    model = uda.UDAConfig(name, c1=8, c2=8, hidden=16).build()
+    optimizers = method.optimizers(model, recipe)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     streams = {"labelled": datasets.EndlessBatches(data.train_x, data.train_y, batch_size=8,
                                                    rng=torch.Generator().manual_seed(0))}
-    if method in ("dann", "swd", "adda"):  # the baselines get no target stream: they never see a target image
+    if method.reads_target:  # the baselines get no target stream: they never see a target image
         streams["target"] = datasets.EndlessBatches(data.target_x, batch_size=8, rng=torch.Generator().manual_seed(1))
-    with StepLog(tiny_data.parent / f"log_{method}.csv", ["step", "epoch", *train_uda.LOSSES[method]]) as log:
-        row = train_uda.train_one_epoch(model, method, optimizers, streams, 1, 0, 10, args, torch.device("cpu"), log, 1)
+    row = train_uda.train_step(model, method, optimizers, streams, recipe, 0, 10)
+    assert {"lr"} < set(row) <= {"lr", *method.losses}  # ADDA logs loss_cls in stage 1 only
     assert row and all(np.isfinite(v) for v in row.values())
     after = model.state_dict()
-    for part in CHANGED[method]:
+    for part in CHANGED[name]:
         keys = [k for k in after if k.startswith(part + ".") and after[k].is_floating_point()]
         assert any(not torch.equal(before[k], after[k]) for k in keys), part
-    if method == "swd":  # the alignment safeguard follows the target predictions
+    if name == "swd":  # the alignment safeguard follows the target predictions
         assert not torch.equal(before["target_prior"], after["target_prior"])
         assert after["target_prior"].sum().item() == pytest.approx(1.0)
-    if method == "adda":  # stage 2: the classifier stays fixed, the source extractor is the pre-trained copy
+    if name == "adda":  # stage 2: the classifier stays fixed, the source extractor is the pre-trained copy
         assert all(torch.equal(before[k], after[k]) for k in after if k.startswith("classifier."))
         assert all(torch.equal(before[k.replace("source_extractor", "extractor")], after[k])
                    for k in after if k.startswith("source_extractor.") and after[k].is_floating_point())
 
 
 def test_target_only_trains_on_target_labels(tiny_data):
-    data = train_uda.load_data(tiny_data, "usps", "mnistm", "target-only", 0.2, 0, torch.device("cpu"))
+    data = train_uda.load_data(tiny_data, "usps", "mnistm", "target", 0.2, 0, torch.device("cpu"))
     mnistm = load_digits(tiny_data, "mnistm", "train")
     assert len(data.train_x) + len(data.val_x) == len(mnistm)
     assert any(torch.equal(data.train_x[0], img) for img in mnistm.images)
@@ -198,7 +199,7 @@ def trained(tiny_data, tmp_path_factory):
     return root
 
 
-def test_dry_run_writes_every_output(trained):
+def test_dry_run_writes_every_output(trained, tiny_data):
     out = trained / "swd_usps-mnistm"
     for name in ("latest.pt", "best.pt", "model.pt", "log.csv", "metrics.json"):
         assert (out / name).is_file(), name
@@ -207,10 +208,13 @@ def test_dry_run_writes_every_output(trained):
     assert "optimizers" not in model and "rng" not in model
     assert set(load_checkpoint(out / "latest.pt")["optimizers"]) == {"model"}
     metrics = json.loads((out / "metrics.json").read_text())
-    assert 0.0 <= metrics["target_test_accuracy"] <= 1.0
-    assert metrics["selection"] == "info_max"
+    net, _ = uda.load_model(out / "model.pt")  # the reported accuracy is the published model's
+    test = load_digits(tiny_data, "mnistm", "test")
+    expected = (uda.predict_labels(net, test.images, "cpu") == test.labels).float().mean().item()
+    assert metrics["target_test_accuracy"] == pytest.approx(expected) and metrics["target_test_images"] == len(test)
+    assert metrics["selection"] == "info_max" and metrics["cpu_seconds"] > 0 and metrics["wall_seconds"] > 0
     rows = list(csv.DictReader(open(out / "log.csv")))
-    assert [r["step"] for r in rows] == ["1", "2", "2"]
+    assert [r["step"] for r in rows] == ["1", "2"]  # the evaluation's scores are on the last update's row
     assert rows[-1]["source_val_acc"] != "" and rows[0]["discrepancy"] != "" and rows[-1]["snd"] != ""
     assert rows[-1]["target_test_accuracy"] == ""  # only with --log-test-accuracy
 
@@ -228,11 +232,16 @@ def test_resume_continues_after_last_epoch(tiny_data, tmp_path, capsys):
     common = ["--data", str(tiny_data), "--source", "svhn", "--target", "usps", "--method", "source-only",
               "--out-dir", str(tmp_path), "--steps-per-epoch", "1", "--batch-size", "8", "--device", "cpu"]
     train_uda.main([*common, "--epochs", "1"])
+    first = load_checkpoint(tmp_path / "latest.pt")
     train_uda.main([*common, "--epochs", "2"])
     assert "resuming" in capsys.readouterr().out
-    assert load_checkpoint(tmp_path / "latest.pt")["epoch"] == 2  # epochs finished
+    second = load_checkpoint(tmp_path / "latest.pt")
+    assert second["epoch"] == 2  # epochs finished
+    assert second["cpu_seconds"] > first["cpu_seconds"] > 0  # time adds up over the resumed segments
+    assert json.loads((tmp_path / "metrics.json").read_text())["cpu_seconds"] == round(second["cpu_seconds"], 1)
+    assert second["recipe"]["epochs"] == 2 and second["recipe"]["lr"] == 1e-3  # the recipe travels with it
     steps = [r["step"] for r in csv.DictReader(open(tmp_path / "log.csv"))]
-    assert steps == ["1", "1", "2", "2"]
+    assert steps == ["1", "2"]
     with pytest.raises(UserError, match="belongs to"):
         train_uda.main([*common, "--epochs", "2", "--method", "dann"])
     # A finished run is not silently reused under another recipe: training flags must match too.
@@ -354,7 +363,7 @@ def published(trained, model_server, tmp_path):
 
 
 @pytest.mark.parametrize("script, runs", [("hw3_p3.sh", 2), ("hw3_p4.sh", 1)])
-def test_script_end_to_end(script, runs, published, tiny_data, tmp_path):
+def test_script_end_to_end(script, runs, published, trained, tiny_data, tmp_path):
     img_dir = tiny_data / "digits" / "mnistm" / "test"
     out = tmp_path / "out" / "pred.csv"
     outputs = []
@@ -366,8 +375,10 @@ def test_script_end_to_end(script, runs, published, tiny_data, tmp_path):
     rows = list(csv.DictReader(open(out)))
     assert len(rows) == 20 and [r["image_name"] for r in rows] == sorted(r["image_name"] for r in rows)
     acc = score.accuracy(score.read_labels(out), score.read_labels(tiny_data / "digits" / "mnistm" / "test.csv"))
-    assert 0.0 <= acc <= 1.0
-    model_name = ("dann" if script == "hw3_p3.sh" else "swd") + "_usps-mnistm.pt"
+    method = "dann" if script == "hw3_p3.sh" else "swd"
+    metrics = json.loads((trained / f"{method}_usps-mnistm" / "metrics.json").read_text())
+    assert acc == pytest.approx(metrics["target_test_accuracy"])  # the script predicts what training measured
+    model_name = method + "_usps-mnistm.pt"
     assert (Path(published["HW3_MODEL_DIR"]) / model_name).is_file()  # fetched with wget and verified
 
 
@@ -448,15 +459,16 @@ def test_uda_report_without_runs_is_an_error(tmp_path):
 def test_dann_augments_target_images_only_when_asked(tiny_data, monkeypatch, flags, calls):
     """With --augment-target the discriminator sees both domains through the same augmentation."""
     seen = []
-    monkeypatch.setattr(train_uda, "augment_source", lambda x, scale: seen.append(len(x)) or x)
+    for module in (train_uda, uda):  # the source batch is augmented by the loop, the target one by DANN's step
+        monkeypatch.setattr(module, "augment_source", lambda x, scale: seen.append(len(x)) or x)
     args = train_uda.build_parser().parse_args(["--data", "-", "--source", "usps", "--target", "mnistm",
                                                  "--method", "dann", *flags, "--quiet"])
-    data = train_uda.load_data(tiny_data, "usps", "mnistm", "dann", 0.2, 0, torch.device("cpu"))
+    recipe = train_uda.recipe_from(args)
+    data = train_uda.load_data(tiny_data, "usps", "mnistm", "source", 0.2, 0, torch.device("cpu"))
     model = uda.UDAConfig("dann", c1=8, c2=8, hidden=16).build()
     streams = {"labelled": datasets.EndlessBatches(data.train_x, data.train_y, batch_size=8,
                                                    rng=torch.Generator().manual_seed(0)),
                "target": datasets.EndlessBatches(data.target_x, batch_size=6, rng=torch.Generator().manual_seed(1))}
-    with StepLog(tiny_data.parent / f"log_aug{calls}.csv", ["step", "epoch", *train_uda.LOSSES["dann"]]) as log:
-        train_uda.train_one_epoch(model, "dann", train_uda.make_optimizers(model, "dann", args), streams, 1, 0, 10,
-                                  args, torch.device("cpu"), log, 1)
+    dann_ = uda.METHODS["dann"]
+    train_uda.train_step(model, dann_, dann_.optimizers(model, recipe), streams, recipe, 0, 10)
     assert seen == [8, 6][:calls]
