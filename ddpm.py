@@ -12,8 +12,10 @@
   variance beta-tilde), ``eta = 0`` over a few evenly spaced steps is DDIM's fast,
   deterministic one (eq. 12 and 16).
 
-Images are ``(B, 3, 28, 28)`` in [-1, 1]. :class:`DiffusionSampler` gives the network the ACGAN's
-``generate(labels, rng)``; the training loop lives in ``train_ddpm.py``.
+Images are ``(B, 3, S, S)`` in [-1, 1], ``S = DDPMConfig.image_size`` (28, the digits). The conversions
+between the noise and x_0 live on :class:`Schedule`, named as denoising-diffusion-pytorch names them
+(``q_sample``, ``predict_start_from_noise``, ``predict_noise_from_start``). :class:`DiffusionSampler`
+gives the network the ACGAN's ``generate(labels, rng)``; the training loop lives in ``train_ddpm.py``.
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ class DDPMConfig:
     num_classes: int = 10
     patch: int = 2  # each 2x2 pixel block becomes 12 channels and the U-Net runs on a 14x14 grid (1: 28x28)
     prediction: str = "x0"  # the network's output: "x0" (the clean image) or "eps" (the noise, Ho et al.)
+    image_size: int = 28  # the digits' side; checkpoints from before this field were all 28
 
     def build(self) -> "UNet":
-        return UNet(self.channels, self.num_classes, self.patch, self.prediction)
+        return UNet(self.channels, self.num_classes, self.patch, self.prediction, self.image_size)
 
     def schedule(self) -> "Schedule":
         return Schedule(linear_betas(self.timesteps, self.beta_start, self.beta_end))
@@ -51,7 +54,10 @@ GUIDANCE = 2.0
 
 
 def from_checkpoint(checkpoint: dict) -> tuple["UNet", "Schedule"]:
-    """The sampling network (the EMA weights) of a loaded ``ddpm`` checkpoint, in eval mode, and its schedule."""
+    """The sampling network (the EMA weights) of a loaded ``ddpm`` checkpoint, in eval mode, and its schedule.
+
+    A config without ``image_size`` (written before the field existed) is of 28x28 digits, its default.
+    """
     config = DDPMConfig(**checkpoint["config"])
     model = config.build()
     model.load_state_dict(checkpoint["model"])
@@ -72,18 +78,36 @@ class Schedule:
     """The quantities of a beta schedule that training and sampling need, indexed by ``t`` in 0 ... T-1.
 
     ``alphas_cumprod[t]`` is alpha-bar of step ``t + 1`` in the paper's 1-based notation:
-    ``prod_{s <= t} (1 - beta_s)``. Kept in float64 and cast where used.
+    ``prod_{s <= t} (1 - beta_s)``. It and its square roots are kept in float64 (``1 - abar``
+    near ``t = 0`` loses most of its digits in float32) and cast to the images' dtype where used.
+    Every conversion between x_t, x_0 and the noise is a method here, so the loss and the
+    sampler share one formula (denoising-diffusion-pytorch's ``GaussianDiffusion`` does the same).
+    ``t`` is an int or a ``(B,)`` tensor of steps.
     """
 
     def __init__(self, betas: torch.Tensor):
         self.betas = betas.double()  # (T,)
         self.alphas_cumprod = torch.cumprod(1.0 - self.betas, dim=0)  # (T,)
+        self.sqrt_alphas_cumprod = self.alphas_cumprod.sqrt()  # (T,)
+        self.sqrt_one_minus_alphas_cumprod = (1.0 - self.alphas_cumprod).sqrt()  # (T,)
         self.timesteps = len(betas)
 
-    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor | int, noise: torch.Tensor) -> torch.Tensor:
         """A draw of ``x_t ~ q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I)`` (Ho et al., eq. 4)."""
-        abar = self.alphas_cumprod.to(x0.device)[t].float().view(-1, 1, 1, 1)  # (B, 1, 1, 1)
-        return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+        return _at(self.sqrt_alphas_cumprod, t, x0) * x0 + _at(self.sqrt_one_minus_alphas_cumprod, t, x0) * noise
+
+    def predict_start_from_noise(self, x_t: torch.Tensor, t: torch.Tensor | int, noise: torch.Tensor) -> torch.Tensor:
+        """The x_0 that ``noise`` and ``x_t`` imply: ``(x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)`` (eq. 4)."""
+        return (x_t - _at(self.sqrt_one_minus_alphas_cumprod, t, x_t) * noise) / _at(self.sqrt_alphas_cumprod, t, x_t)
+
+    def predict_noise_from_start(self, x_t: torch.Tensor, t: torch.Tensor | int, x0: torch.Tensor) -> torch.Tensor:
+        """The noise that ``x0`` and ``x_t`` imply: ``(x_t - sqrt(abar_t) x_0) / sqrt(1 - abar_t)`` (eq. 4)."""
+        return (x_t - _at(self.sqrt_alphas_cumprod, t, x_t) * x0) / _at(self.sqrt_one_minus_alphas_cumprod, t, x_t)
+
+
+def _at(values: torch.Tensor, t: torch.Tensor | int, x: torch.Tensor) -> torch.Tensor:
+    """``values[t]`` in ``x``'s dtype and device, shaped ``(B, 1, 1, 1)`` to scale a batch ``x`` ``(B, C, H, W)``."""
+    return values.to(x.device)[t].to(x.dtype).view(-1, *[1] * (x.dim() - 1))
 
 
 def diffusion_loss(model: nn.Module, schedule: Schedule, x0: torch.Tensor, labels: torch.Tensor,
@@ -145,15 +169,20 @@ class UNet(nn.Module):
     patches, at a quarter of the cost per channel. The U-Net then has two resolutions,
     14 -> 7, and its middle block stays at 7x7, between 3x3 convolutions where the 28x28
     U-Net down- and upsamples. Class ``num_classes`` means "no class"; ``prediction`` says
-    what the output is.
+    what the output is. ``image_size`` (28 above) is the side it is trained on and that
+    :func:`sample` draws; the convolutions work at any multiple of 4.
     """
 
-    def __init__(self, channels: int = 32, num_classes: int = 10, patch: int = 2, prediction: str = "x0"):
+    def __init__(self, channels: int = 32, num_classes: int = 10, patch: int = 2, prediction: str = "x0",
+                 image_size: int = 28):
         super().__init__()
         if patch not in (1, 2) or prediction not in ("eps", "x0"):
             raise ValueError(f"patch must be 1 or 2 and prediction eps or x0, not {patch!r}, {prediction!r}")
+        if image_size < 4 or image_size % 4:
+            raise ValueError(f"image_size must be a multiple of 4 (the U-Net halves it twice), not {image_size!r}")
         c, emb_dim, folded = channels, 4 * channels, 3 * patch * patch
         self.channels, self.null_class, self.patch, self.prediction = c, num_classes, patch, prediction
+        self.image_shape = (3, image_size, image_size)  # what it was trained on, and what the sampler draws
         self.time_mlp = nn.Sequential(nn.Linear(c, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.class_emb = nn.Embedding(num_classes + 1, emb_dim)
         self.stem = nn.Conv2d(folded, c, 3, padding=1)
@@ -202,7 +231,7 @@ def guided_output(model: nn.Module, x: torch.Tensor, t: torch.Tensor, labels: to
 def sample(model: nn.Module, schedule: Schedule, labels: torch.Tensor, steps: int = SAMPLE_STEPS,
            eta: float = 0.0, guidance: float = GUIDANCE, rng: torch.Generator | None = None,
            trajectory: list | None = None) -> torch.Tensor:
-    """Images ``(B, 3, 28, 28)`` in [-1, 1] of the classes ``labels`` ``(B,)``, by the DDIM update.
+    """Images ``(B, *model.image_shape)`` in [-1, 1] of the classes ``labels`` ``(B,)``, by the DDIM update.
 
     ``steps`` evenly spaced steps from T down to 1; with ``steps = T`` and ``eta = 1`` this is
     DDPM's ancestral sampler. Noise comes from ``rng`` on the CPU, so a seed gives the same
@@ -214,15 +243,16 @@ def sample(model: nn.Module, schedule: Schedule, labels: torch.Tensor, steps: in
     device = labels.device
     abar = schedule.alphas_cumprod
     times = torch.linspace(schedule.timesteps - 1, 0, steps).round().long().unique_consecutive().tolist()
-    x = torch.randn((len(labels), 3, 28, 28), generator=rng).to(device)
+    x = torch.randn((len(labels), *model.image_shape), generator=rng).to(device)
     for i, t in enumerate(times):
         if trajectory is not None:
             trajectory.append((t + 1, x.float().cpu()))
         a_t = abar[t].item()
         a_prev = abar[times[i + 1]].item() if i + 1 < len(times) else 1.0
         out = guided_output(model, x, torch.full_like(labels, t), labels, guidance)
-        x0 = (out if model.prediction == "x0" else (x - math.sqrt(1 - a_t) * out) / math.sqrt(a_t)).clamp(-1, 1)
-        eps = (x - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)  # the noise consistent with the clipped x_0
+        x0 = out if model.prediction == "x0" else schedule.predict_start_from_noise(x, t, out)
+        x0 = x0.clamp(-1, 1)
+        eps = schedule.predict_noise_from_start(x, t, x0)  # the noise consistent with the clipped x_0
         sigma = eta * math.sqrt((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev))
         x = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma**2, 0.0)) * eps
         if sigma > 0:

@@ -14,7 +14,10 @@ One module with options instead of copies:
 
 Losses are plain functions of the discriminator's logits: non-saturating BCE
 with optional one-sided label smoothing, hinge, and Wasserstein with gradient
-penalty. The training loop lives in ``train_gan.py``.
+penalty. What the classes add to a training step (labels for the generator, the
+class loss, the class head's accuracy) is one hook object, :class:`AuxiliaryClassifier`
+for the ACGAN and :class:`Unconditional` (which adds nothing) for the face GANs, that
+:meth:`GANConfig.class_hook` picks. The training steps live in ``train_gan.py``.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from digitnet import NUM_CLASSES
+
 ARCHS = ("dcgan", "sagan", "acgan")
-NUM_CLASSES = 10  # the digits of Problem 5
+FACE_ARCHS = ("dcgan", "sagan")  # the 64x64 face nets; acgan is ConditionalGenerator/AuxiliaryDiscriminator
 LOSSES = ("bce", "hinge", "wgan-gp")
 NORMS = ("batch", "instance", "none")
 
@@ -56,6 +61,12 @@ class GANConfig:
             return AuxiliaryDiscriminator(self.channels)
         return Discriminator(self.arch, self.channels, self.d_norm)
 
+    def class_hook(self, weight: float = 1.0) -> "Unconditional | AuxiliaryClassifier":
+        """What the classes add to a training step: ACGAN's class loss (weighted ``weight``), or nothing."""
+        if self.arch == "acgan":
+            return AuxiliaryClassifier(weight)
+        return Unconditional()
+
 
 def from_checkpoint(checkpoint: dict) -> "Generator | ConditionalGenerator":
     """The sampling generator (the EMA weights) of a loaded ``gan`` checkpoint, in eval mode."""
@@ -67,6 +78,13 @@ def from_checkpoint(checkpoint: dict) -> "Generator | ConditionalGenerator":
 def _check(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"unknown {name} {value!r}: choose one of {', '.join(allowed)}")
+
+
+def _check_face_arch(arch: str, face_class: str, acgan_class: str) -> None:
+    if arch == "acgan":
+        raise ValueError(f"{face_class} builds the 64x64 face nets (dcgan, sagan); the acgan is {acgan_class}, "
+                         "or GANConfig(arch='acgan') builds both")
+    _check("arch", arch, FACE_ARCHS)
 
 
 class SelfAttention(nn.Module):
@@ -99,12 +117,14 @@ class Generator(nn.Module):
 
     Four transposed-convolution stages double the size from 4x4; ``channels`` is
     the width of the last hidden stage (the first has ``8 * channels``). SAGAN
-    adds spectral norm to every convolution and self-attention at 32x32.
+    adds spectral norm to every convolution and self-attention at 32x32. ``arch`` is
+    ``dcgan`` or ``sagan``; the ACGAN is :class:`ConditionalGenerator` (or
+    ``GANConfig(arch="acgan").generator()``).
     """
 
     def __init__(self, z_dim: int = 128, arch: str = "dcgan", channels: int = 64):
         super().__init__()
-        _check("arch", arch, ARCHS)
+        _check_face_arch(arch, "Generator", "ConditionalGenerator")
         self.z_dim, self.arch, self.channels = z_dim, arch, channels
         sn = arch == "sagan"
         c = channels
@@ -151,7 +171,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, arch: str = "dcgan", channels: int = 64, norm: str = "batch"):
         super().__init__()
-        _check("arch", arch, ARCHS)
+        _check_face_arch(arch, "Discriminator", "AuxiliaryDiscriminator")
         _check("norm", norm, NORMS)
         self.arch, self.channels, self.norm = arch, channels, norm
         sn = arch == "sagan"
@@ -252,6 +272,76 @@ def class_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     its own, so both push generated digits to look like their class.
     """
     return F.cross_entropy(logits.float(), labels)
+
+
+class Unconditional:
+    """The class hook of a GAN without classes: no labels, no class loss, no extra log column.
+
+    :class:`AuxiliaryClassifier` is the ACGAN's; a training step calls the same methods
+    on either, so it has no ``if conditional`` of its own.
+    """
+
+    columns: tuple[str, ...] = ()  # what :meth:`metrics` adds to a step's log row
+
+    def draw_labels(self, n: int, device: torch.device | str) -> None:
+        return None
+
+    def generate(self, generator: nn.Module, z: torch.Tensor, labels: None) -> torch.Tensor:
+        return generator(z)
+
+    def split(self, d_output: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """D's output as (real/fake logits ``(B,)`` in float32, class logits: none)."""
+        return d_output.float(), None
+
+    def d_term(self, real_logits: None, real_labels: None, fake_logits: None, fake_labels: None) -> float:
+        return 0.0
+
+    def g_term(self, fake_logits: None, fake_labels: None) -> float:
+        return 0.0
+
+    def metrics(self, real_logits: None, real_labels: None) -> dict[str, float]:
+        return {}
+
+
+@dataclass(frozen=True)
+class AuxiliaryClassifier:
+    """ACGAN's class hook: the class loss L_C of Odena et al. 2017 (eq. 1-2), weighted ``weight``.
+
+    D minimises ``weight * L_C - L_S`` and G ``weight * L_C`` plus its adversarial loss: the
+    generator draws uniform classes, the discriminator's second head learns to classify real
+    and generated digits, and the generator to make its digits classified as asked.
+    ``metrics`` logs the head's accuracy on the real batch.
+    """
+
+    weight: float = 1.0  # the loss weight of L_C (1 in Odena et al.)
+    num_classes: int = NUM_CLASSES
+    columns = ("d_class_acc",)  # a class attribute, not a field
+
+    def draw_labels(self, n: int, device: torch.device | str) -> torch.Tensor:
+        """Uniform classes ``(n,)`` for ``n`` generated digits (from torch's global generator)."""
+        return torch.randint(0, self.num_classes, (n,), device=device)
+
+    def generate(self, generator: nn.Module, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """:class:`ConditionalGenerator`'s digits of the classes ``labels`` from the noise ``z``."""
+        return generator(z, labels)
+
+    def split(self, d_output: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """:class:`AuxiliaryDiscriminator`'s output as float32 real/fake logits ``(B,)``, class logits ``(B, 10)``."""
+        adversarial, logits = d_output
+        return adversarial.float(), logits.float()
+
+    def d_term(self, real_logits: torch.Tensor, real_labels: torch.Tensor, fake_logits: torch.Tensor,
+               fake_labels: torch.Tensor) -> torch.Tensor:
+        """What D adds to its loss: ``weight * L_C`` on the real and on the generated digits."""
+        return self.weight * (class_loss(real_logits, real_labels) + class_loss(fake_logits, fake_labels))
+
+    def g_term(self, fake_logits: torch.Tensor, fake_labels: torch.Tensor) -> torch.Tensor:
+        """What G adds to its loss: ``weight * L_C`` on its digits, for the classes it was asked."""
+        return self.weight * class_loss(fake_logits, fake_labels)
+
+    def metrics(self, real_logits: torch.Tensor, real_labels: torch.Tensor) -> dict[str, float]:
+        """The class head's accuracy on the real batch, the log's ``d_class_acc``."""
+        return {"d_class_acc": (real_logits.argmax(1) == real_labels).float().mean().item()}
 
 
 def _conv(conv: nn.Module, sn: bool) -> nn.Module:

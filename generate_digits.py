@@ -30,10 +30,10 @@ import gan
 import uda
 from common import UserError, add_runtime_args, cli, runtime, write_json
 from datasets import DIGIT_SIZE, load_folder
+from digitnet import NUM_CLASSES
 from images import check_new_folder, deterministic, write_folder
 from training import load_checkpoint
 
-NUM_CLASSES = 10
 NAME = re.compile(r"^(\d)_\d+\.png$")
 
 
@@ -79,12 +79,12 @@ def score(folder: str | Path, classifier: str | Path, device: torch.device | str
             "classifier": str(classifier)}
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Generate 100 digits per class and score them.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--checkpoint", required=True, type=Path, help="an acgan (gan) or ddpm model.pt")
     parser.add_argument("--out-dir", required=True, type=Path, help="new or empty folder for the 1000 PNGs")
-    parser.add_argument("--n-per-class", type=int, default=100)
+    parser.add_argument("--n-per-class", type=int, default=100, help="images of each digit")
     parser.add_argument("--seed", type=int, default=0, help="seed of all the noise")
     parser.add_argument("--batch-size", type=int, default=100, help="images per forward pass (DDPM: twice that with guidance)")
     parser.add_argument("--sample-steps", type=int, default=ddpm.SAMPLE_STEPS, help="DDPM: DDIM steps (T with --eta 1: DDPM's sampler)")
@@ -95,7 +95,11 @@ def main(argv=None) -> int:
     parser.add_argument("--real", type=Path, default=None, help="the domain's test folder, for FID")
     parser.add_argument("--inception-weights", type=Path, default=None, help="with --real: add FID")
     add_runtime_args(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     device = runtime(args)
     if args.n_per_class < 1 or args.batch_size < 1 or args.sample_steps < 1:
         raise UserError("--n-per-class, --batch-size and --sample-steps must be at least 1")

@@ -13,17 +13,17 @@ has no validation score: the last EMA network is the model, scored by
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
-from functools import partial
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from common import UserError, autocast, cli, runtime, seed_everything
 from datasets import DOMAINS, EndlessBatches, load_digits, to_float
-from ddpm import GUIDANCE, SAMPLE_STEPS, DDPMConfig, DiffusionSampler, diffusion_loss
+from ddpm import GUIDANCE, SAMPLE_STEPS, DDPMConfig, DiffusionSampler, Schedule, diffusion_loss
 from images import class_grid, save_image
-from training import Checkpointer, StepLog, add_training_args, ema_of, run_args, run_steps
+from training import Checkpointer, Recipe, StepLog, add_training_args, ema_of, train_loop
 
 LOG_FIELDS = ["step", "epoch", "loss"]
 
@@ -32,10 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Train a class-conditional DDPM on digits.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--data", required=True, type=Path, help="the hw3_data folder (uses digits/<domain>/train)")
-    parser.add_argument("--domain", choices=DOMAINS, default="mnistm")
+    parser.add_argument("--domain", choices=DOMAINS, default="mnistm", help="the digits to learn")
     parser.add_argument("--out-dir", type=Path, default=Path("runs/ddpm"), help="logs, samples and checkpoints")
     parser.add_argument("--steps", type=int, default=3000, help="updates in all (a resumed run stops here too)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64, help="images per update (at most the training set)")
     parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (constant)")
     parser.add_argument("--grad-clip", type=float, default=1.0, help="gradient norm clip, as Ho et al.")
     parser.add_argument("--channels", type=int, default=DDPMConfig.channels, help="width of the U-Net's first level")
@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="what the network learns to output: the noise or the clean image")
     parser.add_argument("--timesteps", type=int, default=DDPMConfig.timesteps, help="T of the noise schedule")
     parser.add_argument("--drop-class", type=float, default=0.1,
-                        help="share of batches trained without their class (classifier-free guidance)")
+                        help="probability that each training image is shown without its class "
+                             "(classifier-free guidance)")
     parser.add_argument("--ema-decay", type=float, default=0.995, help="decay of the sampling network's weight average")
     parser.add_argument("--sample-every", type=int, default=500, help="updates between sample grids and checkpoints")
     parser.add_argument("--sample-steps", type=int, default=SAMPLE_STEPS, help="DDIM steps of the sample grids")
@@ -70,63 +71,93 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError("--ema-decay must be in [0, 1]")
 
 
-def train_one_epoch(model, schedule, ema, optimizer, data, args, device, step, epoch, steps_per_epoch, on_step) -> int:
-    """``steps_per_epoch`` updates of the diffusion loss on ``(images, labels)`` batches from ``data``.
+@dataclass(frozen=True)
+class DDPMRecipe(Recipe):
+    """How a DDPM run trains, built once from the checked flags; each field is the flag of its name.
+
+    The network's and the schedule's shape (``--channels``, ``--patch``, ``--prediction``,
+    ``--timesteps``) is :class:`DDPMConfig`'s; paths, device, threads, quiet, restart and
+    dry run are neither.
+    """
+
+    # A resumed run may train longer and draw its grids at another pace, with another sampler:
+    # none of them changes an update (the grids draw from their own seeded generator). Any other field does.
+    RESUMABLE = frozenset({"steps", "sample_every", "sample_steps", "guidance"})
+
+    domain: str
+    steps: int
+    batch_size: int
+    lr: float
+    grad_clip: float
+    drop_class: float
+    ema_decay: float
+    sample_every: int
+    sample_steps: int
+    guidance: float
+    seed: int
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "DDPMRecipe":
+        """The recipe of flags that :func:`check_args` has checked."""
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+
+
+def ddpm_step(model: nn.Module, schedule: Schedule, ema, optimizer: torch.optim.Optimizer, data: EndlessBatches,
+              recipe: DDPMRecipe, device: torch.device) -> dict[str, float]:
+    """One update of the diffusion loss on the next ``(images, labels)`` batch of ``data``, then the EMA.
 
     The time steps, noise and dropped classes come from ``data.rng`` (checkpointed with
-    the stream), so a resumed run repeats an uninterrupted one. Returns the step reached.
+    the stream), so a resumed run repeats an uninterrupted one. Returns the log row.
     """
     model.train()
-    for _ in range(steps_per_epoch):
-        if step >= args.steps:
-            break
-        images, labels = next(data)
-        x0 = to_float(images) * 2 - 1  # (B, 3, 28, 28) in [-1, 1]
-        with autocast(device):
-            loss = diffusion_loss(model, schedule, x0, labels, args.drop_class, rng=data.rng)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-        optimizer.step()
-        ema.update_parameters(model)
-        step += 1
-        on_step({"step": step, "epoch": epoch, "loss": loss.item()})
-    return step
+    images, labels = next(data)
+    x0 = to_float(images) * 2 - 1  # (B, 3, 28, 28) in [-1, 1]
+    with autocast(device):
+        loss = diffusion_loss(model, schedule, x0, labels, recipe.drop_class, rng=data.rng)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+    optimizer.step()
+    ema.update_parameters(model)
+    return {"loss": loss.item()}
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     check_args(args)
+    recipe = DDPMRecipe.from_args(args)
     device = runtime(args)
-    seed_everything(args.seed)
-    digits = load_digits(args.data, args.domain, "train")
+    seed_everything(recipe.seed)
+    digits = load_digits(args.data, recipe.domain, "train")
     images, labels = digits.images.to(device), digits.labels.to(device)  # on the device once
 
-    config = DDPMConfig(args.channels, args.timesteps, patch=args.patch, prediction=args.prediction)
+    config = DDPMConfig(args.channels, args.timesteps, patch=args.patch, prediction=args.prediction,
+                        image_size=images.shape[-1])
     model = config.build().to(device)
     schedule = config.schedule()
-    ema = ema_of(model, args.ema_decay)
+    ema = ema_of(model, recipe.ema_decay)
     ema.module.eval()
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    data = EndlessBatches(images, labels, batch_size=args.batch_size, rng=torch.Generator().manual_seed(args.seed))
-    ckpt = Checkpointer(args.out_dir, "ddpm", asdict(config), ema.module, run={"domain": args.domain},
-                        modules={"model": model, "ema": ema}, optimizers={"adam": optimizer},
-                        state={"data": data}, extra={"args": run_args(args)})
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    data = EndlessBatches(images, labels, batch_size=recipe.batch_size, rng=torch.Generator().manual_seed(recipe.seed))
+    ckpt = Checkpointer(args.out_dir, "ddpm", asdict(config), ema.module, recipe,
+                        modules={"model": model, "ema": ema}, optimizers={"adam": optimizer}, state={"data": data})
     state = ckpt.resume(args.restart)
-    if state.step >= args.steps:
-        print(f"already at step {state.step} >= --steps {args.steps}; nothing to do")
+    if state.step >= recipe.steps:
+        print(f"already at step {state.step} >= --steps {recipe.steps}; nothing to do")
         return 0
 
-    sampler = DiffusionSampler(ema.module, schedule, args.sample_steps, guidance=args.guidance)
-    log = StepLog(args.out_dir / "log.csv", LOG_FIELDS, resume_step=state.step)
+    sampler = DiffusionSampler(ema.module, schedule, recipe.sample_steps, guidance=recipe.guidance)
 
-    def snapshot() -> None:
+    def checkpoint(scores: dict) -> None:
+        # No cheap score either: the grid is how a run is watched, and the last EMA network is the model.
         save_image(class_grid(sampler.generate, device=device), args.out_dir / "samples" / f"step_{state.step:06d}.png")
         ckpt.save(state, publish=True)
 
-    run_steps(partial(train_one_epoch, model, schedule, ema, optimizer, data, args, device),
-              state, args.steps, max(1, len(images) // data.batch_size), log, args.sample_every, snapshot,
-              ("loss",), args.quiet, "ddpm")
+    train_loop(state, steps=recipe.steps, steps_per_epoch=max(1, len(images) // data.batch_size),
+               every=recipe.sample_every,
+               step=lambda i: ddpm_step(model, schedule, ema, optimizer, data, recipe, device),
+               log=StepLog(args.out_dir / "log.csv", LOG_FIELDS, resume_step=state.step),
+               evaluate=lambda: {}, checkpoint=checkpoint, name="ddpm", quiet=args.quiet, postfix=("loss",))
     return 0
 
 

@@ -15,21 +15,23 @@ GAN has no cheap validation score, so the last EMA generator is the model (score
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
-from functools import partial
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
+from torch import nn
 
 from common import UserError, autocast, cli, runtime, seed_everything
 from datasets import DOMAINS, EndlessBatches, load_digits, load_faces, random_hflip, to_float
-from gan import (ARCHS, LOSSES, NUM_CLASSES, GANConfig, class_loss, discriminator_accuracy, discriminator_loss,
-                 generator_loss, gradient_penalty)
+from gan import (ARCHS, LOSSES, AuxiliaryClassifier, GANConfig, Unconditional, discriminator_accuracy,
+                 discriminator_loss, generator_loss, gradient_penalty)
 from images import class_grid, sample_grid, save_image
-from training import Checkpointer, StepLog, add_training_args, ema_of, run_args, run_steps
+from training import Checkpointer, Recipe, StepLog, add_training_args, ema_of, train_loop
 
+ClassHook = Unconditional | AuxiliaryClassifier  # what the classes add to a step: see gan.GANConfig.class_hook
+# One row per generator step; the ACGAN's class hook adds "d_class_acc" (the class head's accuracy on real digits).
 LOG_FIELDS = ["step", "epoch", "loss_d", "loss_g", "d_real_acc", "d_fake_acc"]
-DIGIT_LOG_FIELDS = [*LOG_FIELDS, "d_class_acc"]  # the class head's accuracy on real digits
 # Defaults that depend on the task: SAGAN's recipe for faces (two time scales, beta1 = 0), and
 # for digits ACGAN's (Odena et al.: DCGAN's Adam 2e-4, beta1 0.5, the BCE loss).
 TASK_DEFAULTS = {
@@ -60,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--loss", choices=LOSSES, default=None, help=f"adversarial loss; {per_task('loss')}")
     parser.add_argument("--steps", type=int, default=None,
                         help=f"generator updates in all (a resumed run stops here too); {per_task('steps')}")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="real images per D update and fakes per G update (at most the training set)")
     parser.add_argument("--z-dim", type=int, default=128, help="noise size")
     parser.add_argument("--channels", type=int, default=None, help=f"base width of both nets; {per_task('channels')}")
     # SAGAN's two time-scale rule (Heusel et al. 2017): D learns faster than G, beta1 = 0.
@@ -89,6 +92,9 @@ def check_args(args: argparse.Namespace) -> None:
             setattr(args, name, value)
     if (args.task == "digits") != (args.arch == "acgan"):
         raise UserError("--task digits trains --arch acgan, and acgan only digits")
+    if args.task == "digits" and args.loss == "wgan-gp":
+        raise UserError("--task digits trains with --loss bce or hinge: the ACGAN's discriminator has batch norm, "
+                        "which WGAN-GP's per-image gradient penalty rules out")
     args.hflip = args.hflip and args.task == "faces"
     if args.n_critic is None:
         args.n_critic = 5 if args.loss == "wgan-gp" else 1
@@ -110,73 +116,123 @@ def model_config(args: argparse.Namespace) -> GANConfig:
     return GANConfig(args.z_dim, args.arch, args.channels, GANConfig.norm_for(args.arch, args.loss))
 
 
-def train_one_epoch(generator, discriminator, ema, opt_g, opt_d, data, args, device, step, epoch, steps_per_epoch, on_step) -> int:
-    """``steps_per_epoch`` generator updates, each after ``args.n_critic`` discriminator updates.
+@dataclass(frozen=True)
+class GANRecipe(Recipe):
+    """How a GAN run trains, built once from the checked flags; each field is the flag of its name.
 
-    ``data`` yields ``(real,)`` uint8 batches already on ``device``, or ``(real, labels)``
-    for the ACGAN, whose generator draws uniform classes and whose losses add the class
-    loss L_C (Odena et al., eq. 1-2: D minimises L_C - L_S, G minimises L_C + its own
-    adversarial loss). ``on_step(row)`` receives each step's log row. Returns the step count reached.
+    The networks' shape (``--arch``, ``--z-dim``, ``--channels``) is :class:`GANConfig`'s;
+    where the files go and how to run (paths, device, threads, quiet, restart, dry run)
+    is neither. ``domain`` is None for faces.
     """
-    conditional = args.task == "digits"
 
-    def fake_batch(n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        z = torch.randn(n, args.z_dim, device=device)
-        if not conditional:
-            return generator(z), None
-        labels = torch.randint(0, NUM_CLASSES, (n,), device=device)
-        return generator(z, labels), labels
+    # A resumed run may train longer and write its grids and checkpoints at another pace: neither
+    # changes an update, so it still ends with the weights of a run never stopped. Any other field does.
+    RESUMABLE = frozenset({"steps", "sample_every"})
 
-    def scores(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """D's real/fake outputs ``(B,)`` and, for the ACGAN, its class logits ``(B, 10)``."""
-        out = discriminator(images)
-        return (out[0].float(), out[1].float()) if conditional else (out.float(), None)
+    task: str
+    domain: str | None
+    loss: str
+    steps: int
+    batch_size: int
+    lr_g: float
+    lr_d: float
+    betas_g: tuple[float, float]
+    betas_d: tuple[float, float]
+    n_critic: int
+    gp_weight: float
+    label_smoothing: float
+    ema_decay: float
+    class_weight: float
+    hflip: bool
+    sample_every: int
+    seed: int
 
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "GANRecipe":
+        """The recipe of flags that :func:`check_args` has completed and checked."""
+        values = {f.name: getattr(args, f.name) for f in fields(cls)}
+        return cls(**{**values, "domain": args.domain if args.task == "digits" else None,
+                      "betas_g": tuple(args.betas_g), "betas_d": tuple(args.betas_d)})
+
+
+class DiscriminatorStep(NamedTuple):
+    """What one discriminator update saw: its loss and its outputs on the real and the generated batch."""
+
+    loss: torch.Tensor
+    real: torch.Tensor  # (B,) real/fake logits or critic scores
+    fake: torch.Tensor  # (B,)
+    real_logits: torch.Tensor | None  # (B, 10) class logits on the real digits; None without classes
+    real_labels: torch.Tensor | None  # (B,)
+
+
+def d_step(generator: nn.Module, discriminator: nn.Module, opt_d: torch.optim.Optimizer,
+           batch: tuple[torch.Tensor, ...], recipe: GANRecipe, hook: ClassHook,
+           device: torch.device) -> DiscriminatorStep:
+    """One discriminator update on a real ``batch`` (``(images,)`` or ``(images, labels)``, uint8) and as many fakes.
+
+    D minimises its adversarial loss, plus the class hook's term and, for WGAN-GP, the
+    gradient penalty; the generator only draws (no gradients).
+    """
+    real, *labels = batch
+    real_labels = labels[0] if labels else None
+    real = to_float(real) * 2 - 1  # (B, 3, H, W) in [-1, 1], like G's tanh
+    if recipe.hflip:
+        real = random_hflip(real)
+    with torch.no_grad(), autocast(device):
+        z = torch.randn(len(real), generator.latent_dim, device=device)
+        fake_labels = hook.draw_labels(len(real), device)
+        fake = hook.generate(generator, z, fake_labels)
+    fake = fake.float()
+    with autocast(device):
+        (d_real, real_logits), (d_fake, fake_logits) = hook.split(discriminator(real)), hook.split(discriminator(fake))
+    loss = discriminator_loss(recipe.loss, d_real, d_fake, recipe.label_smoothing)
+    loss = loss + hook.d_term(real_logits, real_labels, fake_logits, fake_labels)
+    if recipe.loss == "wgan-gp":
+        loss = loss + recipe.gp_weight * gradient_penalty(discriminator, real, fake)
+    opt_d.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_d.step()
+    return DiscriminatorStep(loss.detach(), d_real.detach(), d_fake.detach(),
+                             None if real_logits is None else real_logits.detach(), real_labels)
+
+
+def g_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.Optimizer, n: int, recipe: GANRecipe,
+           hook: ClassHook, device: torch.device) -> torch.Tensor:
+    """One generator update on ``n`` fakes, of its adversarial loss through D plus the class hook's term; its loss."""
+    discriminator.requires_grad_(False)  # gradients flow through D to G, but D's own are not needed
+    try:
+        with autocast(device):
+            z = torch.randn(n, generator.latent_dim, device=device)
+            fake_labels = hook.draw_labels(n, device)
+            d_fake, fake_logits = hook.split(discriminator(hook.generate(generator, z, fake_labels)))
+        loss = generator_loss(recipe.loss, d_fake) + hook.g_term(fake_logits, fake_labels)
+        opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_g.step()
+    finally:
+        discriminator.requires_grad_(True)
+    return loss.detach()
+
+
+def gan_step(generator: nn.Module, discriminator: nn.Module, ema, opt_g: torch.optim.Optimizer,
+             opt_d: torch.optim.Optimizer, data: EndlessBatches, recipe: GANRecipe, hook: ClassHook,
+             device: torch.device) -> dict[str, float]:
+    """One generator update after ``recipe.n_critic`` discriminator updates, then the EMA; returns the log row.
+
+    ``data`` yields uint8 batches on ``device``; ``hook`` is the config's
+    :meth:`~gan.GANConfig.class_hook`. The row holds both losses, D's accuracy on the
+    real and the generated images of its last update, and what the hook adds (the ACGAN's
+    ``d_class_acc``).
+    """
     generator.train()
     discriminator.train()
-    for _ in range(steps_per_epoch):
-        if step >= args.steps:
-            break
-        discriminator.requires_grad_(True)
-        for _ in range(args.n_critic):
-            real, *real_labels = next(data)
-            real = to_float(real) * 2 - 1  # (B, 3, H, W) in [-1, 1], like G's tanh
-            if args.hflip:
-                real = random_hflip(real)
-            with torch.no_grad(), autocast(device):
-                fake, fake_labels = fake_batch(len(real))
-            fake = fake.float()
-            with autocast(device):
-                (d_real, real_logits), (d_fake, fake_logits) = scores(real), scores(fake)
-            loss_d = discriminator_loss(args.loss, d_real, d_fake, args.label_smoothing)
-            if conditional:
-                loss_d = loss_d + args.class_weight * (class_loss(real_logits, real_labels[0])
-                                                       + class_loss(fake_logits, fake_labels))
-            if args.loss == "wgan-gp":
-                loss_d = loss_d + args.gp_weight * gradient_penalty(discriminator, real, fake)
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-        discriminator.requires_grad_(False)  # G's step needs gradients through D, not for D
-        with autocast(device):
-            fake, fake_labels = fake_batch(args.batch_size)
-            d_fake_g, fake_logits = scores(fake)
-        loss_g = generator_loss(args.loss, d_fake_g)
-        if conditional:
-            loss_g = loss_g + args.class_weight * class_loss(fake_logits, fake_labels)
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        ema.update_parameters(generator)
-        step += 1
-        real_acc, fake_acc = discriminator_accuracy(args.loss, d_real.detach(), d_fake.detach())
-        row = {"step": step, "epoch": epoch, "loss_d": loss_d.item(), "loss_g": loss_g.item(),
-               "d_real_acc": real_acc, "d_fake_acc": fake_acc}
-        if conditional:
-            row["d_class_acc"] = (real_logits.argmax(1) == real_labels[0]).float().mean().item()
-        on_step(row)
-    discriminator.requires_grad_(True)
-    return step
+    for _ in range(recipe.n_critic):
+        d = d_step(generator, discriminator, opt_d, next(data), recipe, hook, device)
+    loss_g = g_step(generator, discriminator, opt_g, data.batch_size, recipe, hook, device)
+    ema.update_parameters(generator)
+    real_acc, fake_acc = discriminator_accuracy(recipe.loss, d.real, d.fake)
+    return {"loss_d": d.loss.item(), "loss_g": loss_g.item(), "d_real_acc": real_acc, "d_fake_acc": fake_acc,
+            **hook.metrics(d.real_logits, d.real_labels)}
 
 
 @torch.no_grad()
@@ -196,43 +252,43 @@ def evaluate(generator, device, n: int = 32, seed: int = 0):
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     check_args(args)
+    recipe = GANRecipe.from_args(args)
     device = runtime(args)
-    seed_everything(args.seed)
-    if args.task == "digits":
-        digits = load_digits(args.data, args.domain, "train")
+    seed_everything(recipe.seed)
+    if recipe.task == "digits":
+        digits = load_digits(args.data, recipe.domain, "train")
         tensors = (digits.images.to(device), digits.labels.to(device))
     else:
         tensors = (load_faces(args.data, "train").images.to(device),)  # uint8 on the device once
-    images = tensors[0]
-    args.batch_size = min(args.batch_size, len(images))
 
     config = model_config(args)
     generator = config.generator().to(device)
     discriminator = config.discriminator().to(device)
-    ema = ema_of(generator, args.ema_decay)
+    hook = config.class_hook(recipe.class_weight)
+    ema = ema_of(generator, recipe.ema_decay)
     ema.module.eval()
-    opt_g = torch.optim.Adam(generator.parameters(), lr=args.lr_g, betas=tuple(args.betas_g))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.lr_d, betas=tuple(args.betas_d))
-    data = EndlessBatches(*tensors, batch_size=args.batch_size, rng=torch.Generator().manual_seed(args.seed))
-    run = {"loss": args.loss, **({"domain": args.domain} if args.task == "digits" else {})}
-    ckpt = Checkpointer(args.out_dir, "gan", asdict(config), ema.module, run=run,
+    opt_g = torch.optim.Adam(generator.parameters(), lr=recipe.lr_g, betas=recipe.betas_g)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=recipe.lr_d, betas=recipe.betas_d)
+    # Batches never exceed the training set; G's batch is D's real batch (data.batch_size).
+    data = EndlessBatches(*tensors, batch_size=recipe.batch_size, rng=torch.Generator().manual_seed(recipe.seed))
+    ckpt = Checkpointer(args.out_dir, "gan", asdict(config), ema.module, recipe,
                         modules={"generator": generator, "discriminator": discriminator, "ema": ema},
-                        optimizers={"g": opt_g, "d": opt_d}, state={"data": data}, extra={"args": run_args(args)})
+                        optimizers={"g": opt_g, "d": opt_d}, state={"data": data})
     state = ckpt.resume(args.restart)
-    if state.step >= args.steps:
-        print(f"already at step {state.step} >= --steps {args.steps}; nothing to do")
+    if state.step >= recipe.steps:
+        print(f"already at step {state.step} >= --steps {recipe.steps}; nothing to do")
         return 0
 
-    log = StepLog(args.out_dir / "log.csv", DIGIT_LOG_FIELDS if args.task == "digits" else LOG_FIELDS,
-                  resume_step=state.step)
-
-    def snapshot() -> None:
+    def checkpoint(scores: dict) -> None:
+        # A GAN has no cheap score: the grid is how a run is watched, and the last EMA generator is the model.
         save_image(evaluate(ema.module, device), args.out_dir / "samples" / f"step_{state.step:06d}.png")
         ckpt.save(state, publish=True)
 
-    run_steps(partial(train_one_epoch, generator, discriminator, ema, opt_g, opt_d, data, args, device),
-              state, args.steps, max(1, len(images) // (args.batch_size * args.n_critic)), log, args.sample_every,
-              snapshot, ("loss_d", "loss_g"), args.quiet, "gan")
+    steps_per_epoch = max(1, len(tensors[0]) // (data.batch_size * recipe.n_critic))  # a pass of D over the data
+    train_loop(state, steps=recipe.steps, steps_per_epoch=steps_per_epoch, every=recipe.sample_every,
+               step=lambda i: gan_step(generator, discriminator, ema, opt_g, opt_d, data, recipe, hook, device),
+               log=StepLog(args.out_dir / "log.csv", [*LOG_FIELDS, *hook.columns], resume_step=state.step),
+               evaluate=lambda: {}, checkpoint=checkpoint, name="gan", quiet=args.quiet, postfix=("loss_d", "loss_g"))
     return 0
 
 

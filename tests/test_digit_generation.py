@@ -66,6 +66,23 @@ def test_alphas_cumprod_is_the_product_of_one_minus_beta():
     assert (schedule.alphas_cumprod.diff() < 0).all()
 
 
+def test_predict_start_from_noise_inverts_q_sample():
+    schedule = ddpm.DDPMConfig().schedule()
+    gen = torch.Generator().manual_seed(0)
+    x0, noise = torch.rand(6, 3, 8, 8, generator=gen) * 2 - 1, torch.randn(6, 3, 8, 8, generator=gen)
+    t = torch.tensor([0, 1, 100, 500, 900, 999])
+    xt = schedule.q_sample(x0, t, noise)
+    # x_t = sqrt(abar) x_0 + sqrt(1 - abar) eps, so each of x_0 and eps follows from x_t and the other.
+    abar = schedule.alphas_cumprod[t].view(-1, 1, 1, 1)
+    expected = abar.sqrt() * x0.double() + (1 - abar).sqrt() * noise.double()
+    assert torch.allclose(xt.double(), expected, atol=1e-6)
+    assert torch.allclose(schedule.predict_start_from_noise(xt, t, noise), x0, atol=1e-4)
+    assert torch.allclose(schedule.predict_noise_from_start(xt, t, x0), noise, atol=1e-4)
+    # An int step is the same step for the whole batch, as the sampler uses it.
+    assert torch.equal(schedule.predict_start_from_noise(xt[3:4], 500, noise[3:4]),
+                       schedule.predict_start_from_noise(xt[3:4], t[3:4], noise[3:4]))
+
+
 def test_q_sample_has_the_closed_form_mean_and_variance():
     schedule = ddpm.DDPMConfig().schedule()
     x0 = torch.full((1, 3, 8, 8), 0.6).expand(4000, -1, -1, -1)
@@ -80,7 +97,7 @@ def test_q_sample_has_the_closed_form_mean_and_variance():
 class Oracle(nn.Module):
     """A "network" that knows x_0 and returns the exact noise of x_t (or x_0 itself): every sampler must end at x_0."""
 
-    null_class = 10
+    null_class, image_shape = 10, (3, 28, 28)
 
     def __init__(self, x0: torch.Tensor, schedule: ddpm.Schedule, prediction: str):
         super().__init__()
@@ -139,6 +156,20 @@ def test_diffusion_loss_drops_classes_at_the_asked_rate():
     assert loss.item() == pytest.approx(0.25)
 
 
+def test_the_image_size_comes_from_the_config_and_old_configs_are_28():
+    model = ddpm.DDPMConfig(channels=8, image_size=12, timesteps=20).build()
+    images = ddpm.sample(model.eval(), ddpm.DDPMConfig(timesteps=20).schedule(), torch.tensor([1, 2]), steps=2)
+    assert model.image_shape == (3, 12, 12) and images.shape == (2, 3, 12, 12)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        ddpm.DDPMConfig(image_size=30).build()
+    # A checkpoint written before the field existed has no image_size: it was of 28x28 digits.
+    old = {"channels": 8, "timesteps": 20, "beta_start": 1e-4, "beta_end": 0.02, "num_classes": 10, "patch": 2,
+           "prediction": "x0"}
+    weights = ddpm.DDPMConfig(**old).build().state_dict()
+    model, schedule = ddpm.from_checkpoint({"config": old, "model": weights})
+    assert model.image_shape == (3, 28, 28) and schedule.timesteps == 20
+
+
 @pytest.mark.parametrize("patch", [1, 2])
 def test_unet_maps_digits_to_digits_at_either_patch_size(patch):
     model = ddpm.DDPMConfig(channels=8, patch=patch).build()
@@ -160,39 +191,67 @@ def test_unet_maps_digits_to_digits_at_either_patch_size(patch):
 def test_one_ddpm_update_changes_the_network(tiny_data):
     args = train_ddpm.build_parser().parse_args(["--data", "unused", "--batch-size", "8", "--steps", "1", *TINY_DDPM])
     train_ddpm.check_args(args)
+    recipe = train_ddpm.DDPMRecipe.from_args(args)
     config = ddpm.DDPMConfig(args.channels, args.timesteps, patch=args.patch, prediction=args.prediction)
     model, schedule = config.build(), config.schedule()
-    ema = ema_of(model, args.ema_decay)
+    ema = ema_of(model, recipe.ema_decay)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     digits = load_digits(tiny_data, "mnistm")
     data = EndlessBatches(digits.images, digits.labels, batch_size=8, rng=torch.Generator().manual_seed(0))
     before = {k: v.clone() for k, v in model.named_parameters()}
-    rows = []
-    assert train_ddpm.train_one_epoch(model, schedule, ema, optimizer, data, args, CPU, 0, 1, 1, rows.append) == 1
-    assert len(rows) == 1 and np.isfinite(rows[0]["loss"])
+    row = train_ddpm.ddpm_step(model, schedule, ema, optimizer, data, recipe, CPU)
+    assert list(row) == ["loss"] and np.isfinite(row["loss"])
+    assert data.state_dict()["position"] == 8
     unchanged = [k for k, v in model.named_parameters() if torch.equal(v, before[k]) and "class_emb" not in k]
     assert unchanged == []
 
 
-def test_one_acgan_update_changes_both_nets_and_logs_the_class_head(tiny_data):
+def tiny_acgan():
+    """The ACGAN's nets, EMA, optimizers, class hook and recipe for batches of 8, seeded."""
     torch.manual_seed(0)
     args = train_gan.build_parser().parse_args(["--data", "unused", "--batch-size", "8", "--steps", "1", *TINY_ACGAN])
     train_gan.check_args(args)
-    assert (args.arch, args.loss, args.hflip) == ("acgan", "bce", False)
-    config = train_gan.model_config(args)
+    recipe, config = train_gan.GANRecipe.from_args(args), train_gan.model_config(args)
+    assert (args.arch, recipe.loss, recipe.hflip, recipe.domain) == ("acgan", "bce", False, "mnistm")
     generator, discriminator = config.generator(), config.discriminator()
-    ema = ema_of(generator, args.ema_decay)
+    ema = ema_of(generator, recipe.ema_decay)
     opt_g = torch.optim.Adam(generator.parameters(), lr=1e-3)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=1e-3)
+    hook = config.class_hook(recipe.class_weight)
+    assert isinstance(hook, gan.AuxiliaryClassifier) and hook.columns == ("d_class_acc",)
+    return generator, discriminator, ema, opt_g, opt_d, hook, recipe
+
+
+def test_one_acgan_update_changes_both_nets_and_logs_the_class_head(tiny_data):
+    generator, discriminator, ema, opt_g, opt_d, hook, recipe = tiny_acgan()
     digits = load_digits(tiny_data, "mnistm")
     data = EndlessBatches(digits.images, digits.labels, batch_size=8, rng=torch.Generator().manual_seed(0))
     before = {k: v.clone() for net in (generator, discriminator) for k, v in net.named_parameters()}
-    rows = []
-    train_gan.train_one_epoch(generator, discriminator, ema, opt_g, opt_d, data, args, CPU, 0, 1, 1, rows.append)
-    assert 0 <= rows[0]["d_class_acc"] <= 1 and np.isfinite(rows[0]["loss_g"])
+    row = train_gan.gan_step(generator, discriminator, ema, opt_g, opt_d, data, recipe, hook, CPU)
+    assert list(row) == [*train_gan.LOG_FIELDS[2:], "d_class_acc"] and np.isfinite(row["loss_g"])
     for net in (generator, discriminator):
         unchanged = [k for k, v in net.named_parameters() if torch.equal(v, before[k]) and "embed" not in k]
         assert unchanged == []
+
+
+def test_the_logged_class_accuracy_is_the_class_heads_on_the_real_batch(tiny_data):
+    # The class head rigged to answer 3 for every image, on one batch of all 8 digits of which
+    # half are labelled 3: its accuracy is exactly 1/2 whatever the order; the real/fake head rigged
+    # to call everything real gives real accuracy 1 and fake accuracy 0.
+    generator, discriminator, ema, opt_g, opt_d, hook, recipe = tiny_acgan()
+    with torch.no_grad():
+        discriminator.classifier.weight.zero_()
+        discriminator.classifier.bias.fill_(-100.0)[3] = 100.0
+        discriminator.adversarial.bias.fill_(100.0)
+    images = load_digits(tiny_data, "mnistm").images[:8]
+    labels = torch.tensor([3, 3, 3, 3, 0, 1, 2, 4])
+    data = EndlessBatches(images, labels, batch_size=8, rng=torch.Generator().manual_seed(0))
+    row = train_gan.gan_step(generator, discriminator, ema, opt_g, opt_d, data, recipe, hook, CPU)
+    assert (row["d_class_acc"], row["d_real_acc"], row["d_fake_acc"]) == (0.5, 1.0, 0.0)
+    # And computed independently from the hook: argmax against the labels.
+    logits = torch.tensor([[0.0, 2.0, 1.0], [3.0, 0.0, 1.0], [0.0, 0.0, 5.0], [1.0, 0.0, 0.0]])
+    assert hook.metrics(logits, torch.tensor([1, 0, 1, 2])) == {"d_class_acc": 0.5}
+    assert gan.Unconditional().metrics(None, None) == {} and gan.Unconditional().columns == ()
 
 
 def test_acgan_shapes_and_the_class_loss():
@@ -217,14 +276,44 @@ def test_task_and_arch_must_agree(tiny_data, tmp_path):
         train_ddpm.main(["--data", str(tiny_data), "--out-dir", str(tmp_path), "--channels", "12", "--dry-run"])
 
 
+def test_help_texts_show_defaults_and_say_what_drop_class_drops():
+    help_text = " ".join(train_ddpm.build_parser().format_help().split())
+    assert "--batch-size BATCH_SIZE images per update (at most the training set) (default: 64)" in help_text
+    assert "each training image is shown without its class" in help_text and "share of batches" not in help_text
+    help_text = " ".join(generate_digits.build_parser().format_help().split())
+    assert "--n-per-class N_PER_CLASS images of each digit (default: 100)" in help_text
+
+
 def test_ddpm_dry_run_outputs_and_resume(ddpm_run, tiny_data, capsys):
     assert {p.name for p in ddpm_run.iterdir()} >= {"latest.pt", "model.pt", "log.csv", "samples"}
     model = load_checkpoint(ddpm_run / "model.pt", kind="ddpm")
     assert model["config"] == {"channels": 8, "timesteps": 20, "beta_start": 1e-4, "beta_end": 0.02, "num_classes": 10,
-                               "patch": 2, "prediction": "x0"}
+                               "patch": 2, "prediction": "x0", "image_size": 28}
     assert "optimizers" not in model and model["step"] == 2
+    assert model["recipe"] == {"domain": "mnistm", "steps": 2, "batch_size": 8, "lr": 2e-3, "grad_clip": 1.0,
+                               "drop_class": 0.1, "ema_decay": 0.995, "sample_every": 1, "sample_steps": 2,
+                               "guidance": ddpm.GUIDANCE, "seed": 0}
     assert train_ddpm.main(["--data", str(tiny_data), "--out-dir", str(ddpm_run), "--dry-run", *TINY_DDPM]) == 0
     assert "nothing to do" in capsys.readouterr().out
+
+
+def test_ddpm_resume_refuses_a_changed_recipe_and_ends_as_a_run_never_stopped(tiny_data, tmp_path):
+    common = ["--data", str(tiny_data), "--batch-size", "8", "--sample-every", "3", "--sample-steps", "2", *TINY_DDPM]
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    assert train_ddpm.main([*common, "--out-dir", str(straight), "--steps", "4"]) == 0
+    assert train_ddpm.main([*common, "--out-dir", str(stopped), "--steps", "2"]) == 0
+    for changed, flag in ((["--lr", "1e-3"], "--lr"), (["--drop-class", "0.2"], "--drop-class"),
+                          (["--domain", "usps"], "--domain")):
+        with pytest.raises(UserError) as refused:
+            train_ddpm.main([*common, "--out-dir", str(stopped), "--steps", "4", *changed])
+        assert len(str(refused.value).splitlines()) == 1 and flag in str(refused.value)
+    # RESUMABLE: a longer run, drawing its grids with another guidance weight, goes on.
+    assert train_ddpm.main([*common, "--out-dir", str(stopped), "--steps", "4", "--guidance", "1"]) == 0
+    a, b = load_checkpoint(straight / "latest.pt"), load_checkpoint(stopped / "latest.pt")
+    assert a["step"] == b["step"] == 4 and b["recipe"]["guidance"] == 1.0
+    for name in ("model", "ema"):
+        assert all(torch.equal(a["modules"][name][k], b["modules"][name][k]) for k in a["modules"][name])
+    assert open(straight / "log.csv").read() == open(stopped / "log.csv").read()
 
 
 # --- the 1000 images: determinism, names, scores ---------------------------------------------------

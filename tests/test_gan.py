@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import shutil
 
 import numpy as np
@@ -34,6 +35,17 @@ def train_args(arch: str, loss: str, **overrides) -> argparse.Namespace:
     return args
 
 
+def tiny_gan(args: argparse.Namespace, lr: float = 1e-3):
+    """Both nets, the EMA, the two optimizers, the class hook and the recipe of ``args``, seeded."""
+    torch.manual_seed(0)
+    recipe, config = train_gan.GANRecipe.from_args(args), train_gan.model_config(args)
+    generator, discriminator = config.generator(), config.discriminator()
+    ema = ema_of(generator, recipe.ema_decay)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.9))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.9))
+    return generator, discriminator, ema, opt_g, opt_d, config.class_hook(recipe.class_weight), recipe
+
+
 @pytest.fixture(scope="module")
 def gan_checkpoint(tiny_data, tmp_path_factory):
     """model.pt of a two-step dry run on the tiny faces."""
@@ -46,28 +58,51 @@ def gan_checkpoint(tiny_data, tmp_path_factory):
 @pytest.mark.parametrize("arch", ["dcgan", "sagan"])
 @pytest.mark.parametrize("loss", gan.LOSSES)
 def test_one_training_step_changes_both_nets(tiny_data, arch, loss):
-    torch.manual_seed(0)
-    args = train_args(arch, loss, n_critic=1)
-    config = train_gan.model_config(args)
-    generator, discriminator = config.generator(), config.discriminator()
-    ema = ema_of(generator, args.ema_decay)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=1e-3, betas=(0.5, 0.9))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=1e-3, betas=(0.5, 0.9))
+    generator, discriminator, ema, opt_g, opt_d, hook, recipe = tiny_gan(train_args(arch, loss, n_critic=1))
     before_g = {k: v.clone() for k, v in generator.named_parameters()}
     before_d = {k: v.clone() for k, v in discriminator.named_parameters()}
     data = EndlessBatches(load_faces(tiny_data).images, batch_size=4, rng=torch.Generator().manual_seed(0))
-    rows = []
-    step = train_gan.train_one_epoch(generator, discriminator, ema, opt_g, opt_d, data, args, torch.device("cpu"),
-                                     0, 1, 1, rows.append)
-    assert step == 1 and len(rows) == 1
-    assert all(np.isfinite(rows[0][k]) for k in ("loss_d", "loss_g"))
-    assert 0 <= rows[0]["d_real_acc"] <= 1 and 0 <= rows[0]["d_fake_acc"] <= 1
+    row = train_gan.gan_step(generator, discriminator, ema, opt_g, opt_d, data, recipe, hook, torch.device("cpu"))
+    assert list(row) == train_gan.LOG_FIELDS[2:]  # the loop adds step and epoch
+    assert all(np.isfinite(row[k]) for k in ("loss_d", "loss_g"))
+    assert data.state_dict()["position"] == 4  # one real batch for the one D update
     # Zero gradients by construction: SAGAN's attention starts as the identity (gamma = 0), so its
     # projections get none on step 1; hinge and Wasserstein losses do not change when D's output is shifted.
     exempt = ["query", "key", "value"] + ([f"net.{len(discriminator.net) - 1}.bias"] if loss != "bce" else [])
     for before, net in ((before_g, generator), (before_d, discriminator)):
         unchanged = [k for k, v in net.named_parameters() if torch.equal(v, before[k]) and not any(e in k for e in exempt)]
         assert unchanged == []
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "sagan"])
+@pytest.mark.parametrize("loss", ["bce", "hinge"])
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_logged_accuracies_are_those_of_the_discriminator(tiny_data, arch, loss, sign):
+    # D's last bias at +100 calls every image real: real accuracy 1, fake accuracy 0; at -100 the reverse.
+    generator, discriminator, ema, opt_g, opt_d, hook, recipe = tiny_gan(train_args(arch, loss, n_critic=2))
+    with torch.no_grad():
+        discriminator.net[-1].bias.fill_(100.0 * sign)
+    data = EndlessBatches(load_faces(tiny_data).images, batch_size=4, rng=torch.Generator().manual_seed(0))
+    row = train_gan.gan_step(generator, discriminator, ema, opt_g, opt_d, data, recipe, hook, torch.device("cpu"))
+    assert (row["d_real_acc"], row["d_fake_acc"]) == ((1.0, 0.0) if sign > 0 else (0.0, 1.0))
+    assert data.state_dict()["position"] == 8  # n_critic = 2 real batches
+
+
+def test_discriminator_accuracy_on_closed_form_scores():
+    real, fake = torch.tensor([3.0, -1.0, 2.0, 0.5]), torch.tensor([0.0, -2.0, 0.5, 2.0])
+    assert gan.discriminator_accuracy("bce", real, fake) == (0.75, 0.5)  # boundary 0; fake 0.0 counts as fake
+    assert gan.discriminator_accuracy("hinge", real, fake) == (0.75, 0.5)
+    # A critic's boundary is the midpoint of the means, (1.125 + 0.125) / 2 = 0.625.
+    assert gan.discriminator_accuracy("wgan-gp", real, fake) == (0.5, 0.75)
+
+
+def test_face_nets_refuse_the_acgan_arch():
+    for build in (lambda: gan.Generator(16, "acgan"), lambda: gan.Discriminator("acgan")):
+        with pytest.raises(ValueError, match="ConditionalGenerator|AuxiliaryDiscriminator"):
+            build()
+    with pytest.raises(ValueError, match="unknown arch"):
+        gan.Generator(16, "stylegan")
+    assert isinstance(gan.GANConfig(16, "acgan", 8).generator(), gan.ConditionalGenerator)
 
 
 def test_losses_on_closed_form_logits():
@@ -124,6 +159,12 @@ def test_dry_run_writes_log_samples_and_checkpoints(gan_checkpoint):
     model = load_checkpoint(gan_checkpoint, kind="gan")
     assert "optimizers" not in model and model["step"] == 2
     assert model["config"] == {"z_dim": 16, "arch": "dcgan", "channels": 8, "d_norm": "batch"}
+    # The recipe is the checked flags after --dry-run, field by field: no paths, device or quiet.
+    recipe = model["recipe"]
+    assert (recipe["task"], recipe["domain"], recipe["loss"], recipe["steps"], recipe["sample_every"]) == \
+        ("faces", None, "bce", 2, 1)
+    assert recipe["batch_size"] == 8 and tuple(recipe["betas_g"]) == (0.0, 0.9) and recipe["n_critic"] == 1
+    assert not {"data", "out_dir", "device", "threads", "quiet", "restart", "dry_run"} & set(recipe)
     generator = gan.from_checkpoint(model)  # the EMA weights
     assert generator(torch.randn(2, 16)).abs().max() <= 1
 
@@ -145,10 +186,49 @@ def test_resume_continues_from_latest(tiny_data, tmp_path, capsys):
         train_gan.main([*common, "--steps", "4", "--arch", "sagan"])
 
 
+def test_resume_refuses_a_changed_recipe_and_accepts_a_longer_run(tiny_data, tmp_path):
+    common = ["--data", str(tiny_data), "--out-dir", str(tmp_path), "--arch", "dcgan", "--loss", "hinge",
+              "--batch-size", "4", *TINY]
+    assert train_gan.main([*common, "--steps", "1", "--sample-every", "1"]) == 0
+    for changed, flag in ((["--lr-g", "1e-3"], "--lr-g"), (["--betas-d", "0.5", "0.9"], "--betas-d"),
+                          (["--seed", "1"], "--seed")):
+        with pytest.raises(UserError) as refused:
+            train_gan.main([*common, "--steps", "2", *changed])
+        message = str(refused.value)
+        assert len(message.splitlines()) == 1 and flag in message and "--steps" not in message
+    assert load_checkpoint(tmp_path / "latest.pt")["step"] == 1  # refused before any update
+    # --steps and --sample-every are RESUMABLE: a longer run with other grids goes on.
+    assert train_gan.main([*common, "--steps", "3", "--sample-every", "2"]) == 0
+    latest = load_checkpoint(tmp_path / "latest.pt")
+    assert latest["step"] == 3 and (latest["recipe"]["steps"], latest["recipe"]["sample_every"]) == (3, 2)
+    result = run(["python3", "train_gan.py", *common, "--steps", "4", "--lr-d", "1e-3"])
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1 and "--lr-d" in result.stderr
+
+
+@pytest.mark.parametrize("flags", [["--arch", "dcgan", "--loss", "wgan-gp", "--n-critic", "2"],
+                                   ["--arch", "sagan", "--loss", "bce"]])
+def test_a_stopped_and_resumed_run_ends_with_the_weights_of_one_never_stopped(tiny_data, tmp_path, flags):
+    common = ["--data", str(tiny_data), "--batch-size", "4", "--sample-every", "3", *flags, *TINY]
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    assert train_gan.main([*common, "--out-dir", str(straight), "--steps", "4"]) == 0
+    assert train_gan.main([*common, "--out-dir", str(stopped), "--steps", "2"]) == 0
+    assert train_gan.main([*common, "--out-dir", str(stopped), "--steps", "4"]) == 0
+    a, b = load_checkpoint(straight / "latest.pt"), load_checkpoint(stopped / "latest.pt")
+    assert a["step"] == b["step"] == 4
+    for name in ("generator", "discriminator", "ema"):
+        assert all(torch.equal(a["modules"][name][k], b["modules"][name][k]) for k in a["modules"][name])
+    assert open(straight / "log.csv").read() == open(stopped / "log.csv").read()
+
+
 def test_bad_flags_are_user_errors(tiny_data, tmp_path):
     with pytest.raises(UserError, match="label-smoothing"):
         train_gan.main(["--data", str(tiny_data), "--out-dir", str(tmp_path), "--loss", "hinge",
                         "--label-smoothing", "0.1", "--dry-run", *TINY])
+    with pytest.raises(UserError, match="bce or hinge"):
+        train_gan.main(["--data", str(tiny_data), "--out-dir", str(tmp_path), "--task", "digits",
+                        "--loss", "wgan-gp", "--dry-run", *TINY])
+    help_text = " ".join(train_gan.build_parser().format_help().split())
+    assert re.search(r"--batch-size BATCH_SIZE [^-]+ \(default: 64\)", help_text)
     result = run(["python3", "train_gan.py", "--data", str(tmp_path / "missing"), "--out-dir", str(tmp_path / "o"), "--dry-run"])
     assert result.returncode == 2 and result.stderr.startswith("error:") and len(result.stderr.splitlines()) == 1
     assert not (tmp_path / "o").exists()
@@ -202,9 +282,10 @@ def test_generate_and_score_through_the_real_inception_path(gan_checkpoint, tiny
     assert same["fid"] == pytest.approx(0.0, abs=1e-3)
 
 
-def test_score_without_inception_weights_names_the_file(tmp_path, gan_checkpoint):
-    result = run(["python3", "fidelity.py", "score", "--generated", str(tmp_path), "--real", str(tmp_path),
-                  "--json", str(tmp_path / "out.json")])
+def test_score_with_missing_inception_weights_names_the_file(tmp_path, gan_checkpoint, tiny_data):
+    faces = str(tiny_data / "face" / "test")
+    result = run(["python3", "fidelity.py", "score", "--generated", faces, "--real", faces,
+                  "--inception-weights", str(tmp_path / "missing.pth"), "--json", str(tmp_path / "out.json")])
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
     assert fidelity.INCEPTION_FILE in result.stderr and fidelity.INCEPTION_URL in result.stderr
     assert not (tmp_path / "out.json").exists()
