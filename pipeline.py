@@ -25,6 +25,7 @@ commit the manifest).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import multiprocessing
@@ -34,12 +35,14 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 
 import uda
-from common import UserError, atomic_path, cli
+from common import UserError, atomic_path, cli, markdown_table
 from datasets import SCENARIOS
 
 REPO = Path(__file__).resolve().parent
@@ -73,23 +76,18 @@ DIGIT_MODELS = ("acgan", "ddpm")
 
 
 class Stages:
-    """Prints each stage as it starts and keeps its wall time for the report."""
+    """Prints each stage as it starts and keeps its wall time for the report: ``with stage("data"): ...``."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
-        self._name: str | None = None
-        self._start = 0.0
 
-    def start(self, name: str) -> None:
-        self.stop()
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
         print(f"==> {name}", flush=True)
-        self._name, self._start = name, time.perf_counter()
-
-    def stop(self) -> None:
-        if self._name is not None:
-            self.seconds[self._name] = time.perf_counter() - self._start
-            print(f"    {self._name}: {self.seconds[self._name]:.0f} s", flush=True)
-            self._name = None
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - start  # a failed stage is not timed: the run stops there
+        print(f"    {name}: {self.seconds[name]:.0f} s", flush=True)
 
 
 def run_jobs(jobs: dict[str, list[list[str]]], workers: int) -> dict[str, float]:
@@ -153,7 +151,86 @@ def script_env(model_dir: Path) -> dict:
     return env
 
 
-def main(argv=None) -> int:
+@dataclass
+class Plan:
+    """The run's inputs, resolved from the flags: what every stage reads, and where it writes."""
+
+    data: Path  # the hw3_data tree (given, or the demo data just built)
+    runs: Path
+    out: Path  # the report folder
+    model_dir: Path  # where the models are published
+    profile: str
+    settings: dict[str, list[str]]  # DEMO_ARGS or FULL_ARGS
+    train_args: list[str]  # what every training run gets: --device, --quiet, --dry-run, --restart
+    jobs: int
+    device: str
+    attribute: str  # the face attribute of the VAE t-SNE
+    inception_weights: Path | None
+
+    @property
+    def vae_dir(self) -> Path:
+        return self.runs / "vae"
+
+    @property
+    def gan_dir(self) -> Path:
+        return self.runs / "gan"
+
+    @property
+    def uda_root(self) -> Path:
+        return self.runs / "uda"
+
+    def uda_run(self, method: str, source: str, target: str) -> Path:
+        return self.uda_root / uda.run_name(method, source, target)
+
+    def digit_dir(self, name: str) -> Path:
+        """The run folder of a Problem 5 model (``acgan`` or ``ddpm``)."""
+        return self.runs / name
+
+    @property
+    def digit_classifier(self) -> Path:
+        """The target-only classifier of the digits' domain, which scores the generated digits."""
+        source = next(s for s, t in SCENARIOS if t == DIGITS_DOMAIN)
+        return self.uda_run("target-only", source, DIGITS_DOMAIN) / "model.pt"
+
+
+@dataclass
+class VaeResults:
+    """Problem 1's numbers: the best validation epoch and the reconstruction table (``table1_3.csv``)."""
+
+    best_val_mse: float
+    best_epoch: int
+    reconstructions: pd.DataFrame
+
+
+@dataclass
+class DigitResults:
+    """Problem 5: each model's classifier accuracy (``generate_digits.py``'s JSON), the better one, job times."""
+
+    scores: dict[str, dict]
+    best: str  # the model published as digits.pt
+    job_seconds: dict[str, float]
+
+
+@dataclass
+class Results:
+    """Everything ``report/README.md`` shows, as the stages returned it; :func:`write_report` only formats it.
+
+    To add an item to the report: add a field here (with a default when a stage may not run),
+    fill it in :func:`main` from the stage that measures it, and print it in :func:`write_report`.
+    """
+
+    plan: Plan
+    vae: VaeResults
+    uda_accuracy: str  # plots.py's target test accuracy table, in markdown
+    grader: pd.DataFrame  # one row per graded script and scenario: accuracy, images, seconds
+    digits: DigitResults
+    grader_matches: dict[str, bool]  # "vae", "gan", "digits": the grader's scripts wrote the report's files
+    stage_seconds: dict[str, float]
+    job_seconds: dict[str, float]
+    fidelity: dict[str, float] | None = None  # FID and IS, with --inception-weights
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--data", type=Path, default=None, help="the hw3_data folder (default: build the demo data)")
@@ -170,129 +247,196 @@ def main(argv=None) -> int:
                         help="training runs at a time, one CPU thread each (default: one per core)")
     parser.add_argument("--restart", action="store_true",
                         help="train every model afresh instead of resuming the runs in --runs (after a recipe change)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     if args.jobs < 1:
         raise UserError("--jobs must be 1 or more")
+    stage = Stages()
+    with stage("data"):
+        plan = prepare_data(args)
+    with stage(f"train VAE, GAN and {len(SCENARIOS) * len(uda.METHODS)} digit classifiers"):
+        job_seconds = train_models(plan)
+    with stage("train ACGAN and DDPM, score their digits"):
+        digits = train_digit_models(plan)
+    with stage("publish models"):
+        publish_models(plan, digits.best)
+    with stage("grader scripts"):
+        grader = run_grader_scripts(plan)
+    fidelity = None
+    if plan.inception_weights is not None:
+        with stage("FID and IS"):
+            fidelity = score_fidelity(plan)
+    with stage("figures"):
+        vae = vae_figures(plan)
+        gan_figures(plan)
+        uda_accuracy = uda_figures(plan)
+        digit_figures(plan)
+    results = Results(plan=plan, vae=vae, uda_accuracy=uda_accuracy, grader=grader, digits=digits,
+                      grader_matches=grader_matches(plan, digits.best), stage_seconds=stage.seconds,
+                      job_seconds=job_seconds | digits.job_seconds, fidelity=fidelity)
+    print(f"report: {write_report(results)}")
+    return 0
 
+
+def prepare_data(args: argparse.Namespace) -> Plan:
+    """The data tree (the demo data is built afresh when none is given), the model folder, and the plan."""
     import demo_data
-    import plots
-    import score
 
-    settings = DEMO_ARGS if args.profile == "demo" else FULL_ARGS
-    quick = ["--dry-run"] if args.quick else []
-    common_args = ["--device", args.device, "--quiet", *quick, *(["--restart"] if args.restart else [])]
-    stages = Stages()
-
-    stages.start("data")
     data = args.data
     if data is None:
         data = demo_data.build(args.runs / "demo_data", force=True)
     elif not data.is_dir():
         raise UserError(f"data folder not found: {data}")
-    attribute = args.attribute or ("Is_Face" if args.data is None else "Male")
     model_dir = args.model_dir or (args.runs / "models" if args.profile == "demo" else REPO / "checkpoints")
     model_dir.mkdir(parents=True, exist_ok=True)
-    published: dict[str, Path] = {}
+    train_args = ["--device", args.device, "--quiet", *(["--dry-run"] if args.quick else []),
+                  *(["--restart"] if args.restart else [])]
+    return Plan(data=data, runs=args.runs, out=args.out, model_dir=model_dir, profile=args.profile,
+                settings=DEMO_ARGS if args.profile == "demo" else FULL_ARGS, train_args=train_args, jobs=args.jobs,
+                device=args.device, attribute=args.attribute or ("Is_Face" if args.data is None else "Male"),
+                inception_weights=args.inception_weights)
 
-    stages.start(f"train VAE, GAN and {len(SCENARIOS) * len(uda.METHODS)} digit classifiers")
-    vae_dir, gan_dir, uda_root = args.runs / "vae", args.runs / "gan", args.runs / "uda"
-    jobs = {"train GAN": [["train_gan.py", "--data", str(data), "--out-dir", str(gan_dir), *settings["gan"],
-                           *common_args]],
-            "train VAE": [["train_vae.py", "--data", str(data), "--out-dir", str(vae_dir), *settings["vae"],
-                           *common_args]]}
-    published["vae.pt"], published["gan.pt"] = vae_dir / "model.pt", gan_dir / "model.pt"
+
+def train_models(plan: Plan) -> dict[str, float]:
+    """Problems 1-4: the VAE, the GAN and every method on every scenario; each job's wall seconds."""
+    data, settings = str(plan.data), plan.settings
+    jobs = {"train GAN": [["train_gan.py", "--data", data, "--out-dir", str(plan.gan_dir), *settings["gan"],
+                           *plan.train_args]],
+            "train VAE": [["train_vae.py", "--data", data, "--out-dir", str(plan.vae_dir), *settings["vae"],
+                           *plan.train_args]]}
     for source, target in SCENARIOS:
         for method in uda.METHODS:
-            run_dir = uda_root / uda.run_name(method, source, target)
             jobs[f"train {method} {source}->{target}"] = [[
-                "train_uda.py", "--data", str(data), "--source", source, "--target", target, "--method", method,
-                "--out-dir", str(run_dir), *settings["uda"], *common_args]]
-            if method in uda.GRADED_METHODS:
-                published[uda.published_model(method, target)] = run_dir / "model.pt"
-    job_seconds = run_jobs(jobs, args.jobs)
+                "train_uda.py", "--data", data, "--source", source, "--target", target, "--method", method,
+                "--out-dir", str(plan.uda_run(method, source, target)), *settings["uda"], *plan.train_args]]
+    return run_jobs(jobs, plan.jobs)
 
-    # Problem 5: each model is trained, then its 1000 digits generated and scored, beside the other.
-    stages.start("train ACGAN and DDPM, score their digits")
-    source = next(s for s, t in SCENARIOS if t == DIGITS_DOMAIN)
-    classifier = uda_root / uda.run_name("target-only", source, DIGITS_DOMAIN) / "model.pt"
-    digit_dirs = {name: args.runs / name for name in DIGIT_MODELS}
+
+def train_digit_models(plan: Plan) -> DigitResults:
+    """Problem 5: each model is trained, then its 1000 digits generated and scored, beside the other."""
     trainers = {"acgan": ["train_gan.py", "--task", "digits"], "ddpm": ["train_ddpm.py"]}
     jobs = {}
-    for name, run_dir in digit_dirs.items():
+    for name in DIGIT_MODELS:
+        run_dir = plan.digit_dir(name)
         shutil.rmtree(run_dir / "generated", ignore_errors=True)
         jobs[f"train and score {name.upper()}"] = [
-            [*trainers[name], "--data", str(data), "--domain", DIGITS_DOMAIN, "--out-dir", str(run_dir),
-             *settings[name], *common_args],
+            [*trainers[name], "--data", str(plan.data), "--domain", DIGITS_DOMAIN, "--out-dir", str(run_dir),
+             *plan.settings[name], *plan.train_args],
             ["generate_digits.py", "--checkpoint", str(run_dir / "model.pt"), "--out-dir", str(run_dir / "generated"),
-             "--classifier", str(classifier), "--json", str(args.out / f"digits_{name}.json"),
-             "--device", args.device]]
-    job_seconds |= run_jobs(jobs, args.jobs)
-    digit_scores = {name: json.loads((args.out / f"digits_{name}.json").read_text()) for name in DIGIT_MODELS}
-    best_digits = max(DIGIT_MODELS, key=lambda name: digit_scores[name]["accuracy"])
-    published["digits.pt"] = digit_dirs[best_digits] / "model.pt"
+             "--classifier", str(plan.digit_classifier), "--json", str(plan.out / f"digits_{name}.json"),
+             "--device", plan.device]]
+    job_seconds = run_jobs(jobs, plan.jobs)
+    scores = {name: json.loads((plan.out / f"digits_{name}.json").read_text()) for name in DIGIT_MODELS}
+    return DigitResults(scores, max(DIGIT_MODELS, key=lambda name: scores[name]["accuracy"]), job_seconds)
 
-    stages.start("publish models")
+
+def published_files(plan: Plan, best_digits: str) -> dict[str, Path]:
+    """The graded model files by published name: ``vae.pt``, ``gan.pt``, ``dann_mnistm.pt`` ..., ``digits.pt``."""
+    files = {"vae.pt": plan.vae_dir / "model.pt", "gan.pt": plan.gan_dir / "model.pt"}
+    for source, target in SCENARIOS:
+        for method in uda.GRADED_METHODS:
+            files[uda.published_model(method, target)] = plan.uda_run(method, source, target) / "model.pt"
+    files["digits.pt"] = plan.digit_dir(best_digits) / "model.pt"
+    return files
+
+
+def publish_models(plan: Plan, best_digits: str) -> dict[str, Path]:
+    """Copy the graded models into the model folder and write its manifest (``fetch.py``); the copies by name."""
     import fetch
 
-    for name, path in published.items():
-        shutil.copyfile(path, model_dir / name)
-    fetch.publish(model_dir, sorted(published), base_url=None)
+    files = published_files(plan, best_digits)
+    for name, path in files.items():
+        shutil.copyfile(path, plan.model_dir / name)
+    fetch.publish(plan.model_dir, sorted(files), base_url=None)
+    return {name: plan.model_dir / name for name in files}
 
-    stages.start("grader scripts")
-    env = script_env(model_dir)
-    out = args.out
+
+def run_grader_scripts(plan: Plan) -> pd.DataFrame:
+    """``hw3_p1.sh`` ... ``hw3_p5.sh`` as the grader runs them; each UDA script's accuracy on each target test set."""
+    import score
+
+    env, out, data = script_env(plan.model_dir), plan.out, plan.data
     out.mkdir(parents=True, exist_ok=True)
     run_script(["hw3_p1.sh", str(out / "grader_fig1_4.png")], env)
     run_script(["hw3_p2.sh", str(out / "grader_fig2_2.png")], env)
-    grader_rows = []
+    rows = []
     for method, script in uda.GRADED_METHODS.items():
         for source, target in SCENARIOS:
-            test_dir = data / "digits" / target / "test"
             csv = out / "predictions" / f"{method}_{target}.csv"
             started = time.perf_counter()
-            run_script([script, str(test_dir), target, str(csv)], env)
+            run_script([script, str(data / "digits" / target / "test"), target, str(csv)], env)
             seconds = time.perf_counter() - started
             accuracy = score.accuracy(score.read_labels(csv), score.read_labels(data / "digits" / target / "test.csv"))
-            grader_rows.append({"script": script, "scenario": f"{source}->{target}", "accuracy": accuracy,
-                                "images": len(pd.read_csv(csv)), "seconds": f"{seconds:.1f}"})
-
+            rows.append({"script": script, "scenario": f"{source}->{target}", "accuracy": accuracy,
+                         "images": len(pd.read_csv(csv)), "seconds": f"{seconds:.1f}"})
     shutil.rmtree(out / "grader_digits", ignore_errors=True)
     run_script(["hw3_p5.sh", str(out / "grader_digits")], env)
-    digits_match = _same_files(digit_dirs[best_digits] / "generated", out / "grader_digits")
+    return pd.DataFrame(rows)
 
-    fidelity_json = None
-    if args.inception_weights is not None:
-        stages.start("FID and IS")
-        import fidelity
 
-        fake = args.runs / "gan" / "fake"
-        shutil.rmtree(fake, ignore_errors=True)
-        fidelity.main(["generate", "--checkpoint", str(gan_dir / "model.pt"), "--out-dir", str(fake),
-                       "--device", args.device])
-        real = data / "face" / "test" if (data / "face" / "test").is_dir() else data / "face" / "train"
-        fidelity_json = out / "fidelity.json"
-        fidelity.main(["score", "--generated", str(fake), "--real", str(real), "--inception-weights",
-                       str(args.inception_weights), "--json", str(fidelity_json), "--device", args.device])
+def score_fidelity(plan: Plan) -> dict[str, float]:
+    """FID and IS of 1000 GAN samples against the face test set (or train set), into ``fidelity.json``."""
+    import fidelity
 
-    stages.start("figures")
-    plots.main(["vae", "--checkpoint", str(vae_dir / "model.pt"), "--data", str(data), "--out-dir", str(out),
-                "--attribute", attribute, "--quiet"])
-    plots.main(["gan", "--checkpoint", str(gan_dir / "model.pt"), "--log", str(gan_dir / "log.csv"), "--vae-checkpoint", str(vae_dir / "model.pt"),
-                "--out-dir", str(out)])
-    plots.main(["uda", "--runs", str(uda_root), "--data", str(data), "--out-dir", str(out / "uda"),
-                *settings["tsne"], "--quiet"])
-    plots.main(["digits", *[f for name, d in digit_dirs.items()
-                            for f in (f"--{name}", str(d / "model.pt"), f"--{name}-log", str(d / "log.csv"))],
-                "--out-dir", str(out)])
-    stages.stop()
+    fake = plan.gan_dir / "fake"
+    shutil.rmtree(fake, ignore_errors=True)
+    fidelity.main(["generate", "--checkpoint", str(plan.gan_dir / "model.pt"), "--out-dir", str(fake),
+                   "--device", plan.device])
+    faces = plan.data / "face"
+    real = faces / "test" if (faces / "test").is_dir() else faces / "train"
+    path = plan.out / "fidelity.json"
+    fidelity.main(["score", "--generated", str(fake), "--real", str(real), "--inception-weights",
+                   str(plan.inception_weights), "--json", str(path), "--device", plan.device])
+    return json.loads(path.read_text())
 
-    grids_match = {kind: (out / f"grader_{fig}.png").read_bytes() == (out / f"{fig}.png").read_bytes()
-                   for kind, fig in (("vae", "fig1_4"), ("gan", "fig2_2"))}
-    report = write_report(out, data, args.profile, stages.seconds, job_seconds, args.jobs, vae_dir / "log.csv",
-                          pd.DataFrame(grader_rows),
-                          grids_match, fidelity_json, digit_scores, best_digits, digits_match)
-    print(f"report: {report}")
-    return 0
+
+def vae_figures(plan: Plan) -> VaeResults:
+    """Problem 1's figures and reconstruction table, and the numbers the report quotes."""
+    import plots
+
+    plots.main(["vae", "--checkpoint", str(plan.vae_dir / "model.pt"), "--data", str(plan.data),
+                "--out-dir", str(plan.out), "--attribute", plan.attribute, "--quiet"])
+    log = pd.read_csv(plan.vae_dir / "log.csv")
+    best = log.loc[log["val_mse"].idxmin()]
+    return VaeResults(float(best["val_mse"]), int(best["epoch"]), pd.read_csv(plan.out / "table1_3.csv"))
+
+
+def gan_figures(plan: Plan) -> None:
+    """Problem 2's samples, loss curves and the VAE-vs-GAN figure."""
+    import plots
+
+    plots.main(["gan", "--checkpoint", str(plan.gan_dir / "model.pt"), "--log", str(plan.gan_dir / "log.csv"),
+                "--vae-checkpoint", str(plan.vae_dir / "model.pt"), "--out-dir", str(plan.out)])
+
+
+def uda_figures(plan: Plan) -> str:
+    """Problems 3-4: the accuracy table and every run's t-SNE figures; the table in markdown."""
+    import plots
+
+    plots.main(["uda", "--runs", str(plan.uda_root), "--data", str(plan.data), "--out-dir", str(plan.out / "uda"),
+                *plan.settings["tsne"], "--quiet"])
+    return (plan.out / "uda" / "uda_accuracy.md").read_text()
+
+
+def digit_figures(plan: Plan) -> None:
+    """Problem 5's grids, the DDPM's reverse process and the training curves."""
+    import plots
+
+    runs = [f for name in DIGIT_MODELS for f in (f"--{name}", str(plan.digit_dir(name) / "model.pt"),
+                                                 f"--{name}-log", str(plan.digit_dir(name) / "log.csv"))]
+    plots.main(["digits", *runs, "--out-dir", str(plan.out)])
+
+
+def grader_matches(plan: Plan, best_digits: str) -> dict[str, bool]:
+    """Whether ``hw3_p1.sh``, ``hw3_p2.sh`` and ``hw3_p5.sh`` wrote the very files of the report, byte for byte."""
+    out = plan.out
+    same = {kind: (out / f"grader_{fig}.png").read_bytes() == (out / f"{fig}.png").read_bytes()
+            for kind, fig in (("vae", "fig1_4"), ("gan", "fig2_2"))}
+    same["digits"] = _same_files(plan.digit_dir(best_digits) / "generated", out / "grader_digits")
+    return same
 
 
 def _same_files(a: Path, b: Path) -> bool:
@@ -302,47 +446,44 @@ def _same_files(a: Path, b: Path) -> bool:
                                                                 for n in names)
 
 
-def _markdown(frame: pd.DataFrame) -> str:
+def _frame_table(frame: pd.DataFrame) -> str:
     """A DataFrame as a markdown table (floats to 4 places)."""
-    cells = [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row] for row in frame.itertuples(index=False)]
-    rows = [list(map(str, frame.columns)), ["---"] * frame.shape[1], *cells]
-    return "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n"
+    return markdown_table(frame.columns, frame.itertuples(index=False), float_format=".4f", spaced_rule=True)
 
 
 def _image(path: Path, out: Path, title: str) -> str:
     return f"![{title}]({path.relative_to(out).as_posix()})\n" if path.is_file() else f"*{title}: not drawn*\n"
 
 
-def write_report(out: Path, data: Path, profile: str, seconds: dict[str, float], job_seconds: dict[str, float],
-                 jobs: int, vae_log: Path,
-                 grader: pd.DataFrame, grids_match: dict[str, bool], fidelity_json: Path | None,
-                 digit_scores: dict[str, dict], best_digits: str, digits_match: bool) -> Path:
+def _yes(same: bool) -> str:
+    return "yes" if same else "NO"
+
+
+def write_report(results: Results) -> Path:
     """``report/README.md``: every figure, with the numbers measured in this run."""
-    log = pd.read_csv(vae_log)
-    best = log.loc[log["val_mse"].idxmin()]
-    table = pd.read_csv(out / "table1_3.csv")
+    plan, out = results.plan, results.plan.out
+    vae, digits, matches = results.vae, results.digits, results.grader_matches
     lines = [
         "# HW3 report (generated by `pipeline.py`)\n",
-        f"Data: `{data}`; profile: `{profile}`. Every number below was measured in this run; "
-        f"the whole run took {sum(seconds.values()):.0f} s.\n",
+        f"Data: `{plan.data}`; profile: `{plan.profile}`. Every number below was measured in this run; "
+        f"the whole run took {sum(results.stage_seconds.values()):.0f} s.\n",
         "## Problem 1: VAE\n",
-        f"Best validation MSE {best['val_mse']:.4f} (epoch {int(best['epoch'])}); "
-        f"mean MSE of the 10 images below {table.iloc[:, -1].mean():.4f}.\n",
+        f"Best validation MSE {vae.best_val_mse:.4f} (epoch {vae.best_epoch}); "
+        f"mean MSE of the 10 images below {vae.reconstructions.iloc[:, -1].mean():.4f}.\n",
         _image(out / "fig1_2.png", out, "fig1_2 learning curves"),
         _image(out / "table1_3.png", out, "table1_3 reconstructions"),
-        _markdown(table) + "\n",
+        _frame_table(vae.reconstructions) + "\n",
         _image(out / "fig1_4.png", out, "fig1_4 samples"),
-        f"`bash hw3_p1.sh` wrote the same bytes as fig1_4.png: **{'yes' if grids_match['vae'] else 'NO'}**.\n",
+        f"`bash hw3_p1.sh` wrote the same bytes as fig1_4.png: **{_yes(matches['vae'])}**.\n",
         _image(out / "fig1_5.png", out, "fig1_5 t-SNE of latent means"),
         "## Problem 2: GAN\n",
         _image(out / "fig2_2.png", out, "fig2_2 samples"),
-        f"`bash hw3_p2.sh` wrote the same bytes as fig2_2.png: **{'yes' if grids_match['gan'] else 'NO'}**.\n",
+        f"`bash hw3_p2.sh` wrote the same bytes as fig2_2.png: **{_yes(matches['gan'])}**.\n",
         _image(out / "fig2_losses.png", out, "GAN losses and discriminator accuracy"),
         _image(out / "fig2_vae_vs_gan.png", out, "VAE vs GAN"),
     ]
-    if fidelity_json is not None:
-        scores = json.loads(fidelity_json.read_text())
-        lines.append("FID and IS on 1000 samples: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()
+    if results.fidelity is not None:
+        lines.append("FID and IS on 1000 samples: " + ", ".join(f"{k} {v:.3f}" for k, v in results.fidelity.items()
                                                                   if isinstance(v, (int, float))) + "\n")
     else:
         lines.append("FID and IS: not computed (pass `--inception-weights` with a local copy of "
@@ -350,9 +491,9 @@ def write_report(out: Path, data: Path, profile: str, seconds: dict[str, float],
     lines += [
         "## Problems 3 and 4: DANN and SWD\n",
         "Target test accuracy of each training run (the evaluation kept by train_uda.py's label-free --select):\n",
-        (out / "uda" / "uda_accuracy.md").read_text() + "\n",
+        results.uda_accuracy + "\n",
         "The grader's scripts, run on each target test folder and scored with `score.py`:\n",
-        _markdown(grader) + "\n",
+        _frame_table(results.grader) + "\n",
     ]
     for method in uda.GRADED_METHODS:
         for source, target in SCENARIOS:
@@ -364,21 +505,20 @@ def write_report(out: Path, data: Path, profile: str, seconds: dict[str, float],
         "## Problem 5: class-conditional digits (ACGAN and DDPM)\n",
         f"1000 generated {DIGITS_DOMAIN} digits per model (100 per class, `generate_digits.py`), labelled by the "
         "target-only classifier trained above; accuracy against the asked class:\n",
-        _markdown(pd.DataFrame([{"model": name.upper(), "accuracy": scores["accuracy"],
-                                 **{f"digit {d}": v for d, v in scores["per_digit"].items()}}
-                                for name, scores in digit_scores.items()])) + "\n",
-        f"`digits.pt` is the {best_digits.upper()}; `bash hw3_p5.sh` wrote the same 1000 files, byte for byte: "
-        f"**{'yes' if digits_match else 'NO'}**.\n",
+        _frame_table(pd.DataFrame([{"model": name.upper(), "accuracy": scores["accuracy"],
+                                    **{f"digit {d}": v for d, v in scores["per_digit"].items()}}
+                                   for name, scores in digits.scores.items()])) + "\n",
+        f"`digits.pt` is the {digits.best.upper()}; `bash hw3_p5.sh` wrote the same 1000 files, byte for byte: "
+        f"**{_yes(matches['digits'])}**.\n",
         *[_image(out / f"fig5_{name}_grid.png", out, f"{name.upper()}: 10 digits per class, one class per row")
           for name in DIGIT_MODELS],
         _image(out / "fig5_reverse.png", out, "DDPM reverse process of one 0"),
         _image(out / "fig5_curves.png", out, "Problem 5 training curves"),
+        "## Time per stage\n",
+        markdown_table(["stage", "seconds"], [[name, f"{value:.0f}"] for name, value in results.stage_seconds.items()]),
+        f"The training stages ran {plan.jobs} job(s) at a time; each job's own time:\n",
+        markdown_table(["job", "seconds"], [[name, f"{value:.0f}"] for name, value in results.job_seconds.items()]),
     ]
-    lines += ["## Time per stage\n", "| stage | seconds |", "|---|---|",
-              *[f"| {name} | {value:.0f} |" for name, value in seconds.items()], "",
-              f"The training stages ran {jobs} job(s) at a time; each job's own time:\n",
-              "| job | seconds |", "|---|---|",
-              *[f"| {name} | {value:.0f} |" for name, value in job_seconds.items()], ""]
     path = out / "README.md"
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines))

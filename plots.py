@@ -28,7 +28,7 @@ import torch  # noqa: E402
 
 import uda  # noqa: E402
 import vae  # noqa: E402
-from common import UserError, atomic_path, batched, cli, progress  # noqa: E402
+from common import UserError, atomic_path, batched, cli, markdown_table, progress  # noqa: E402
 from datasets import SCENARIOS, load_digits, load_faces, to_float, train_val_split  # noqa: E402
 from ddpm import GUIDANCE, DiffusionSampler  # noqa: E402
 from images import class_grid, deterministic, save_image  # noqa: E402
@@ -309,10 +309,9 @@ def write_uda_table(header: list[str], rows: list[list[str]], out_dir: Path) -> 
     csv_path, md_path = out_dir / "uda_accuracy.csv", out_dir / "uda_accuracy.md"
     with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
         csv.writer(f, lineterminator="\n").writerows([header, *rows])
-    lines = ["| " + " | ".join(["", *header[1:]]) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join([r[0], *(f"{c} %" if c else "–" for c in r[1:])]) + " |" for r in rows]
+    table = markdown_table(["", *header[1:]], ([r[0], *(f"{c} %" if c else "–" for c in r[1:])] for r in rows))
     with atomic_path(md_path) as tmp:
-        tmp.write_text("Target test accuracy\n\n" + "\n".join(lines) + "\n")
+        tmp.write_text("Target test accuracy\n\n" + table)
     return csv_path, md_path
 
 

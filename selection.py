@@ -1,8 +1,9 @@
 """Label-free checkpoint selection for domain adaptation: scores that need no target label.
 
-Each score is computed at every evaluation of ``train_uda.py`` and logged; one of them
-(``--select``) decides which evaluation's weights become ``model.pt``. ``CRITERIA`` maps
-each name to whether higher is better. The maths is pure and tested on closed forms.
+Each score is computed at every evaluation of ``train_uda.py`` and logged; ``--select``
+names the one that decides which evaluation's weights become ``model.pt``, or ``last``.
+``CRITERIA`` maps each score's name to whether higher is better; ``CHOICES`` is what
+``--select`` accepts: every score, and ``last``. The maths is pure and tested on closed forms.
 
 - ``source_val_acc``: accuracy on a held-out split of the labelled source train set.
 - ``entropy``: mean entropy of the predictions on unlabelled target train images
@@ -15,7 +16,8 @@ each name to whether higher is better. The maths is pure and tested on closed fo
 - ``dev``: deep embedded validation (You et al., ICML 2019,
   http://proceedings.mlr.press/v97/you19a.html): the source-validation loss weighted
   by a domain classifier's density ratio, with a control variate; lower is better.
-- ``last``: the last evaluation.
+
+``last`` (the last evaluation) is a choice, not a score: nothing is logged for it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-CRITERIA = {"source_val_acc": True, "entropy": False, "info_max": True, "snd": True, "dev": False, "last": True}
+CRITERIA = {"source_val_acc": True, "entropy": False, "info_max": True, "snd": True, "dev": False}
+CHOICES = (*CRITERIA, "last")
 
 
 def _entropy(probs: torch.Tensor) -> torch.Tensor:
@@ -79,9 +82,12 @@ def deep_embedded_validation(weights: np.ndarray, losses: np.ndarray) -> float:
     return float(weighted.mean() + eta * weights.mean() - eta)
 
 
-def pick(values: list[float], criterion: str) -> int:
-    """Index of the evaluation ``criterion`` keeps (the first of ties; the last for ``last``)."""
-    if criterion == "last":
+def pick(values: list[float], choice: str) -> int:
+    """Index of the evaluation ``choice`` (one of ``CHOICES``) keeps: the first of ties; the last for ``last``.
+
+    For ``last`` only the number of ``values`` matters.
+    """
+    if choice == "last":
         return len(values) - 1
     array = np.asarray(values, dtype=float)
-    return int(np.argmax(array) if CRITERIA[criterion] else np.argmin(array))
+    return int(np.argmax(array) if CRITERIA[choice] else np.argmin(array))

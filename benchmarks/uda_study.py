@@ -18,10 +18,13 @@ evaluation) and ``_curves.png``:
 - target test accuracy per method and scenario, mean +- std over the seeds, of the
   evaluation the default criterion (``train_uda.py --select``) keeps;
 - the convergence curves: mean target test accuracy at each evaluation;
-- per criterion, its regret: the best test accuracy among a run's evaluations minus the
-  accuracy of the evaluation the criterion picks, averaged over the adapted runs. Only
-  this study reads those labels, as model-selection papers score validators; no
-  training run reads a target label.
+- per selection choice (each label-free criterion, and ``last``, the log's last row), its
+  regret: the best test accuracy among a run's evaluations minus the accuracy of the
+  evaluation the choice picks, averaged over the adapted runs. Only this study reads
+  those labels, as model-selection papers score validators; no training run reads a
+  target label;
+- per method, the mean wall-clock and CPU seconds of a run (train_uda.py's totals over
+  every resumed segment). Runs share the cores, so wall time grows with ``--jobs``.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ sys.path.insert(0, str(REPO))
 import selection  # noqa: E402
 import train_uda  # noqa: E402
 import uda  # noqa: E402
-from common import atomic_path, cli  # noqa: E402
+from common import atomic_path, cli, markdown_table  # noqa: E402
 from pipeline import run_jobs  # noqa: E402
 
 SCENARIOS = (("mnist", "mnistm"), ("usps", "mnistm"), ("mnistm", "svhn"), ("svhn", "usps"))
@@ -59,9 +62,10 @@ def run_dir(out: Path, split: str, seed: int, method: str, source: str, target: 
 
 
 def collect(out: Path, splits, methods, pairs: dict, seeds) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per finished run, the accuracy kept by each criterion and the best in hindsight; and every evaluation.
+    """Per finished run, the accuracy kept by each selection choice and the best in hindsight; and every evaluation.
 
-    ``pairs`` maps each split to its (source, target) scenarios.
+    ``pairs`` maps each split to its (source, target) scenarios. A run's ``wall_seconds`` and
+    ``cpu_seconds`` are train_uda.py's totals over the whole run, resumed segments included.
     """
     rows, curves = [], []
     runs = [(split, method, pair, seed) for split in splits
@@ -74,9 +78,12 @@ def collect(out: Path, splits, methods, pairs: dict, seeds) -> tuple[pd.DataFram
         evals = evaluations(folder)
         key = {"split": split, "method": method, "scenario": f"{source}->{target}", "seed": seed}
         row = {**key, "kept": metrics["target_test_accuracy"], "selection": metrics["selection"],
-               "best": evals["target_test_accuracy"].max(), "wall_seconds": metrics["train_seconds_this_run"]}
-        for criterion in selection.CRITERIA:
-            row[criterion] = evals["target_test_accuracy"][selection.pick(evals[criterion].tolist(), criterion)]
+               "best": evals["target_test_accuracy"].max(), "wall_seconds": metrics["wall_seconds"],
+               "cpu_seconds": metrics["cpu_seconds"]}
+        for choice in selection.CHOICES:
+            # "last" is a choice, not a logged score: its evaluation is the log's last row.
+            at = len(evals) - 1 if choice == "last" else selection.pick(evals[choice].tolist(), choice)
+            row[choice] = evals["target_test_accuracy"][at]
         rows.append(row)
         curves += [{**key, "step": int(e.step), "target_test_accuracy": e.target_test_accuracy}
                    for e in evals.itertuples()]
@@ -95,47 +102,52 @@ def mean_curves(curves: pd.DataFrame) -> pd.Series:
 def report(table: pd.DataFrame, curves: pd.DataFrame, default: str, command: str) -> str:
     columns = _columns(table)
     n_seeds = table["seed"].nunique()
-    lines = [f"Built-in digits, `{command}`; {n_seeds} seed{'s' * (n_seeds > 1)} per cell unless marked.\n",
-             f"Target test accuracy (%), mean ± std over seeds, of the evaluation kept by `{default}`:\n",
-             "| method | " + " | ".join(f"{s} ({SPLITS[d]})" for d, s in columns) + " |",
-             "|---" * (len(columns) + 1) + "|"]
+    rows = []
     for method in dict.fromkeys(table["method"]):
         cells = []
         for split, scenario in columns:
             values = 100 * table[(table.method == method) & (table.split == split) & (table.scenario == scenario)][default]
             seeds = "" if len(values) == n_seeds else f" ({len(values)} seed{'s' * (len(values) > 1)})"
             cells.append(f"{values.mean():.1f} ± {values.std(ddof=0):.1f}{seeds}" if len(values) else "–")
-        lines.append(f"| {uda.METHOD_TITLES[method]} | " + " | ".join(cells) + " |")
+        rows.append([uda.METHOD_TITLES[method], *cells])
+    lines = [f"Built-in digits, `{command}`; {n_seeds} seed{'s' * (n_seeds > 1)} per cell unless marked.\n",
+             f"Target test accuracy (%), mean ± std over seeds, of the evaluation kept by `{default}`:\n",
+             markdown_table(["method", *(f"{s} ({SPLITS[d]})" for d, s in columns)], rows)]
 
     mean = mean_curves(curves).unstack("step")
     every = -(-len(mean.columns) // 10)  # at most about ten columns; the CSV holds every evaluation
     steps = list(mean.columns)[every - 1::every]
     mean = mean[steps]
     shown = "each evaluation" if every == 1 else f"every {every}th evaluation"
-    lines += ["", f"Convergence: mean target test accuracy (%) at {shown} (update count), over seeds:\n"]
-    lines += ["| data | scenario | method | " + " | ".join(str(s) for s in steps) + " |",
-              "|---" * (len(steps) + 3) + "|"]
-    for (split, scenario, method), values in mean.iterrows():
-        cells = ["" if pd.isna(v) else f"{100 * v:.1f}" for v in values]
-        lines.append(f"| {SPLITS[split]} | {scenario} | {uda.METHOD_TITLES[method]} | " + " | ".join(cells) + " |")
+    rows = [[SPLITS[split], scenario, uda.METHOD_TITLES[method],
+             *("" if pd.isna(v) else f"{100 * v:.1f}" for v in values)]
+            for (split, scenario, method), values in mean.iterrows()]
+    lines += [f"Convergence: mean target test accuracy (%) at {shown} (update count), over seeds:\n",
+              markdown_table(["data", "scenario", "method", *map(str, steps)], rows)]
 
     adapted = table[table.method.isin(ADAPTED)]
     splits = list(dict.fromkeys(adapted["split"]))
     counts = ", ".join(f"{(adapted.split == s).sum()} {SPLITS[s]}" for s in splits)
-    lines += ["", f"Regret of each selection criterion (points of target test accuracy below the best "
-                  f"evaluation in hindsight), over the adapted runs (DANN, SWD+, ADDA; {counts}):\n",
-              "| criterion | " + " | ".join(f"mean regret, {SPLITS[s]} | max regret, {SPLITS[s]}" for s in splits) + " |",
-              "|---" * (2 * len(splits) + 1) + "|"]
-    for criterion in selection.CRITERIA:
+    rows = []
+    for choice in selection.CHOICES:
         cells = []
         for split in splits:
-            regret = 100 * (adapted[adapted.split == split]["best"] - adapted[adapted.split == split][criterion])
+            regret = 100 * (adapted[adapted.split == split]["best"] - adapted[adapted.split == split][choice])
             cells += [f"{regret.mean():.2f}", f"{regret.max():.2f}"]
-        mark = " (default)" if criterion == default else ""
-        lines.append(f"| `{criterion}`{mark} | " + " | ".join(cells) + " |")
-    seconds = table.groupby("method")["wall_seconds"].mean()
-    lines += ["", "Mean wall-clock seconds of a run's training (one CPU thread, runs two at a time on 2 cores): " +
-              ", ".join(f"{uda.METHOD_TITLES[m]} {s:.0f}" for m, s in seconds.items()), ""]
+        mark = " (default)" if choice == default else ""
+        rows.append([f"`{choice}`{mark}", *cells])
+    lines += [f"Regret of each selection criterion (points of target test accuracy below the best "
+              f"evaluation in hindsight), over the adapted runs (DANN, SWD+, ADDA; {counts}):\n",
+              markdown_table(["criterion",
+                              *(f"{kind} regret, {SPLITS[s]}" for s in splits for kind in ("mean", "max"))], rows)]
+
+    # Wall time is not CPU time: runs share the cores (--jobs at a time), so a run's wall time
+    # grows with what runs beside it while its CPU time does not.
+    seconds = table.groupby("method")[["wall_seconds", "cpu_seconds"]].mean()
+    lines += ["Mean seconds of a run's training, over its runs (one CPU thread each; totals over resumed segments):\n",
+              markdown_table(["method", "wall-clock seconds", "CPU seconds"],
+                             [[uda.METHOD_TITLES[m], f"{s.wall_seconds:.0f}", f"{s.cpu_seconds:.0f}"]
+                              for m, s in seconds.iterrows()])]
     return "\n".join(lines)
 
 

@@ -50,3 +50,44 @@ def test_run_jobs_times_each_job_and_names_a_failed_one_and_needs_a_worker(tmp_p
         pipeline.run_jobs({"one": [["score.py", "--no-such-flag"]]}, workers=1)
     with pytest.raises(UserError, match="--jobs must be 1 or more"):
         pipeline.main(["--jobs", "0"])
+
+
+def test_write_report_formats_the_results_alone(tmp_path):
+    """The report is made from the Results object; a figure not drawn is named, not linked."""
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "fig1_4.png").write_bytes(b"png")
+    plan = pipeline.Plan(data=tmp_path / "data", runs=tmp_path / "runs", out=out, model_dir=tmp_path / "models",
+                         profile="demo", settings=pipeline.DEMO_ARGS, train_args=[], jobs=2, device="cpu",
+                         attribute="Is_Face", inception_weights=None)
+    results = pipeline.Results(
+        plan=plan,
+        vae=pipeline.VaeResults(0.03, 7, pd.DataFrame({"image_name": ["a.png", "b.png"], "mse": [0.01, 0.02]})),
+        uda_accuracy="Target test accuracy\n\n|  | usps->mnistm |\n|---|---|\n| DANN | 48.00 % |\n",
+        grader=pd.DataFrame([{"script": "hw3_p3.sh", "scenario": "usps->mnistm", "accuracy": 0.48, "images": 20,
+                              "seconds": "2.4"}]),
+        digits=pipeline.DigitResults({"ddpm": {"accuracy": 0.5, "per_digit": {"0": 1.0}}}, "ddpm", {}),
+        grader_matches={"vae": True, "gan": False, "digits": True},
+        stage_seconds={"data": 1.2, "figures": 3.0}, job_seconds={"train VAE": 2.0})
+    report = pipeline.write_report(results).read_text()
+    assert report == (out / "README.md").read_text()
+    assert "the whole run took 4 s" in report and "Best validation MSE 0.0300 (epoch 7)" in report
+    assert "mean MSE of the 10 images below 0.0150" in report
+    assert "| image_name | mse |\n| --- | --- |\n| a.png | 0.0100 |\n" in report
+    assert "![fig1_4 samples](fig1_4.png)" in report and "*fig2_2 samples: not drawn*" in report
+    assert "fig1_4.png: **yes**" in report and "fig2_2.png: **NO**" in report
+    assert "| hw3_p3.sh | usps->mnistm | 0.4800 | 20 | 2.4 |" in report
+    assert "| DDPM | 0.5000 | 1.0000 |" in report and "`digits.pt` is the DDPM" in report
+    assert "FID and IS: not computed" in report
+    assert report.endswith("| job | seconds |\n|---|---|\n| train VAE | 2 |\n")
+
+
+def test_published_files_are_the_graded_names(tmp_path):
+    plan = pipeline.Plan(data=tmp_path, runs=tmp_path / "runs", out=tmp_path, model_dir=tmp_path, profile="demo",
+                         settings=pipeline.DEMO_ARGS, train_args=[], jobs=1, device="cpu", attribute="Male",
+                         inception_weights=None)
+    files = pipeline.published_files(plan, "acgan")
+    assert sorted(files) == sorted(["vae.pt", "gan.pt", "digits.pt",
+                                    *(uda.published_model(m, t) for m in uda.GRADED_METHODS for _, t in
+                                      pipeline.SCENARIOS)])
+    assert files["digits.pt"] == tmp_path / "runs" / "acgan" / "model.pt"

@@ -69,6 +69,12 @@ def test_pick_follows_each_criterion_direction():
     assert selection.pick(values, "last") == 2
 
 
+def test_last_is_a_choice_not_a_logged_score():
+    assert "last" not in selection.CRITERIA
+    assert selection.CHOICES == (*selection.CRITERIA, "last")
+    assert selection.pick([float("nan")] * 4, "last") == 3  # only the number of evaluations matters
+
+
 def test_augmentations_keep_shape_range_and_are_seeded():
     x = torch.rand(6, 3, 28, 28)
     torch.manual_seed(0)

@@ -12,21 +12,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import uda_study  # noqa: E402
 
 
-def fake_run(out: Path, split: str, method: str, accuracies: list[float], info_max: list[float]) -> None:
+def fake_run(out: Path, split: str, method: str, accuracies: list[float], info_max: list[float],
+             seconds: tuple[float, float] = (12.0, 10.0)) -> None:
+    """A finished train_uda.py run: its log (one row per evaluation, no "last" column) and metrics.json."""
     folder = uda_study.run_dir(out, split, 0, method, "usps", "mnistm")
     folder.mkdir(parents=True)
     rows = [{"step": 100 * (i + 1), "source_val_acc": 0.9, "entropy": 1.0, "info_max": score, "snd": 0.0,
-             "dev": 0.0, "last": 0.0, "target_test_accuracy": acc}
+             "dev": 0.0, "target_test_accuracy": acc}
             for i, (acc, score) in enumerate(zip(accuracies, info_max))]
     pd.DataFrame(rows).to_csv(folder / "log.csv", index=False)
     kept = accuracies[max(range(len(info_max)), key=info_max.__getitem__)]
     (folder / "metrics.json").write_text(json.dumps({"target_test_accuracy": kept, "selection": "info_max",
-                                                     "train_seconds_this_run": 12.0}))
+                                                     "wall_seconds": seconds[0], "cpu_seconds": seconds[1]}))
 
 
 def test_report_keeps_heldout_pairs_apart(tmp_path):
     fake_run(tmp_path, "dev", "swd", [0.5, 0.7, 0.6], [1.0, 2.0, 1.5])
-    fake_run(tmp_path, "heldout", "swd", [0.4, 0.3, 0.2], [0.5, 0.6, 0.7])  # a run that declines
+    fake_run(tmp_path, "heldout", "swd", [0.4, 0.3, 0.2], [0.5, 0.6, 0.7], seconds=(30.0, 20.0))  # it declines
     table, curves = uda_study.collect(tmp_path, ["dev", "heldout"], ["swd"],
                                      {"dev": [("usps", "mnistm")], "heldout": [("usps", "mnistm")]}, [0])
     assert table.set_index("split")["kept"].to_dict() == {"dev": 0.7, "heldout": 0.2}
@@ -37,3 +39,8 @@ def test_report_keeps_heldout_pairs_apart(tmp_path):
     # Regret of info_max: 0 on dev, 40 - 20 = 20 points on the held-out run.
     assert "| `info_max` (default) | 0.00 | 0.00 | 20.00 | 20.00 |" in text
     assert "| held-out | usps->mnistm | Adaptation (SWD+) | 40.0 | 30.0 | 20.0 |" in text
+    # "last" is the log's last row: 70 - 60 on dev, 40 - 20 held out.
+    assert table["last"].tolist() == [0.6, 0.2]
+    assert "| `last` | 10.00 | 10.00 | 20.00 | 20.00 |" in text
+    # Wall-clock and CPU seconds, each under its own name, averaged over the method's runs.
+    assert "| method | wall-clock seconds | CPU seconds |\n|---|---|---|\n| Adaptation (SWD+) | 21 | 15 |\n" in text
