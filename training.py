@@ -8,6 +8,7 @@ One layout for every checkpoint (nanoGPT keeps one dict, written atomically)::
      "model": state_dict,                         # the weights inference uses
      "modules": {name: state_dict},               # other networks (a GAN's D, its EMA, ...)
      "optimizers": {...}, "state": {...},          # e.g. the data streams' positions
+     "optimizer_settings": {name: {"class", "lr", "betas", ...}},  # for reports: what trained it
      "step": optimizer steps done, "epoch": epochs finished,
      "wall_seconds", "cpu_seconds": time spent training so far, resumed segments included,
      "best_metric": float | None, "best_step": int | None,
@@ -188,11 +189,18 @@ class Checkpointer:
 
     def _inference(self, progress: Progress) -> dict:
         return {"format": FORMAT, "kind": self.kind, "config": self.config, "run": self.run,
-                "recipe": asdict(self.recipe), "model": self.model.state_dict(),
+                "recipe": asdict(self.recipe), "optimizer_settings": self.optimizer_settings(),
+                "model": self.model.state_dict(),
                 "modules": {name: self.modules[name].state_dict() for name in self.published},
                 "step": progress.step, "epoch": progress.epoch, "best_metric": progress.best_metric,
                 "best_step": progress.best_step, "wall_seconds": progress.wall_seconds,
                 "cpu_seconds": progress.cpu_seconds, "extra": self.extra}
+
+    def optimizer_settings(self) -> dict[str, dict]:
+        """Each optimizer's class and hyperparameters (its first parameter group's; ``lr`` as of this save)."""
+        kept = ("lr", "betas", "weight_decay", "eps", "momentum")
+        return {name: {"class": type(o).__name__, **{k: v for k, v in o.param_groups[0].items() if k in kept}}
+                for name, o in self.optimizers.items()}
 
     def save(self, progress: Progress, is_best: bool = False, publish: bool = False) -> None:
         """Write ``latest.pt`` (and ``best.pt`` when ``is_best``; ``model.pt`` when ``publish``)."""

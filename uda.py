@@ -197,20 +197,23 @@ class Method:
     reads_target: bool = True  # unlabelled target train images
     labelled: str = "source"  # whose labels it trains on
     graded: str | None = None  # the homework script that publishes it
+    knobs: tuple[str, ...] = ()  # the UDARecipe fields only this method reads
 
 
 METHODS = {m.name: m for m in (
     Method("source-only", "Trained on source", DigitNet, ("loss_cls",), supervised_step, reads_target=False),
     Method("dann", "Adaptation (DANN)", dann.DANN, ("loss_cls", "loss_domain", "grl_coeff", "domain_acc"), dann_step,
-           graded="hw3_p3.sh"),
+           graded="hw3_p3.sh", knobs=("augment_target", "domain_weight")),
     Method("swd", "Adaptation (SWD+)", swd.SWDNet, ("loss_cls", "discrepancy", "loss_im", "loss_pl", "pl_share"),
-           swd_step, graded="hw3_p4.sh"),
+           swd_step, graded="hw3_p4.sh", knobs=("swd_weight", "num_projections", "im_weight", "pl_weight",
+                                                "pl_threshold", "rampup", "align", "align_momentum")),
     Method("adda", "Adaptation (ADDA)", adda.ADDA, ("loss_cls", "loss_disc", "loss_map"), adda_step,
-           optimizers=adda_optimizers),
+           optimizers=adda_optimizers, knobs=("adda_pretrain_steps", "adda_lr")),
     Method("target-only", "Trained on target", DigitNet, ("loss_cls",), supervised_step, reads_target=False,
            labelled="target"),
 )}
 GRADED_METHODS = {m.name: m.graded for m in METHODS.values() if m.graded}  # Problem 3 and Problem 4
+METHOD_KNOBS = frozenset(k for m in METHODS.values() for k in m.knobs)  # the fields no other method reads
 METHOD_TITLES = {m.name: m.title for m in METHODS.values()}
 
 

