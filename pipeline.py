@@ -3,18 +3,18 @@
 Steps, each printed as it starts and timed:
 
 1. data: the given ``hw3_data`` folder, or the built-in demo data (``demo_data.py``);
-2. train the VAE, the GAN, and source-only / DANN / SWD+ / ADDA / target-only for the
-   three scenarios; then the ACGAN and the DDPM on mnistm digits (Problem 5), whose
-   1000 images are scored by the target-only mnistm classifier of step 2. The training
+2. train the VAE, the GAN, source-only / DANN / SWD+ / ADDA / target-only for the
+   three scenarios, and the ACGAN and the DDPM on mnistm digits (Problem 5). The training
    runs are independent processes of one CPU thread each, ``--jobs`` at a time (one per
-   core by default);
+   core by default); then each digit generator's 1000 images are scored by the target-only
+   mnistm classifier trained here;
 3. publish the model files into a model folder with its manifest (``fetch.py``); the
    digit generator with the higher classifier accuracy becomes ``digits.pt``;
 4. run ``hw3_p1.sh`` ... ``hw3_p5.sh`` exactly as the grader does (they find the
    published files with the right hashes and download nothing) and score the
    CSVs against the test labels;
-5. FID and KID (``fidelity.py``, no download) of the VAE's and the GAN's samples against
-   the test faces and of both digit generators' images against the test digits;
+5. (within the training jobs) FID and KID (``fidelity.py``, no download) of the VAE's and the
+   GAN's samples against the test faces and of both digit generators' images against the test digits;
 6. draw every figure and table (``plots.py``) and write ``report/README.md`` and
    ``report/report.pdf`` (``report.py``): every item the assignment asks for, with each
    model's ``print(model)`` and training details read from its checkpoint, and the
@@ -22,7 +22,8 @@ Steps, each printed as it starts and timed:
 
 ``--profile demo`` uses short settings that finish in minutes on a 2-core CPU;
 ``--profile full`` uses each training script's own defaults (hours on a GPU).
-The demo publishes into ``runs/models`` so the committed ``checkpoints/manifest.json``
+Each profile trains into its own ``runs/<profile>`` (``--runs``). The demo publishes into
+``runs/demo/models`` so the committed ``checkpoints/manifest.json``
 is left alone; ``full`` publishes into ``checkpoints/`` (then upload the files and
 commit the manifest).
 """
@@ -62,9 +63,8 @@ DEMO_ARGS = {
             "--ema-decay", "0.99", "--sample-every", "250"],
     # train_uda.py's recipe in a seventh of the updates.
     "uda": ["--epochs", "3", "--steps-per-epoch", "50", "--adda-pretrain-steps", "50"],
-    "tsne": ["--per-domain", "300"],
-    # Problem 5 with short runs averaged over ~10 steps; the two train side by side, so each gets the
-    # ~90 s of one core that the DDPM needs. The ACGAN at half the width and 5x the learning rate: 73 %
+    "tsne": ["--per-domain", "200"],
+    # Problem 5 with short runs averaged over ~10 steps, about 90 s of one core each. The ACGAN at half the width and 5x the learning rate: 73 %
     # classifier accuracy after 600 steps, against 20 % after 500 at 2e-4.
     "acgan": ["--steps", "900", "--channels", "16", "--lr-g", "1e-3", "--lr-d", "1e-3", "--ema-decay", "0.9",
               "--sample-every", "300"],
@@ -79,7 +79,7 @@ FULL_ARGS = {"vae": [], "gan": [], "tsne": [], "acgan": [], "ddpm": [],
              "uda": ["--epochs", "10", "--steps-per-epoch", "0"]}
 # Images FID/KID score: generated faces per model, and digits per folder (None: all). Inception costs
 # about 0.2 s an image on one CPU core, so the demo scores fewer and says how many (the report does too).
-FID_IMAGES = {"demo": (200, 150), "full": (1000, None), "quick": (12, 12)}
+FID_IMAGES = {"demo": (50, 60), "full": (1000, None), "quick": (12, 12)}
 DIGITS_DOMAIN = "mnistm"  # Problem 5 generates MNIST-M digits
 DIGIT_MODELS = ("acgan", "ddpm")
 
@@ -257,10 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--data", type=Path, default=None, help="the hw3_data folder (default: build the demo data)")
     parser.add_argument("--profile", choices=["demo", "full"], default="demo", help="short or full training")
-    parser.add_argument("--runs", type=Path, default=Path("runs"), help="training runs (resumed when present)")
+    parser.add_argument("--runs", type=Path, default=None,
+                        help="training runs, resumed when present (default: runs/<profile>, so the demo's runs never "
+                             "meet the real data's)")
     parser.add_argument("--out", type=Path, default=Path("report"), help="the report folder")
     parser.add_argument("--model-dir", type=Path, default=None,
-                        help="where models are published (default: runs/models for demo, checkpoints/ for full)")
+                        help="where models are published (default: runs/demo/models for demo, checkpoints/ for full)")
     parser.add_argument("--attribute", default=None, help="face attribute of the VAE t-SNE (default: Is_Face for demo data, else Male)")
     parser.add_argument("--inception-weights", type=Path, default=None, help="local Inception weights: adds FID and IS")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -279,24 +281,20 @@ def main(argv=None) -> int:
     stage = Stages()
     with stage("data"):
         plan = prepare_data(args)
-    with stage(f"train VAE, GAN and {len(SCENARIOS) * len(uda.METHODS)} digit classifiers"):
+    with stage(f"train VAE and GAN (and their FID/KID), {len(SCENARIOS) * len(uda.METHODS)} digit classifiers, "
+               "ACGAN and DDPM"):
         job_seconds = train_models(plan)
-    with stage("train ACGAN and DDPM, score their digits"):
-        digits = train_digit_models(plan)
+    with stage("generate and score the ACGAN's and DDPM's digits (classifier, FID/KID)"):
+        digits = score_digit_models(plan)
     with stage("publish models"):
         publish_models(plan, digits.best)
     with stage("grader scripts"):
         grader = run_grader_scripts(plan)
-    with stage("FID and KID"):
-        fidelity = score_fidelity(plan, digits.best)
     with stage("figures"):
-        vae = vae_figures(plan)
-        gan_figures(plan)
-        uda_accuracy = uda_figures(plan)
-        digit_figures(plan)
-    results = Results(plan=plan, vae=vae, uda_accuracy=uda_accuracy, grader=grader, digits=digits,
+        draw_figures(plan)
+    results = Results(plan=plan, vae=vae_results(plan), uda_accuracy=uda_table(plan), grader=grader, digits=digits,
                       grader_matches=grader_matches(plan, digits.best), stage_seconds=stage.seconds,
-                      job_seconds=job_seconds | digits.job_seconds, fidelity=fidelity,
+                      job_seconds=job_seconds | digits.job_seconds, fidelity=collect_fidelity(plan, digits),
                       cards=model_cards(plan), uda_metrics=uda_metrics(plan))
     results.facts = discussion_facts(results)
     print(f"report: {write_report(results)}")
@@ -307,6 +305,8 @@ def prepare_data(args: argparse.Namespace) -> Plan:
     """The data tree (the demo data is built afresh when none is given), the model folder, and the plan."""
     import demo_data
 
+    if args.runs is None:
+        args.runs = Path("runs") / args.profile
     data = args.data
     if data is None:
         data = demo_data.build(args.runs / "demo_data", force=True)
@@ -324,33 +324,65 @@ def prepare_data(args: argparse.Namespace) -> Plan:
 
 
 def train_models(plan: Plan) -> dict[str, float]:
-    """Problems 1-4: the VAE, the GAN and every method on every scenario; each job's wall seconds."""
+    """Every training run, ``plan.jobs`` at a time (longest first); each job's wall seconds.
+
+    Problems 1-2: the VAE and the GAN, each then scored by FID/KID; Problems 3-4: every method on
+    every scenario; Problem 5: the ACGAN and the DDPM (scored in the next stage, which needs the
+    target-only classifier trained here).
+    """
     data, settings = str(plan.data), plan.settings
+    trainers = {"acgan": ["train_gan.py", "--task", "digits"], "ddpm": ["train_ddpm.py"]}
     jobs = {"train GAN": [["train_gan.py", "--data", data, "--out-dir", str(plan.gan_dir), *settings["gan"],
-                           *plan.train_args]],
-            "train VAE": [["train_vae.py", "--data", data, "--out-dir", str(plan.vae_dir), *settings["vae"],
-                           *plan.train_args]]}
+                           *plan.train_args], *_face_fidelity(plan, "GAN", plan.gan_dir)]}
+    for name in ("ddpm", "acgan"):
+        jobs[f"train {name.upper()}"] = [[*trainers[name], "--data", data, "--domain", DIGITS_DOMAIN,
+                                          "--out-dir", str(plan.digit_dir(name)), *settings[name], *plan.train_args]]
+    jobs["train VAE"] = [["train_vae.py", "--data", data, "--out-dir", str(plan.vae_dir), *settings["vae"],
+                          *plan.train_args], *_face_fidelity(plan, "VAE", plan.vae_dir)]
     for source, target in SCENARIOS:
         for method in uda.METHODS:
             jobs[f"train {method} {source}->{target}"] = [[
                 "train_uda.py", "--data", data, "--source", source, "--target", target, "--method", method,
                 "--out-dir", str(plan.uda_run(method, source, target)), *settings["uda"], *plan.train_args]]
+    plan.out.mkdir(parents=True, exist_ok=True)
     return run_jobs(jobs, plan.jobs)
 
 
-def train_digit_models(plan: Plan) -> DigitResults:
-    """Problem 5: each model is trained, then its 1000 digits generated and scored, beside the other."""
-    trainers = {"acgan": ["train_gan.py", "--task", "digits"], "ddpm": ["train_ddpm.py"]}
+def _face_fidelity(plan: Plan, title: str, run_dir: Path) -> list[list[str]]:
+    """The commands that score a face model: ``plan.fid_images[0]`` samples (seed 0) against the test faces.
+
+    They run in the model's training job, so the scoring fills the workers' idle time. No
+    weights file is needed (the TorchScript TF Inception); ``--inception-weights`` adds IS.
+    """
+    fake = run_dir / "fake"
+    shutil.rmtree(fake, ignore_errors=True)
+    weights = ["--inception-weights", str(plan.inception_weights)] if plan.inception_weights else []
+    return [["fidelity.py", "generate", "--checkpoint", str(run_dir / "model.pt"), "--out-dir", str(fake), "--n",
+             str(plan.fid_images[0]), "--device", plan.device],
+            ["fidelity.py", "score", "--generated", str(fake), "--real", str(plan.data / "face" / "test"), "--json",
+             str(plan.out / f"fidelity_{title.lower()}.json"), "--device", plan.device, *weights]]
+
+
+def collect_fidelity(plan: Plan, digits: "DigitResults") -> dict[str, dict]:
+    """FID/KID (and IS) of every generator by title, from the faces' JSON files and the digits' scores."""
+    keys = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "n_generated", "n_real", "network")
+    found = {title: json.loads((plan.out / f"fidelity_{title.lower()}.json").read_text()) for title in ("VAE", "GAN")}
+    found |= {name.upper(): {k: v for k, v in scores.items() if k in keys} for name, scores in digits.scores.items()
+              if "fid" in scores}
+    return found
+
+
+def score_digit_models(plan: Plan) -> DigitResults:
+    """Problem 5: each model's 1000 digits, generated and scored by the classifier and FID/KID, beside the other."""
     jobs = {}
     for name in DIGIT_MODELS:
         run_dir = plan.digit_dir(name)
         shutil.rmtree(run_dir / "generated", ignore_errors=True)
-        jobs[f"train and score {name.upper()}"] = [
-            [*trainers[name], "--data", str(plan.data), "--domain", DIGITS_DOMAIN, "--out-dir", str(run_dir),
-             *plan.settings[name], *plan.train_args],
-            ["generate_digits.py", "--checkpoint", str(run_dir / "model.pt"), "--out-dir", str(run_dir / "generated"),
-             "--classifier", str(plan.digit_classifier), "--json", str(plan.out / f"digits_{name}.json"),
-             "--device", plan.device]]
+        jobs[f"score {name.upper()}"] = [[
+            "generate_digits.py", "--checkpoint", str(run_dir / "model.pt"), "--out-dir", str(run_dir / "generated"),
+            "--classifier", str(plan.digit_classifier), "--json", str(plan.out / f"digits_{name}.json"),
+            "--device", plan.device, "--real", str(plan.data / "digits" / DIGITS_DOMAIN / "test"),
+            *(["--max-images", str(plan.fid_images[1])] if plan.fid_images[1] else [])]]
     job_seconds = run_jobs(jobs, plan.jobs)
     scores = {name: json.loads((plan.out / f"digits_{name}.json").read_text()) for name in DIGIT_MODELS}
     return DigitResults(scores, max(DIGIT_MODELS, key=lambda name: scores[name]["accuracy"]), job_seconds)
@@ -378,96 +410,75 @@ def publish_models(plan: Plan, best_digits: str) -> dict[str, Path]:
 
 
 def run_grader_scripts(plan: Plan) -> pd.DataFrame:
-    """``hw3_p1.sh`` ... ``hw3_p5.sh`` as the grader runs them; each UDA script's accuracy on each target test set."""
+    """``hw3_p1.sh`` ... ``hw3_p5.sh`` as the grader runs them, ``plan.jobs`` at a time; each UDA script's accuracy.
+
+    Each script is a process of its own, as on the grader's machine; the seconds of each
+    prediction run are its own wall time, with another script beside it.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     import score
 
     env, out, data = script_env(plan.model_dir), plan.out, plan.data
     out.mkdir(parents=True, exist_ok=True)
-    run_script(["hw3_p1.sh", str(out / "grader_fig1_4.png")], env)
-    run_script(["hw3_p2.sh", str(out / "grader_fig2_2.png")], env)
-    rows = []
+    shutil.rmtree(out / "grader_digits", ignore_errors=True)
+    runs = {"p1": ["hw3_p1.sh", str(out / "grader_fig1_4.png")], "p2": ["hw3_p2.sh", str(out / "grader_fig2_2.png")],
+            "p5": ["hw3_p5.sh", str(out / "grader_digits")]}
     for method, script in uda.GRADED_METHODS.items():
         for source, target in SCENARIOS:
-            csv = out / "predictions" / f"{method}_{target}.csv"
-            started = time.perf_counter()
-            run_script([script, str(data / "digits" / target / "test"), target, str(csv)], env)
-            seconds = time.perf_counter() - started
+            runs[(method, source, target)] = [script, str(data / "digits" / target / "test"), target,
+                                              str(out / "predictions" / f"{method}_{target}.csv")]
+
+    def timed(args: list[str]) -> float:
+        started = time.perf_counter()
+        run_script(args, env)
+        return time.perf_counter() - started
+
+    order = sorted(runs, key=lambda key: runs[key][0] != "hw3_p5.sh")  # the slow hw3_p5.sh starts first
+    with ThreadPoolExecutor(max_workers=plan.jobs) as pool:
+        seconds = dict(zip(order, pool.map(lambda key: timed(runs[key]), order)))
+    rows = []
+    for key, args in runs.items():
+        if isinstance(key, tuple):
+            method, source, target = key
+            csv = Path(args[-1])
             accuracy = score.accuracy(score.read_labels(csv), score.read_labels(data / "digits" / target / "test.csv"))
-            rows.append({"script": script, "scenario": f"{source}->{target}", "accuracy": accuracy,
-                         "images": len(pd.read_csv(csv)), "seconds": f"{seconds:.1f}"})
-    shutil.rmtree(out / "grader_digits", ignore_errors=True)
-    run_script(["hw3_p5.sh", str(out / "grader_digits")], env)
+            rows.append({"script": args[0], "scenario": f"{source}->{target}", "accuracy": accuracy,
+                         "images": len(pd.read_csv(csv)), "seconds": f"{seconds[key]:.1f}"})
     return pd.DataFrame(rows)
 
 
-def score_fidelity(plan: Plan, best_digits: str) -> dict[str, dict]:
-    """FID and KID of each generator against the real test images, as parallel jobs; by model title.
+def draw_figures(plan: Plan) -> None:
+    """Every figure and table of ``plots.py``, one job per problem, ``plan.jobs`` at a time.
 
-    The VAE and the GAN each write ``plan.fid_images[0]`` faces (seed 0) scored against the
-    face test set; the ACGAN's and the DDPM's 1000 digits (already generated) are scored
-    against the digits' test set, on ``plan.fid_images[1]`` of each folder when set. No
-    weights file is needed (the TorchScript TF Inception); ``--inception-weights`` adds IS.
+    Problem 1: fig1_2, table1_3, fig1_4, fig1_5; Problem 2: fig2_2, the loss curves and the
+    VAE-vs-GAN figure; Problems 3-4: the accuracy table and every run's t-SNE figures;
+    Problem 5: the grids, the DDPM's reverse process and the training curves.
     """
-    faces, digits = plan.fid_images
-    face_test = plan.data / "face" / "test"
-    weights = ["--inception-weights", str(plan.inception_weights)] if plan.inception_weights else []
-    jobs, reports = {}, {}
-    for title, run_dir in (("VAE", plan.vae_dir), ("GAN", plan.gan_dir)):
-        fake = run_dir / "fake"
-        shutil.rmtree(fake, ignore_errors=True)
-        reports[title] = plan.out / f"fidelity_{title.lower()}.json"
-        jobs[f"FID {title}"] = [
-            ["fidelity.py", "generate", "--checkpoint", str(run_dir / "model.pt"), "--out-dir", str(fake), "--n",
-             str(faces), "--device", plan.device],
-            ["fidelity.py", "score", "--generated", str(fake), "--real", str(face_test), "--json",
-             str(reports[title]), "--device", plan.device, *weights]]
-    for name in DIGIT_MODELS:
-        title = name.upper()
-        reports[title] = plan.out / f"fidelity_{name}.json"
-        jobs[f"FID {title}"] = [[
-            "fidelity.py", "score", "--generated", str(plan.digit_dir(name) / "generated"), "--real",
-            str(plan.data / "digits" / DIGITS_DOMAIN / "test"), "--size", "28", "--json", str(reports[title]),
-            "--device", plan.device, *(["--max-images", str(digits)] if digits else [])]]
-    plan.out.mkdir(parents=True, exist_ok=True)
-    run_jobs(jobs, plan.jobs)
-    return {title: json.loads(path.read_text()) for title, path in reports.items()}
+    digit_runs = [f for name in DIGIT_MODELS for f in (f"--{name}", str(plan.digit_dir(name) / "model.pt"),
+                                                       f"--{name}-log", str(plan.digit_dir(name) / "log.csv"))]
+    run_jobs({
+        "t-SNE and accuracy table": [["plots.py", "uda", "--runs", str(plan.uda_root), "--data", str(plan.data),
+                                      "--out-dir", str(plan.out / "uda"), *plan.settings["tsne"], "--quiet"]],
+        "VAE figures": [["plots.py", "vae", "--checkpoint", str(plan.vae_dir / "model.pt"), "--data",
+                         str(plan.data), "--out-dir", str(plan.out), "--attribute", plan.attribute, "--quiet"]],
+        "GAN figures": [["plots.py", "gan", "--checkpoint", str(plan.gan_dir / "model.pt"), "--log",
+                         str(plan.gan_dir / "log.csv"), "--vae-checkpoint", str(plan.vae_dir / "model.pt"),
+                         "--out-dir", str(plan.out)]],
+        "digit figures": [["plots.py", "digits", *digit_runs, "--out-dir", str(plan.out)]],
+    }, plan.jobs)
 
 
-def vae_figures(plan: Plan) -> VaeResults:
-    """Problem 1's figures and reconstruction table, and the numbers the report quotes."""
-    import plots
-
-    plots.main(["vae", "--checkpoint", str(plan.vae_dir / "model.pt"), "--data", str(plan.data),
-                "--out-dir", str(plan.out), "--attribute", plan.attribute, "--quiet"])
+def vae_results(plan: Plan) -> VaeResults:
+    """The numbers the report quotes for Problem 1: the best validation epoch and ``table1_3.csv``."""
     log = pd.read_csv(plan.vae_dir / "log.csv")
     best = log.loc[log["val_mse"].idxmin()]
     return VaeResults(float(best["val_mse"]), int(best["epoch"]), pd.read_csv(plan.out / "table1_3.csv"))
 
 
-def gan_figures(plan: Plan) -> None:
-    """Problem 2's samples, loss curves and the VAE-vs-GAN figure."""
-    import plots
-
-    plots.main(["gan", "--checkpoint", str(plan.gan_dir / "model.pt"), "--log", str(plan.gan_dir / "log.csv"),
-                "--vae-checkpoint", str(plan.vae_dir / "model.pt"), "--out-dir", str(plan.out)])
-
-
-def uda_figures(plan: Plan) -> pd.DataFrame:
-    """Problems 3-4: the accuracy table and every run's t-SNE figures; the table (%, a row per method)."""
-    import plots
-
-    plots.main(["uda", "--runs", str(plan.uda_root), "--data", str(plan.data), "--out-dir", str(plan.out / "uda"),
-                *plan.settings["tsne"], "--quiet"])
+def uda_table(plan: Plan) -> pd.DataFrame:
+    """Problems 3-4's accuracy table as ``plots.py uda`` wrote it (%, a row per method, a column per scenario)."""
     return pd.read_csv(plan.out / "uda" / "uda_accuracy.csv", dtype=str).fillna("")
-
-
-def digit_figures(plan: Plan) -> None:
-    """Problem 5's grids, the DDPM's reverse process and the training curves."""
-    import plots
-
-    runs = [f for name in DIGIT_MODELS for f in (f"--{name}", str(plan.digit_dir(name) / "model.pt"),
-                                                 f"--{name}-log", str(plan.digit_dir(name) / "log.csv"))]
-    plots.main(["digits", *runs, "--out-dir", str(plan.out)])
 
 
 def grader_matches(plan: Plan, best_digits: str) -> dict[str, bool]:
@@ -651,7 +662,7 @@ def report_blocks(results: Results) -> list[report.Block]:
     blocks: list[report.Block] = [
         report.Heading("HW3 report (generated by `pipeline.py`)", 1),
         report.Text(f"Data: `{plan.data}`; profile: `{plan.profile}`. Every number below was measured in this run; "
-                    f"the whole run took {sum(results.stage_seconds.values()):.0f} s. Items marked *to answer* "
+                    f"the whole run took {sum(results.stage_seconds.values()):.0f} s. The items marked \"to answer\" "
                     "are for the student to write."),
         report.Heading("Problem 1: VAE"),
         report.Heading("1-1 Architecture and implementation details (fig1_1)", 3),
@@ -697,8 +708,8 @@ def report_blocks(results: Results) -> list[report.Block]:
         for source, target in SCENARIOS:
             stem = f"uda/tsne_{uda.run_name(method, source, target)}"
             title = f"{uda.METHOD_TITLES[method]} {source} -> {target}"
-            blocks += [image(f"{stem}_class.png", f"{title}: t-SNE by class"),
-                       image(f"{stem}_domain.png", f"{title}: t-SNE by domain")]
+            blocks.append(report.Figures([image(f"{stem}_class.png", f"{title}: t-SNE by class"),
+                                          image(f"{stem}_domain.png", f"{title}: t-SNE by domain")]))
     for method, item in (("dann", "3-5"), ("swd", "4-3")):
         if method in cards:
             blocks += [report.Heading(f"{item} Architecture and implementation details: {uda.METHOD_TITLES[method]}", 3),

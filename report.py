@@ -50,6 +50,13 @@ class Image:
 
 
 @dataclass(frozen=True)
+class Figures:
+    """Images side by side (a t-SNE by class beside the same by domain)."""
+
+    images: Sequence[Image]
+
+
+@dataclass(frozen=True)
 class Prompt:
     """A discussion question for the student to answer, with the measured facts an answer can draw on."""
 
@@ -58,7 +65,7 @@ class Prompt:
     facts: Sequence[str] = field(default_factory=tuple)
 
 
-Block = Union[Heading, Text, Code, Table, Image, Prompt]
+Block = Union[Heading, Text, Code, Table, Image, Figures, Prompt]
 
 
 # ---------------------------------------------------------------------------
@@ -79,14 +86,20 @@ def to_markdown(blocks: Sequence[Block], out_dir: Path) -> str:
         elif isinstance(block, Table):
             parts.append(markdown_table(block.header, block.rows).rstrip("\n"))
         elif isinstance(block, Image):
-            parts.append(f"![{block.title}]({_relative(block.path, out_dir)})" if block.path.is_file()
-                         else f"*{block.title}: not drawn*")
+            parts.append(_markdown_image(block, out_dir))
+        elif isinstance(block, Figures):
+            parts.append(" ".join(_markdown_image(image, out_dir) for image in block.images))
         elif isinstance(block, Prompt):
             lines = [f"> **{block.item}, to answer:** {block.question}", ">", "> *Measured in this run:*"]
             lines += [f"> - {fact}" for fact in block.facts]
             lines += [">", "> *Your answer:* ..."]
             parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
+
+
+def _markdown_image(image: Image, out_dir: Path) -> str:
+    return (f"![{image.title}]({_relative(image.path, out_dir)})" if image.path.is_file()
+            else f"*{image.title}: not drawn*")
 
 
 def _relative(path: Path, out_dir: Path) -> str:
@@ -134,10 +147,16 @@ def to_pdf(blocks: Sequence[Block], path: Path, title: str = "HW3 report") -> Pa
         pdf.multi_cell(width, size * 0.5, _plain(body), markdown=True, new_x="LMARGIN", new_y="NEXT")
         pdf.ln(1.5)
 
+    def image_size(path: Path, max_w: float, max_h: float) -> tuple[float, float]:
+        with PILImage.open(path) as img:
+            w_px, h_px = img.size
+        w = min(max_w, max_h * w_px / h_px)
+        return w, w * h_px / w_px
+
     for block in blocks:
         if isinstance(block, Heading):
             size = {1: 16, 2: 13}.get(block.level, 11)
-            if block.level <= 2 and pdf.get_y() > pdf.h - 60:  # a problem does not start at a page's foot
+            if pdf.get_y() > pdf.h - 70:  # a heading is not left alone at a page's foot
                 pdf.add_page()
             pdf.ln(2)
             text(block.text, size, "B")
@@ -156,22 +175,30 @@ def to_pdf(blocks: Sequence[Block], path: Path, title: str = "HW3 report") -> Pa
                     for cell in cells:
                         row.cell(_plain(str(cell)))
             pdf.ln(2)
-        elif isinstance(block, Image):
-            if not block.path.is_file():
-                text(f"{block.title}: not drawn", style="I")
+        elif isinstance(block, (Image, Figures)):
+            images = [block] if isinstance(block, Image) else list(block.images)
+            drawn = [image for image in images if image.path.is_file()]
+            for image in images:
+                if image not in drawn:
+                    text(f"{image.title}: not drawn", style="I")
+            if not drawn:
                 continue
-            with PILImage.open(block.path) as img:
-                w_px, h_px = img.size
-            w = min(width, 170.0)
-            h = w * h_px / w_px
-            if h > 150:  # tall figures are scaled to a page's share
-                h, w = 150.0, 150.0 * w_px / h_px
-            pdf.image(str(block.path), w=w, h=h, x=pdf.l_margin + (width - w) / 2)
+            gap = 4.0
+            slot = (min(width, 170.0) - gap * (len(drawn) - 1)) / len(drawn)
+            sizes = [image_size(image.path, slot, 95.0) for image in drawn]
+            height = max(h for _, h in sizes)
+            if pdf.get_y() + height + 8 > pdf.page_break_trigger:
+                pdf.add_page()
+            top, x = pdf.get_y(), pdf.l_margin + (width - sum(w for w, _ in sizes) - gap * (len(drawn) - 1)) / 2
+            for image, (w, h) in zip(drawn, sizes):
+                pdf.image(str(image.path), x=x, y=top, w=w, h=h)
+                x += w + gap
+            pdf.set_y(top + height + 1)
             pdf.set_font("DejaVu", "I", 8)
-            pdf.multi_cell(width, 4, block.title, align="C", new_x="LMARGIN", new_y="NEXT")
+            pdf.multi_cell(width, 4, " | ".join(image.title for image in drawn), align="C",
+                           new_x="LMARGIN", new_y="NEXT")
             pdf.ln(2)
         elif isinstance(block, Prompt):
-            pdf.set_fill_color(240, 240, 245)
             text(f"**{block.item}, to answer:** {block.question}")
             text("Measured in this run:", 9, "I")
             for fact in block.facts:

@@ -2,7 +2,7 @@
 
 One layout for every checkpoint (nanoGPT keeps one dict, written atomically)::
 
-    {"format": 2, "kind": "vae" | "gan" | "uda" | ..., "config": {...},   # rebuilds the model exactly
+    {"format": 3, "kind": "vae" | "gan" | "uda" | ..., "config": {...},   # rebuilds the model exactly
      "run": {...},                                # what else defines the run (a UDA run's domains)
      "recipe": {...},                             # how it was trained: the trainer's Recipe, field by field
      "model": state_dict,                         # the weights inference uses
@@ -46,7 +46,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from common import UserError, add_runtime_args, atomic_path, progress
 
-FORMAT = 2  # checkpoints without "format" were written by the first version of this repository
+FORMAT = 3  # 3: with the recipe; 2: without; no "format": the first version of this repository
 
 
 def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> None:
@@ -68,7 +68,8 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict:
         raise UserError(f"checkpoint {path} is not a checkpoint of this project")
     if checkpoint.get("format") != FORMAT:
         raise UserError(f"checkpoint {path} was written by an older version of this repository "
-                        f"(format {checkpoint.get('format', 1)}, this one reads {FORMAT}): train it again")
+                        f"(format {checkpoint.get('format', 1)}, this one reads {FORMAT}): train it again "
+                        "(--restart, or a new --out-dir)")
     if kind is not None and checkpoint.get("kind") != kind:
         raise UserError(f"checkpoint {path} holds a {checkpoint.get('kind')!r} model, not {kind!r}")
     return checkpoint
@@ -280,7 +281,7 @@ def train_loop(state: Progress, *, steps: int, steps_per_epoch: int, every: int,
     update's row and ``checkpoint(scores)`` writes the run's files, after the row, so a
     resumed log never lacks a row its checkpoint has. ``state`` moves with each update
     (its epoch is the count of ``steps_per_epoch`` blocks done) and adds up the time.
-    Prints the speed at the end.
+    Prints the speed at the end unless ``quiet``.
     """
     bar = progress(range(state.step, steps), quiet, desc=name, initial=state.step, total=steps)
     first, wall, cpu = state.step, time.perf_counter(), time.process_time()
@@ -308,8 +309,9 @@ def train_loop(state: Progress, *, steps: int, steps_per_epoch: int, every: int,
         log.close()
         bar.close()
     done = Segment(state.step - first, time.perf_counter() - wall, time.process_time() - cpu)
-    print(f"{done.steps} steps in {done.wall_seconds:.1f} s wall, {done.cpu_seconds:.1f} s CPU "
-          f"({100 * done.wall_seconds / max(done.steps, 1):.1f} s per 100 steps); run folder {log.path.parent}")
+    if not quiet:
+        print(f"{done.steps} steps in {done.wall_seconds:.1f} s wall, {done.cpu_seconds:.1f} s CPU "
+              f"({100 * done.wall_seconds / max(done.steps, 1):.1f} s per 100 steps); run folder {log.path.parent}")
     return done
 
 

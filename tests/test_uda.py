@@ -13,7 +13,6 @@ import pytest
 import torch
 from PIL import Image
 
-import adda
 import dann
 import fetch
 import plots
@@ -25,7 +24,7 @@ import digitnet
 import train_uda
 import uda
 from common import UserError
-from training import StepLog, load_checkpoint
+from training import load_checkpoint
 from datasets import load_digits
 from helpers import run
 
