@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt re
 # The scripts call `python3`: put the virtual environment's first on PATH.
 RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: install test demo report clean
+.PHONY: install test demo report clean distclean
 
 install: $(STAMP)
 
@@ -20,14 +20,20 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-fid.txt
 test: $(STAMP)
 	$(RUN) python -m pytest
 
+# Outputs only (runs, report, built-in data); distclean also removes the environment.
 clean:
-	rm -rf $(VENV) demo_data report runs .pytest_cache
+	rm -rf demo_data demo_heldout report runs .pytest_cache
+
+distclean: clean
+	rm -rf $(VENV)
 
 # The whole homework on the built-in data, short settings: report/README.md.
 demo: $(STAMP)
 	$(RUN) python pipeline.py --profile demo
 
-# The same on the real data with full settings: make report DATA=path/to/hw3_data
+# The same on the real data with full settings, in runs/full:
+#   make report DATA=path/to/hw3_data [BASE_URL=https://...] [JOBS=4] [RESTART=1] [INCEPTION=weights.pth]
 report: $(STAMP)
-	@test -n "$(DATA)" || { echo "usage: make report DATA=path/to/hw3_data" >&2; exit 2; }
-	$(RUN) python pipeline.py --profile full --data "$(DATA)"
+	@test -n "$(DATA)" || { echo "usage: make report DATA=path/to/hw3_data [BASE_URL=URL] [JOBS=N] [RESTART=1] [INCEPTION=FILE]" >&2; exit 2; }
+	$(RUN) python pipeline.py --profile full --data "$(DATA)" $(if $(BASE_URL),--base-url "$(BASE_URL)") \
+		$(if $(JOBS),--jobs $(JOBS)) $(if $(RESTART),--restart) $(if $(INCEPTION),--inception-weights "$(INCEPTION)")

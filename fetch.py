@@ -13,7 +13,9 @@ renamed into place, so a failed or damaged download never leaves a file that
 a later run would trust.
 
 After training, ``python3 fetch.py --publish --base-url URL`` rewrites the
-manifest from the local model files; upload those files to that URL.
+manifest from the local model files; upload those files to that URL. A host whose
+links are not ``URL/NAME`` (Google Drive, Dropbox) gets a ``"url"`` per file in the
+manifest, which ``--publish`` keeps. Publishing with neither is warned about.
 
 Environment: ``HW3_MODEL_DIR`` (default: ``checkpoints/`` beside this file) and
 ``HW3_MODEL_BASE_URL`` (overrides the manifest's URLs).
@@ -27,6 +29,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -61,13 +64,22 @@ def read_manifest(directory: Path) -> dict:
 
 
 def file_url(manifest: dict, name: str) -> str:
+    """Where ``name`` is downloaded from: ``$HW3_MODEL_BASE_URL``, its own ``url``, or the manifest's ``base_url``."""
     base = os.environ.get("HW3_MODEL_BASE_URL")
     if base:
         return f"{base.rstrip('/')}/{name}"
     entry = manifest["files"][name]
     if entry.get("url"):
         return entry["url"]
-    return f"{manifest.get('base_url', '').rstrip('/')}/{name}"
+    if not manifest.get("base_url"):
+        raise UserError(f"{name} has no download URL: the manifest has neither a base_url nor a url for it "
+                        "(publish with --base-url URL, or set HW3_MODEL_BASE_URL)")
+    return f"{manifest['base_url'].rstrip('/')}/{name}"
+
+
+def missing_urls(manifest: dict) -> list[str]:
+    """The files of ``manifest`` that a clone could not download: no ``url`` and no ``base_url``."""
+    return [] if manifest.get("base_url") else sorted(n for n, e in manifest["files"].items() if not e.get("url"))
 
 
 def ensure(name: str, directory: Path | None = None) -> Path:
@@ -75,6 +87,9 @@ def ensure(name: str, directory: Path | None = None) -> Path:
     directory = directory or model_dir()
     manifest = read_manifest(directory)
     entry = manifest["files"].get(name)
+    if entry is None and not manifest["files"]:
+        raise UserError(f"no model files are published yet ({directory / MANIFEST} lists none): train them "
+                        "(make report DATA=path/to/hw3_data), upload them and publish (README, 'Publishing')")
     if entry is None:
         raise UserError(f"{name} is not listed in {directory / MANIFEST}")
     expected = entry.get("sha256")
@@ -130,6 +145,21 @@ def publish(directory: Path, names: list[str], base_url: str | None) -> dict:
     return manifest
 
 
+# What the grader's scripts import beyond the standard library (module names).
+INFERENCE_PACKAGES = ("torch", "torchvision", "numpy", "pandas", "PIL", "sklearn")
+
+
+def check_dependencies() -> None:
+    """One clear error when ``python3`` lacks a package inference needs (found without importing it)."""
+    import importlib.util
+
+    missing = [name for name in INFERENCE_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UserError(f"{sys.executable} cannot import {', '.join(missing)}: install them "
+                        "(python3 -m pip install -r requirements.txt) or put a virtual environment that has them "
+                        "first on PATH (make install builds .venv)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -137,7 +167,13 @@ def main(argv=None) -> int:
     parser.add_argument("--dir", type=Path, default=None, help="model folder (default: $HW3_MODEL_DIR or checkpoints/)")
     parser.add_argument("--publish", action="store_true", help="rewrite the manifest from local model files")
     parser.add_argument("--base-url", default=None, help="with --publish: the URL the files will be served from")
+    parser.add_argument("--check-deps", action="store_true",
+                        help="only check that python3 has what inference needs (fetching checks it too)")
     args = parser.parse_args(argv)
+    if args.check_deps or (args.names and not args.publish):
+        check_dependencies()
+    if args.check_deps:
+        return 0
     directory = args.dir or model_dir()
     if not directory.is_dir():
         raise UserError(f"model folder not found: {directory}")
@@ -145,6 +181,11 @@ def main(argv=None) -> int:
         manifest = publish(directory, args.names, args.base_url)
         for name in args.names or manifest["files"]:
             print(f"{manifest['files'][name]['sha256']}  {name}")
+        unreachable = missing_urls(manifest)
+        if unreachable:
+            print(f"warning: no --base-url and no per-file \"url\" for {', '.join(unreachable)}: a fresh clone "
+                  "cannot download them; publish again with --base-url URL or add a \"url\" to each entry",
+                  file=sys.stderr)
         return 0
     if not args.names:
         parser.error("name at least one model file")

@@ -7,4 +7,5 @@ if [ "$#" -ne 3 ]; then
     echo "usage: bash $0 IMG_DIR DOMAIN(mnistm|svhn|usps) OUT.csv" >&2
     exit 2
 fi
+python3 "$(dirname "$0")/fetch.py" --check-deps  # one clear line when python3 lacks torch
 python3 "$(dirname "$0")/predict.py" --method swd --target "$2" --img-dir "$1" --out "$3"

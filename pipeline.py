@@ -263,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("report"), help="the report folder")
     parser.add_argument("--model-dir", type=Path, default=None,
                         help="where models are published (default: runs/demo/models for demo, checkpoints/ for full)")
+    parser.add_argument("--base-url", default=None,
+                        help="where the published model files will be served from (written to the manifest)")
     parser.add_argument("--attribute", default=None, help="face attribute of the VAE t-SNE (default: Is_Face for demo data, else Male)")
     parser.add_argument("--inception-weights", type=Path, default=None, help="local Inception weights: adds FID and IS")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -287,7 +289,7 @@ def main(argv=None) -> int:
     with stage("generate and score the ACGAN's and DDPM's digits (classifier, FID/KID)"):
         digits = score_digit_models(plan)
     with stage("publish models"):
-        publish_models(plan, digits.best)
+        publish_models(plan, digits.best, args.base_url)
     with stage("grader scripts"):
         grader = run_grader_scripts(plan)
     with stage("figures"):
@@ -398,14 +400,22 @@ def published_files(plan: Plan, best_digits: str) -> dict[str, Path]:
     return files
 
 
-def publish_models(plan: Plan, best_digits: str) -> dict[str, Path]:
-    """Copy the graded models into the model folder and write its manifest (``fetch.py``); the copies by name."""
+def publish_models(plan: Plan, best_digits: str, base_url: str | None = None) -> dict[str, Path]:
+    """Copy the graded models into the model folder and write its manifest (``fetch.py``); the copies by name.
+
+    The full profile publishes for the grader: without ``base_url`` (and no per-file ``url``
+    kept in the manifest) a fresh clone could not download the files, which is said here.
+    """
     import fetch
 
     files = published_files(plan, best_digits)
     for name, path in files.items():
         shutil.copyfile(path, plan.model_dir / name)
-    fetch.publish(plan.model_dir, sorted(files), base_url=None)
+    manifest = fetch.publish(plan.model_dir, sorted(files), base_url=base_url)
+    unreachable = fetch.missing_urls(manifest)
+    if plan.profile == "full" and unreachable:
+        print(f"    warning: no --base-url (make report BASE_URL=...) and no per-file url for "
+              f"{len(unreachable)} file(s): upload them, then run fetch.py --publish --base-url URL", flush=True)
     return {name: plan.model_dir / name for name in files}
 
 

@@ -221,7 +221,9 @@ def gan_figures(args) -> int:
     """Write fig2_2 (the bytes hw3_p2.sh writes), fig2_losses and fig2_vae_vs_gan into ``args.out_dir``."""
     # Read every input before writing anything, so a bad one leaves no figure behind.
     columns = {"step", "loss_d", "loss_g", "d_real_acc", "d_fake_acc"}
-    log = read_log(args.log, columns, "train_gan.py") if args.log is not None else None
+    beside = args.checkpoint.parent / "log.csv"  # the run's own log, as plots.py vae finds it
+    log_path = args.log if args.log is not None else (beside if beside.is_file() else None)
+    log = read_log(log_path, columns, "train_gan.py") if log_path is not None else None
     gan_grid = face_grid(load_sampler(args.checkpoint), seed=args.seed)  # the bytes hw3_p2.sh writes
     vae_grid = face_grid(load_sampler(args.vae_checkpoint), seed=args.seed) if args.vae_checkpoint else None
     save_image(gan_grid, args.out_dir / "fig2_2.png")
@@ -268,7 +270,8 @@ def add_gan_commands(subparsers) -> None:
                     "and fig2_vae_vs_gan.png when a VAE checkpoint is given.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--checkpoint", required=True, type=Path, help="the gan model.pt (checkpoints/gan.pt)")
-    parser.add_argument("--log", type=Path, default=None, help="train_gan.py's log.csv, for the loss curves")
+    parser.add_argument("--log", type=Path, default=None,
+                        help="train_gan.py's log.csv, for the loss curves (default: log.csv beside the checkpoint)")
     parser.add_argument("--vae-checkpoint", type=Path, default=None, help="a vae model.pt, for the side-by-side figure")
     parser.add_argument("--out-dir", type=Path, default=Path("report"), help="where the figures go")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise (hw3_p2.sh uses 0)")

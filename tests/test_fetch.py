@@ -90,3 +90,45 @@ def test_command_line_prints_path_or_one_error_line(published, model_server):
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and bad.stderr.startswith("error: could not download m.pt")
     assert (published / "m.pt").read_bytes() == b"damaged"  # the old file stays; it is never trusted
+
+
+def test_an_empty_manifest_says_nothing_is_published_yet(tmp_path):
+    (tmp_path / "manifest.json").write_text('{"base_url": "", "files": {}}')
+    with pytest.raises(UserError, match="no model files are published yet.*make report"):
+        fetch.ensure("dann_usps-mnistm.pt", tmp_path)
+
+
+def test_publishing_without_a_url_warns_and_a_clone_gets_a_clear_error(tmp_path, monkeypatch):
+    (tmp_path / "m.pt").write_bytes(b"weights")
+    result = run(["python3", "fetch.py", "--dir", str(tmp_path), "--publish", "m.pt"])
+    assert result.returncode == 0 and "warning: no --base-url" in result.stderr and "m.pt" in result.stderr
+    (tmp_path / "m.pt").unlink()  # a fresh clone: the manifest, no file
+    monkeypatch.delenv("HW3_MODEL_BASE_URL", raising=False)
+    with pytest.raises(UserError, match="m.pt has no download URL"):
+        fetch.ensure("m.pt", tmp_path)
+    # A per-file "url" (a Drive or Dropbox link) is kept by a later --publish and silences the warning.
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["files"]["m.pt"]["url"] = "https://example.org/share?id=1"
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "m.pt").write_bytes(b"weights")
+    again = run(["python3", "fetch.py", "--dir", str(tmp_path), "--publish", "m.pt"])
+    assert again.returncode == 0 and again.stderr == ""
+    assert fetch.file_url(json.loads((tmp_path / "manifest.json").read_text()), "m.pt") == "https://example.org/share?id=1"
+
+
+@pytest.mark.parametrize("script, args", [("hw3_p1.sh", ["out.png"]), ("hw3_p3.sh", [".", "mnistm", "out.csv"])])
+def test_scripts_under_a_python_without_torch_fail_in_one_line(script, args, tmp_path):
+    """A grader's python3 without the packages gets one error line that says what to install, not a traceback."""
+    import os
+    import stat
+    import sys
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    python = bin_dir / "python3"  # the same interpreter without site-packages: no torch
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+    python.chmod(python.stat().st_mode | stat.S_IXUSR)
+    result = run(["bash", script, *args], PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "cannot import torch" in result.stderr
+    assert "requirements.txt" in result.stderr

@@ -323,6 +323,9 @@ def test_plots_gan_curves_and_side_by_side(gan_checkpoint, tmp_path):
     assert plots.main(["gan", "--checkpoint", str(gan_checkpoint), "--log", str(log),
                        "--vae-checkpoint", str(gan_checkpoint), "--out-dir", str(tmp_path), "--smooth", "2"]) == 0
     assert {p.name for p in tmp_path.iterdir()} == {"fig2_2.png", "fig2_losses.png", "fig2_vae_vs_gan.png"}
+    # Without --log, the log beside the checkpoint draws the curves.
+    assert plots.main(["gan", "--checkpoint", str(gan_checkpoint), "--out-dir", str(tmp_path / "beside")]) == 0
+    assert (tmp_path / "beside" / "fig2_losses.png").is_file()
     bad = tmp_path / "bad.csv"
     bad.write_text("step,loss\n1,0.5\n")
     with pytest.raises(UserError, match="not a train_gan.py log"):

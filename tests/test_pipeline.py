@@ -1,6 +1,7 @@
 """A reduced run of the whole pipeline: every stage wired together on the tiny tree."""
 
 import re
+import subprocess
 
 import pandas as pd
 import pytest
@@ -145,3 +146,25 @@ def test_published_files_are_the_graded_names(tmp_path):
                                     *(uda.published_model(m, t) for m in uda.GRADED_METHODS for _, t in
                                       pipeline.SCENARIOS)])
     assert files["digits.pt"] == tmp_path / "runs" / "acgan" / "model.pt"
+
+
+def test_each_profile_trains_into_its_own_runs_folder(tiny_data, tmp_path, monkeypatch):
+    """make demo and make report never share a run folder, so the real run never meets the demo's recipe."""
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    plans = {profile: pipeline.prepare_data(pipeline.build_parser().parse_args(
+        ["--data", str(tiny_data), "--profile", profile, "--model-dir", str(tmp_path / "models")]))
+        for profile in ("demo", "full")}
+    assert plans["demo"].runs == Path("runs/demo") and plans["full"].runs == Path("runs/full")
+    assert plans["demo"].vae_dir != plans["full"].vae_dir
+    assert plans["full"].settings is pipeline.FULL_ARGS and plans["full"].fid_images == (1000, None)
+
+
+def test_make_report_passes_its_variables_to_the_pipeline():
+    result = subprocess.run(["make", "-n", "report", "DATA=/data", "BASE_URL=https://h/v1", "JOBS=3", "RESTART=1",
+                             "INCEPTION=w.pth"], cwd=pipeline.REPO, capture_output=True, text=True)
+    command = result.stdout.replace("\\\n", " ").strip().splitlines()[-1]  # the recipe, continuation joined
+    for part in ("--profile full", '--data "/data"', '--base-url "https://h/v1"', "--jobs 3", "--restart",
+                 '--inception-weights "w.pth"'):
+        assert part in command, part
