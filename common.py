@@ -64,32 +64,56 @@ def resolve_device(name: str = "auto") -> "torch.device":
     return torch.device(name)
 
 
+PRECISIONS = ("auto", "bf16", "fp32")
+_precision = "auto"  # set once per process by runtime() from --precision
+
+
+def set_precision(precision: str) -> None:
+    """Choose what :func:`autocast` does in this process: ``auto``, ``bf16`` or ``fp32``."""
+    global _precision
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
+    _precision = precision
+
+
 def autocast(device: "torch.device"):
-    """bf16 autocast on CUDA (no loss scaling needed); a no-op on the CPU."""
+    """bf16 autocast (no loss scaling needed) or none, as ``--precision`` asks.
+
+    ``auto``: bf16 on CUDA, fp32 on the CPU (where bf16 is slower); ``bf16``: on any device,
+    which lets the CPU run the dtype paths a GPU takes; ``fp32``: never.
+    """
     import torch
 
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    if _precision == "fp32" or (_precision == "auto" and device.type != "cuda"):
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def add_runtime_args(parser) -> None:
-    """``--device`` and ``--threads``: the one device and CPU-thread policy of every script."""
+def add_runtime_args(parser, precision: str | None = "auto") -> None:
+    """``--device``, ``--threads`` and ``--precision``: the one runtime policy of every script.
+
+    ``precision=None`` leaves out ``--precision`` (a script whose numbers must be fp32: FID).
+    """
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                        help="auto uses CUDA (with bf16 autocast) when present")
+                        help="auto uses CUDA when present")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads for torch; 0: torch's default. One is the fastest for these small "
                              "nets on a small shared CPU (two threads with one core busy ran over 10x slower)")
+    if precision is not None:
+        parser.add_argument("--precision", choices=PRECISIONS, default=precision,
+                            help="auto: bf16 autocast on CUDA, fp32 on the CPU; bf16: autocast on any device; "
+                                 "fp32: none")
 
 
 def runtime(args) -> "torch.device":
-    """Apply ``--threads`` and return the ``--device`` to run on."""
+    """Apply ``--threads`` and ``--precision`` and return the ``--device`` to run on."""
     import torch
 
     if args.threads < 0:
         raise UserError("--threads must be 0 (torch's default) or more")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    set_precision(getattr(args, "precision", "auto"))
     return resolve_device(args.device)
 
 

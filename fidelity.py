@@ -240,7 +240,7 @@ def main(argv=None) -> int:
     gen.add_argument("--n", type=int, default=1000, help="number of faces")
     gen.add_argument("--seed", type=int, default=0, help="seed of the noise")
     gen.add_argument("--batch-size", type=int, default=100)
-    add_runtime_args(gen)
+    add_runtime_args(gen, precision=None)
     sc = commands.add_parser("score", help="FID and KID against a real folder (and IS of the generated one)",
                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sc.add_argument("--generated", required=True, type=Path, help="folder of generated images")
@@ -254,7 +254,7 @@ def main(argv=None) -> int:
     sc.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     sc.add_argument("--batch-size", type=int, default=64)
     sc.add_argument("--isc-splits", type=int, default=10, help="splits of the generated set for IS's std")
-    add_runtime_args(sc)
+    add_runtime_args(sc, precision=None)
     args = parser.parse_args(argv)
     runtime(args)  # the thread policy; each command resolves --device itself
     if args.command == "generate":

@@ -28,7 +28,7 @@ import torch
 import ddpm
 import gan
 import uda
-from common import UserError, add_runtime_args, cli, runtime, write_json
+from common import UserError, add_runtime_args, autocast, cli, runtime, write_json
 from datasets import DIGIT_SIZE, load_folder
 from digitnet import NUM_CLASSES
 from images import check_new_folder, deterministic, write_folder
@@ -58,7 +58,7 @@ def generate(generator, n_per_class: int = 100, seed: int = 0, batch_size: int =
     """``n_per_class`` digits of each class, ``(10 n, 3, 28, 28)`` in [0, 1] on the CPU, and their file names."""
     labels = torch.arange(NUM_CLASSES).repeat_interleave(n_per_class)  # 0 ... 0 1 ... 9
     rng = torch.Generator().manual_seed(seed)
-    with deterministic(), torch.no_grad():
+    with deterministic(), torch.no_grad(), autocast(torch.device(device)):  # fp32 unless --precision bf16
         images = torch.cat([generator.generate(chunk.to(device), rng).float().cpu()
                             for chunk in labels.split(batch_size)])
     names = [f"{label}_{i % n_per_class + 1:03d}.png" for i, label in enumerate(labels.tolist())]
@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--inception-weights", type=Path, default=None,
                         help="with --real: FID/KID from torch-fidelity's Inception and these weights, not the TF TorchScript")
     parser.add_argument("--max-images", type=int, default=None, help="with --real: score a seeded subset of each folder")
-    add_runtime_args(parser)
+    add_runtime_args(parser, precision="fp32")  # fp32: the same 1000 files on any machine
     return parser
 
 

@@ -48,7 +48,7 @@ def main(argv=None) -> int:
                         help="target domain (mnistm, svhn, usps): picks the --method model; "
                              "with --checkpoint, refuses one adapted to another domain")
     parser.add_argument("--batch-size", type=int, default=1024)
-    add_runtime_args(parser)
+    add_runtime_args(parser, precision="fp32")  # fp32: the same predictions on any machine
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         raise UserError("--batch-size must be at least 1")

@@ -273,4 +273,5 @@ def predict_labels(model: nn.Module, images: torch.Tensor, device: torch.device 
                    batch_size: int = 1024) -> torch.Tensor:
     """Argmax class of uint8 images ``(N, 3, 28, 28)``, batched; returns ``(N,)`` int64 on the CPU."""
     model.eval()
-    return batched(lambda x: model(to_float(x)).argmax(dim=1), images, batch_size, device)
+    with autocast(torch.device(device)):  # as --precision asks (predict.py: fp32)
+        return batched(lambda x: model(to_float(x)).argmax(dim=1), images, batch_size, device)

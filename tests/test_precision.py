@@ -1,0 +1,88 @@
+"""The bf16 paths a GPU takes, run on the CPU: every trainer's step and both digit samplers under autocast."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import common
+import generate_digits
+import train_ddpm
+import train_gan
+import train_uda
+import train_vae
+import uda
+from training import load_checkpoint
+
+DRY = ["--dry-run", "--quiet", "--device", "cpu", "--precision", "bf16"]
+
+
+@pytest.fixture(autouse=True)
+def _back_to_auto():
+    yield
+    common.set_precision("auto")  # the setting is per process: leave it as other tests expect
+
+
+@pytest.mark.parametrize("precision, device, expected", [
+    ("auto", "cpu", False), ("bf16", "cpu", True), ("fp32", "cpu", False),
+])
+def test_autocast_follows_the_precision(precision, device, expected):
+    common.set_precision(precision)
+    with common.autocast(torch.device(device)):
+        assert torch.is_autocast_enabled("cpu") is expected
+        product = torch.ones(2, 2) @ torch.ones(2, 2)
+    assert product.dtype == (torch.bfloat16 if expected else torch.float32)
+    with pytest.raises(common.UserError, match="unknown precision"):
+        common.set_precision("fp16")
+
+
+@pytest.mark.parametrize("method", uda.METHODS)
+def test_every_uda_method_trains_under_bf16(method, tiny_data, tmp_path):
+    out = tmp_path / method
+    assert train_uda.main(["--data", str(tiny_data), "--source", "usps", "--target", "mnistm", "--method", method,
+                           "--out-dir", str(out), "--batch-size", "8", *DRY]) == 0
+    assert 0 <= json.loads((out / "metrics.json").read_text())["target_test_accuracy"] <= 1
+    rows = np.genfromtxt(out / "log.csv", delimiter=",", names=True)
+    assert np.isfinite(rows["loss_cls" if method != "adda" else "loss_disc"][-1])
+
+
+@pytest.mark.parametrize("script, args", [
+    (train_vae, ["--channels", "8", "--latent-dim", "16", "--batch-size", "4"]),
+    (train_gan, ["--arch", "dcgan", "--loss", "bce", "--channels", "8", "--z-dim", "16"]),
+    (train_gan, ["--arch", "sagan", "--loss", "wgan-gp", "--channels", "8", "--z-dim", "16"]),
+    (train_gan, ["--task", "digits", "--channels", "8", "--z-dim", "16"]),
+    (train_ddpm, ["--channels", "16"]),
+], ids=["vae", "dcgan-bce", "sagan-wgan-gp", "acgan", "ddpm"])
+def test_every_generative_trainer_steps_under_bf16_and_samplers_draw(script, args, tiny_data, tmp_path):
+    assert script.main(["--data", str(tiny_data), "--out-dir", str(tmp_path / "run"), *args, *DRY]) == 0
+    checkpoint = load_checkpoint(tmp_path / "run" / "model.pt")
+    assert all(v.dtype != torch.bfloat16 for v in checkpoint["model"].values())  # autocast keeps fp32 weights
+    if checkpoint["kind"] == "ddpm" or checkpoint["config"].get("arch") == "acgan":
+        out = tmp_path / "digits"
+        assert generate_digits.main(["--checkpoint", str(tmp_path / "run" / "model.pt"), "--out-dir", str(out),
+                                     "--n-per-class", "1", "--sample-steps", "2", "--device", "cpu",
+                                     "--precision", "bf16"]) == 0
+        assert len(list(out.iterdir())) == 10
+
+
+def test_gpu_check_runs_every_trainer_and_refuses_without_cuda(tmp_path):
+    """The one-shot GPU check is ready for a GPU day: its wiring runs here on the CPU, in bf16."""
+    import sys
+
+    from helpers import REPO
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import gpu_check
+
+    if not torch.cuda.is_available():
+        with pytest.raises(common.UserError, match="no CUDA device"):
+            gpu_check.main(["--out", str(tmp_path / "x")])
+    assert gpu_check.main(["--out", str(tmp_path), "--device", "cpu", "--steps", "2", "--precision", "bf16",
+                           "--no-scripts"]) == 0
+    results = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert len(results["trainers"]) == 5 + len(uda.METHODS)
+    assert all(r["steps"] >= 2 and r["s_per_100_steps"] > 0 for r in results["trainers"].values())
+    assert "| UDA swd | bf16 |" in (tmp_path / "gpu_check.md").read_text()
