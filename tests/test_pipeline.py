@@ -162,9 +162,10 @@ def test_each_profile_trains_into_its_own_runs_folder(tiny_data, tmp_path, monke
 
 
 def test_make_report_passes_its_variables_to_the_pipeline():
-    result = subprocess.run(["make", "-n", "report", "DATA=/data", "BASE_URL=https://h/v1", "JOBS=3", "RESTART=1",
+    result = subprocess.run(["make", "--no-print-directory", "-n", "report", "DATA=/data", "BASE_URL=https://h/v1", "JOBS=3", "RESTART=1",
                              "INCEPTION=w.pth"], cwd=pipeline.REPO, capture_output=True, text=True)
-    command = result.stdout.replace("\\\n", " ").strip().splitlines()[-1]  # the recipe, continuation joined
+    joined = result.stdout.replace("\\\n", " ")  # the recipe, continuation lines joined
+    command = next(line for line in joined.splitlines() if "pipeline.py" in line)
     for part in ("--profile full", '--data "/data"', '--base-url "https://h/v1"', "--jobs 3", "--restart",
                  '--inception-weights "w.pth"'):
         assert part in command, part
