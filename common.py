@@ -89,6 +89,11 @@ def autocast(device: "torch.device"):
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
+def cores() -> int:
+    """The CPU cores this process may use (its affinity where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def add_runtime_args(parser, precision: str | None = "auto", threads: int = 1) -> None:
     """``--device``, ``--threads`` and ``--precision``: the one runtime policy of every script.
 

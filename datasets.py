@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from common import UserError
+from common import UserError, cores
 
 # The assignment's three domains, plus "mnist": the grayscale digits the built-in mnistm is
 # blended from (mnist -> mnistm is the DANN paper's classic pair, used to study the methods).
@@ -122,8 +122,7 @@ def _decode_chunks(folder: Path, names: list[str], size: int, chunk: int = 2048)
     fight over the GIL (a pool of 8 threads on 2 cores took 3x a plain loop). Large folders
     are decoded by forked processes, one chunk of names each; small ones in a loop.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    workers = min(cores, len(names) // chunk)
+    workers = min(cores(), len(names) // chunk)
     if workers < 2:
         yield _decode_chunk(folder, names, size)
         return
@@ -141,27 +140,38 @@ def folder_fingerprint(folder: str | os.PathLike, size: int) -> str:
     return _cache_key(folder, list_images(folder), size)
 
 
+def load_cached(path: Path, shape: tuple[int, ...] | None = None) -> np.ndarray | None:
+    """The array cached at ``path`` (of ``shape`` when given), or None when absent or damaged."""
+    if not path.is_file():
+        return None
+    try:
+        array = np.load(path)
+    except (OSError, ValueError):
+        return None  # a damaged cache file is rebuilt by the caller
+    return array if shape is None or array.shape == shape else None
+
+
+def store_cached(path: Path, array: np.ndarray) -> None:
+    """Cache ``array`` at ``path`` atomically; a cache that cannot be written is slower, not wrong."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
 def decode_folder(folder: str | os.PathLike, names: list[str], size: int) -> torch.Tensor:
     """Decode ``names`` in ``folder`` to uint8 ``(N, 3, size, size)``, through the disk cache."""
     folder = Path(folder)
     cache_file = cache_dir() / f"{folder.name}-{size}-{_cache_key(folder, names, size)}.npy"
-    if cache_file.is_file():
-        try:
-            array = np.load(cache_file)
-            if array.shape == (len(names), 3, size, size):
-                return torch.from_numpy(array)
-        except (OSError, ValueError):
-            pass  # a damaged cache file is rebuilt below
-    chunks = list(_decode_chunks(folder, names, size))
-    array = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
-    try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, cache_file)
-    except OSError:
-        pass  # no cache is slower, not wrong
+    array = load_cached(cache_file, (len(names), 3, size, size))
+    if array is None:
+        chunks = list(_decode_chunks(folder, names, size))
+        array = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        store_cached(cache_file, array)
     return torch.from_numpy(array)
 
 

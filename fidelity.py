@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from common import UserError, add_runtime_args, batched, cli, resolve_device, runtime, write_json
-from datasets import FACE_SIZE, cache_dir, folder_fingerprint, load_folder
+from datasets import FACE_SIZE, cache_dir, folder_fingerprint, load_cached, load_folder, store_cached
 from images import check_new_folder, write_folder
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -117,20 +117,11 @@ def cached_features(extract, folder: str | Path, size: int, network: str, device
     """
     key = hashlib.sha256(f"{network}|{max_images}|{folder_fingerprint(folder, size)}".encode()).hexdigest()[:32]
     path = cache_dir() / "inception" / f"{Path(folder).name}-{size}-{key}.npy"
-    if path.is_file():
-        try:
-            return torch.from_numpy(np.load(path))
-        except (OSError, ValueError):
-            pass  # a damaged cache file is rebuilt below
+    cached = load_cached(path)
+    if cached is not None:
+        return torch.from_numpy(cached)
     features = batched(extract, sample_images(load_folder(folder, size).images, max_images), batch_size, device).double()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            np.save(f, features.numpy())
-        os.replace(tmp, path)
-    except OSError:
-        pass  # no cache is slower, not wrong
+    store_cached(path, features.numpy())
     return features
 
 

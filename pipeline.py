@@ -49,7 +49,7 @@ import pandas as pd
 
 import report
 import uda
-from common import UserError, atomic_path, cli
+from common import UserError, atomic_path, cli, cores
 from datasets import SCENARIOS
 
 REPO = Path(__file__).resolve().parent
@@ -126,11 +126,6 @@ def _worker_init() -> None:
     from tqdm import tqdm
 
     tqdm.set_lock(threading.RLock())
-
-
-def _cores() -> int:
-    """The CPU cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _run_job(job: tuple[str, list[list[str]]]) -> tuple[str, float]:
@@ -228,6 +223,7 @@ class ModelCard:
     title: str
     printed: dict[str, str]  # "print(model)" of each network, by name ("generator", ...); may be empty
     settings: list[list[str]]  # (setting, value) rows: recipe, model config, optimizers, length, time
+    recipe: dict = field(default_factory=dict)  # the checkpoint's recipe, for the facts the report quotes
 
 
 @dataclass
@@ -269,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--inception-weights", type=Path, default=None, help="local Inception weights: adds FID and IS")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="dry-run every training (checks the wiring in seconds)")
-    parser.add_argument("--jobs", type=int, default=_cores(),
+    parser.add_argument("--jobs", type=int, default=cores(),
                         help="training runs at a time, one CPU thread each (default: one per core)")
     parser.add_argument("--restart", action="store_true",
                         help="train every model afresh instead of resuming the runs in --runs (after a recipe change)")
@@ -539,7 +535,8 @@ def model_cards(plan: Plan) -> dict[str, ModelCard]:
 
     cards = {}
     checkpoint = load_checkpoint(plan.vae_dir / "model.pt", kind="vae")
-    cards["vae"] = ModelCard("VAE", {"VAE": str(vae.from_checkpoint(checkpoint))}, settings_rows(checkpoint))
+    cards["vae"] = ModelCard("VAE", {"VAE": str(vae.from_checkpoint(checkpoint))}, settings_rows(checkpoint),
+                             checkpoint["recipe"])
     checkpoint = load_checkpoint(plan.gan_dir / "model.pt", kind="gan")
     config = gan.GANConfig(**checkpoint["config"])
     cards["gan"] = ModelCard("GAN", {"generator": str(gan.from_checkpoint(checkpoint)),
@@ -583,8 +580,7 @@ def discussion_facts(results: Results) -> dict[str, list[str]]:
 
     vae_log = pd.read_csv(plan.vae_dir / "log.csv")
     gan_log = pd.read_csv(plan.gan_dir / "log.csv")
-    vae_recipe = results.cards["vae"].settings if "vae" in results.cards else []
-    kl_weight = next((v for k, v in vae_recipe if k == "--kl-weight"), "?")
+    kl_weight = results.cards["vae"].recipe.get("kl_weight", "?") if "vae" in results.cards else "?"
     facts = {
         "P1-6": [f"best validation MSE {results.vae.best_val_mse:.4f} at epoch {results.vae.best_epoch}; "
                  f"mean MSE of the 10 test reconstructions {results.vae.reconstructions.iloc[:, -1].mean():.4f}",

@@ -53,6 +53,8 @@ class DigitData:
     target_x: torch.Tensor  # target train images, never their labels
     test_x: torch.Tensor  # target test, for the final report (and the selection study)
     test_y: torch.Tensor
+    scored_target: torch.Tensor  # the SCORED target and labelled train images every evaluation scores
+    scored_source: torch.Tensor
 
 
 def load_data(root: str, source: str, target: str, labelled: str, val_fraction: float, seed: int,
@@ -62,8 +64,11 @@ def load_data(root: str, source: str, target: str, labelled: str, val_fraction: 
                                  val_fraction, seed)
     target_train = load_digits(root, target, "train").images
     test = load_digits(root, target, "test")
+    rng = np.random.default_rng(seed)  # the same images at every evaluation, drawn once
+    scored_target = target_train[np.sort(rng.permutation(len(target_train))[:SCORED])]
+    scored_source = train.images[np.sort(rng.permutation(len(train.images))[:SCORED])]
     return DigitData(*(t.to(device) for t in (train.images, train.labels, val.images, val.labels, target_train,
-                                              test.images, test.labels)))
+                                              test.images, test.labels, scored_target, scored_source)))
 
 
 def train_step(model, method: uda.Method, optimizers: dict, streams: dict, recipe: UDARecipe, step: int,
@@ -86,9 +91,8 @@ def train_step(model, method: uda.Method, optimizers: dict, streams: dict, recip
 def evaluate(model, data: DigitData, device, seed: int, with_test: bool) -> dict:
     """Every label-free selection score of the current weights (and the test accuracy, for the study)."""
     model.eval()
-    rng = np.random.default_rng(seed)  # the same images at every evaluation
-    target = data.target_x[np.sort(rng.permutation(len(data.target_x))[:SCORED])]
-    source = data.train_x[np.sort(rng.permutation(len(data.train_x))[:SCORED])]
+    target, source = data.scored_target, data.scored_source
+
     def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = model.features(to_float(x))  # (B, D), one pass for both outputs
         return features, model.classify(features).exp()
