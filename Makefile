@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt re
 # The scripts call `python3`: put the virtual environment's first on PATH.
 RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: install test demo report clean distclean
+.PHONY: install test test-floor demo report clean distclean
 
 install: $(STAMP)
 
@@ -20,12 +20,23 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-fid.txt
 test: $(STAMP)
 	$(RUN) python -m pytest
 
-# Outputs only (runs, report, built-in data); distclean also removes the environment.
+# The same suite against the lowest versions requirements*.txt allow (each `>=` read as `==`;
+# what they pull in is the newest that fits), in an environment of its own.
+FLOOR := .venv-floor
+test-floor:
+	$(PYTHON) -m venv --clear $(FLOOR)
+	sed -n 's/^\([A-Za-z0-9_.-]*\)>=\(.*\)$$/\1==\2/p' requirements.txt requirements-dev.txt > $(FLOOR)/floor.txt
+	$(FLOOR)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c $(FLOOR)/floor.txt
+	$(FLOOR)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-fid.txt
+	$(FLOOR)/bin/python -m pip list --format=freeze | grep -iE '^(torch|torchvision|numpy|pandas|scikit-learn|matplotlib|pillow|tqdm|torch-fidelity|fpdf2)=='
+	PATH="$(CURDIR)/$(FLOOR)/bin:$$PATH" python -m pytest
+
+# Outputs only (runs, report, built-in data); distclean also removes the environments.
 clean:
 	rm -rf demo_data demo_heldout report runs .pytest_cache
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(FLOOR)
 
 # The whole homework on the built-in data, short settings: report/README.md.
 demo: $(STAMP)

@@ -18,8 +18,12 @@ def _rendered_pages(pdf, scale: float = 0.5) -> list:
     import pypdfium2
 
     document = pypdfium2.PdfDocument(str(pdf))
+    pages = []
     try:
-        return [np.asarray(page.render(scale=scale).to_pil().convert("L"), dtype=float) for page in document]
+        for page in document:
+            pages.append(np.asarray(page.render(scale=scale).to_pil().convert("L"), dtype=float))
+            page.close()  # before the document: pypdfium2 4.0 objects to a page left open
+        return pages
     finally:
         document.close()
 
