@@ -1,4 +1,4 @@
-"""Helpers every script shares: errors, seeding, devices and threads, atomic files, batched inference, tables.
+"""Helpers every script shares: errors, seeding, devices and threads, atomic files, batched inference, markdown tables.
 
 Nothing here knows about a particular model; the training and inference scripts
 do the wiring. torch is imported where it is used, so ``fetch.py`` starts fast.
@@ -184,29 +184,16 @@ def batched(fn: Callable, inputs: "torch.Tensor", batch_size: int, device: "torc
     return torch.cat(outputs)
 
 
-_RULES = {None: "---", "left": ":---", "center": ":---:", "right": "---:"}
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence]) -> str:
+    """A GitHub markdown table of ``str(cell)``, one line per row, ending in a newline.
 
-
-def markdown_table(header: Sequence[str], rows: Iterable[Sequence], align: str | Sequence[str | None] | None = None,
-                   *, float_format: str | None = None, spaced_rule: bool = False) -> str:
-    """A GitHub markdown table, one line per row, ending in a newline.
-
-    Cells are ``str(cell)``, or ``format(cell, float_format)`` for floats when given; a ``|``
-    in a cell is escaped. ``align`` is ``None`` (the renderer's default), ``"left"``,
-    ``"center"`` or ``"right"``, for every column or one per column. The rule under the
-    header reads ``|---|---|``, or ``| --- | --- |`` with ``spaced_rule`` (the report's
-    older tables). A row whose length differs from the header's is a ``ValueError``.
+    A ``|`` in a cell is escaped; a row whose length differs from the header's is a ``ValueError``.
     """
-    aligns = [align] * len(header) if align is None or isinstance(align, str) else list(align)
-    if len(aligns) != len(header) or not set(aligns) <= set(_RULES):
-        raise ValueError(f"align must be one of {list(_RULES)} or one per column, got {align!r}")
-    rules = [_RULES[a] for a in aligns]
 
     def line(cells: Sequence) -> str:
-        text = [format(c, float_format) if float_format and isinstance(c, float) else str(c) for c in cells]
-        return "| " + " | ".join(t.replace("|", "\\|") for t in text) + " |"
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
-    lines = [line(header), line(rules) if spaced_rule else "|" + "|".join(rules) + "|"]
+    lines = [line(header), "|" + "---|" * len(header)]
     for number, row in enumerate(rows, start=1):
         row = list(row)
         if len(row) != len(header):

@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from digitnet import DigitNet
 
+
 class DomainDiscriminator(nn.Module):
     """Features ``(B, D)`` -> one logit per image: source (1) or target (0). One hidden layer, as in the paper."""
 

@@ -157,9 +157,10 @@ def generate(checkpoint: str | Path, out_dir: str | Path, n: int = 1000, seed: i
     check_new_folder(out_dir)
     if n < 1 or batch_size < 1:
         raise UserError("--n and --batch-size must be at least 1")
-    generator = load_sampler(checkpoint, resolve_device(device))
+    dev = resolve_device(device)
+    generator = load_sampler(checkpoint, dev)
     noise = torch.randn(n, generator.latent_dim, generator=torch.Generator().manual_seed(seed))  # (n, z_dim)
-    images = batched(generator.decode, noise, batch_size, resolve_device(device))  # (n, 3, 64, 64) in [0, 1]
+    images = batched(generator.decode, noise, batch_size, dev)  # (n, 3, 64, 64) in [0, 1]
     return write_folder(images, [f"{i:05d}.png" for i in range(n)], out_dir)
 
 

@@ -13,7 +13,7 @@ has no validation score: the last EMA network is the model, scored by
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -95,11 +95,6 @@ class DDPMRecipe(Recipe):
     sample_steps: int
     guidance: float
     seed: int
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "DDPMRecipe":
-        """The recipe of flags that :func:`check_args` has checked."""
-        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
 
 
 def ddpm_step(model: nn.Module, schedule: Schedule, ema, optimizer: torch.optim.Optimizer, data: EndlessBatches,

@@ -15,7 +15,7 @@ GAN has no cheap validation score, so the last EMA generator is the model (score
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -150,9 +150,8 @@ class GANRecipe(Recipe):
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "GANRecipe":
         """The recipe of flags that :func:`check_args` has completed and checked."""
-        values = {f.name: getattr(args, f.name) for f in fields(cls)}
-        return cls(**{**values, "domain": args.domain if args.task == "digits" else None,
-                      "betas_g": tuple(args.betas_g), "betas_d": tuple(args.betas_d)})
+        return super().from_args(args, domain=args.domain if args.task == "digits" else None,
+                                 betas_g=tuple(args.betas_g), betas_d=tuple(args.betas_d))
 
 
 class DiscriminatorStep(NamedTuple):

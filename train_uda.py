@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -60,9 +60,10 @@ class DigitData:
 def load_data(root: str, source: str, target: str, labelled: str, val_fraction: float, seed: int,
               device: torch.device) -> DigitData:
     """Decode (through the cache) and move to the device, once. ``labelled`` is "source" or "target"."""
-    train, val = train_val_split(load_digits(root, target if labelled == "target" else source, "train"),
+    target_set = load_digits(root, target, "train")  # target-only trains on it with its labels
+    train, val = train_val_split(target_set if labelled == "target" else load_digits(root, source, "train"),
                                  val_fraction, seed)
-    target_train = load_digits(root, target, "train").images
+    target_train = target_set.images
     test = load_digits(root, target, "test")
     rng = np.random.default_rng(seed)  # the same images at every evaluation, drawn once
     scored_target = target_train[np.sort(rng.permutation(len(target_train))[:SCORED])]
@@ -180,11 +181,10 @@ def recipe_from(args) -> UDARecipe:
             raise UserError(f"--{flag.replace('_', '-')} must be at least 1")
     if args.steps_per_epoch < 0 or not 0 < args.val_fraction < 1 or args.lr <= 0:
         raise UserError("--steps-per-epoch must be >= 0, --val-fraction in (0, 1) and --lr > 0")
-    recipe = UDARecipe(**{f.name: getattr(args, f.name) for f in fields(UDARecipe)})
     if args.dry_run:
-        recipe = UDARecipe(**{**asdict(recipe), "epochs": 1, "steps_per_epoch": 2,
-                              "adda_pretrain_steps": min(recipe.adda_pretrain_steps, 1)})
-    return recipe
+        return UDARecipe.from_args(args, epochs=1, steps_per_epoch=2,
+                                   adda_pretrain_steps=min(args.adda_pretrain_steps, 1))
+    return UDARecipe.from_args(args)
 
 
 def main(argv=None) -> int:

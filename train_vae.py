@@ -34,13 +34,13 @@ class VAERecipe(Recipe):
 
     RESUMABLE: ClassVar[frozenset[str]] = frozenset({"epochs"})
 
-    epochs: int = 40
-    batch_size: int = 64
-    lr: float = 1e-3
-    kl_weight: float = 1e-5
-    val_fraction: float = 0.1
-    hflip: bool = True
-    seed: int = 0
+    epochs: int
+    batch_size: int
+    lr: float
+    kl_weight: float
+    val_fraction: float
+    hflip: bool
+    seed: int
 
 
 def train_step(model: VAE, batches: EndlessBatches, optimizer: torch.optim.Optimizer, recipe: VAERecipe) -> dict:
@@ -108,8 +108,7 @@ def recipe_from(args: argparse.Namespace) -> VAERecipe:
         raise UserError("--val-fraction must lie strictly between 0 and 1")
     if args.lr <= 0 or args.kl_weight < 0:
         raise UserError("--lr must be positive and --kl-weight non-negative")
-    return VAERecipe(min(args.epochs, 2) if args.dry_run else args.epochs, args.batch_size, args.lr,
-                     args.kl_weight, args.val_fraction, args.hflip, args.seed)
+    return VAERecipe.from_args(args, epochs=min(args.epochs, 2) if args.dry_run else args.epochs)
 
 
 def main(argv=None) -> int:

@@ -35,7 +35,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
 
@@ -104,6 +104,11 @@ class Recipe:
     """
 
     RESUMABLE: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def from_args(cls, args, **overrides):
+        """The recipe of the parsed flags of its fields' names, with ``overrides`` (a dry run's lengths, say)."""
+        return cls(**{**{f.name: getattr(args, f.name) for f in fields(cls)}, **overrides})
 
     def changed_from(self, saved: dict) -> list[str]:
         """The fields, other than ``RESUMABLE`` ones, whose value differs from the ``saved`` recipe."""

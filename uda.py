@@ -33,38 +33,38 @@ KIND = "uda"  # the checkpoint kind of every method
 class UDARecipe(Recipe):
     """How a digit classifier is trained: the same for every method, plus each method's own knobs.
 
-    Field names are ``train_uda.py``'s flags, where the reasons for the defaults are given.
+    Field names are ``train_uda.py``'s flags, whose defaults and reasons are given there.
     """
 
     # A resumed run may train longer; its schedules then stretch over the new length.
     RESUMABLE: ClassVar[frozenset[str]] = frozenset({"epochs"})
 
-    epochs: int = 10
-    steps_per_epoch: int = 100
-    batch_size: int = 64
-    lr: float = 1e-3
-    lr_schedule: str = "constant"
-    weight_decay: float = 5e-4
-    augment: str = "source"
-    augment_scale: float = 0.5
-    val_fraction: float = 0.1
-    select: str = "info_max"
-    seed: int = 0
+    epochs: int
+    steps_per_epoch: int
+    batch_size: int
+    lr: float
+    lr_schedule: str
+    weight_decay: float
+    augment: str
+    augment_scale: float
+    val_fraction: float
+    select: str
+    seed: int
     # DANN
-    augment_target: bool = True
-    domain_weight: float = 0.3
+    augment_target: bool
+    domain_weight: float
     # SWD+
-    swd_weight: float = 1.0
-    num_projections: int = 128
-    im_weight: float = 0.3
-    pl_weight: float = 1.0
-    pl_threshold: float = 0.8
-    rampup: float = 0.3
-    align: bool = True
-    align_momentum: float = 0.99
+    swd_weight: float
+    num_projections: int
+    im_weight: float
+    pl_weight: float
+    pl_threshold: float
+    rampup: float
+    align: bool
+    align_momentum: float
     # ADDA
-    adda_pretrain_steps: int = 500
-    adda_lr: float = 2e-4
+    adda_pretrain_steps: int
+    adda_lr: float
 
     def learning_rate(self, progress: float) -> float:
         """``lr``, or Ganin et al.'s annealing lr / (1 + 10 p)^0.75 at training progress p."""

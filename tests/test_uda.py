@@ -149,7 +149,10 @@ CHANGED = {"source-only": ["extractor", "classifier"], "target-only": ["extracto
 @pytest.mark.parametrize("name", uda.METHODS)
 def test_one_update_of_each_method_changes_its_parts(tiny_data, name):
     torch.manual_seed(0)
-    method, recipe = uda.METHODS[name], uda.UDARecipe(adda_pretrain_steps=0)
+    recipe = train_uda.recipe_from(train_uda.build_parser().parse_args(
+        ["--data", str(tiny_data), "--source", "usps", "--target", "mnistm", "--method", name,
+         "--adda-pretrain-steps", "0"]))
+    method = uda.METHODS[name]
     data = train_uda.load_data(tiny_data, "usps", "mnistm", method.labelled, 0.2, 0, torch.device("cpu"))
     model = uda.UDAConfig(name, c1=8, c2=8, hidden=16).build()
     optimizers = method.optimizers(model, recipe)
