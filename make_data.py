@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -58,7 +59,6 @@ import tarfile
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -95,7 +95,7 @@ WGET_ERRORS = {3: "cannot write the file (disk full or not writable)", 4: "netwo
                8: "the server refused it (HTTP error)"}
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Source:
     """One original file: its name in the downloads folder, where it is served, its published MD5."""
 
@@ -121,9 +121,9 @@ def sources(mirror: str | None = None, checksums: dict[str, str] | None = None) 
     out = {}
     for source in table:
         if mirror:
-            source = Source(source.name, (f"{mirror.rstrip('/')}/{source.name}",), source.md5)
+            source = dataclasses.replace(source, urls=(f"{mirror.rstrip('/')}/{source.name}",), gdrive=None)
         if checksums and source.name in checksums:
-            source = Source(source.name, source.urls, checksums[source.name], source.gdrive)
+            source = dataclasses.replace(source, md5=checksums[source.name])
         out[source.name] = source
     return out
 
@@ -152,6 +152,7 @@ def read_checksums(path: str | os.PathLike) -> dict[str, str]:
 
 
 def md5_file(path: Path) -> str:
+    """The MD5 of a file, read in 1 MiB chunks (what torchvision's tables publish)."""
     digest = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -185,6 +186,7 @@ def _gdrive(source: Source, part: Path) -> str | None:
         return "Google Drive downloads need gdown (pip install gdown)"
     from torchvision.datasets.utils import download_file_from_google_drive
 
+    part.unlink(missing_ok=True)  # the helper neither resumes nor checks a file already there
     try:
         download_file_from_google_drive(source.gdrive, part.parent, part.name)
     except Exception as err:  # gdown's refusals (quota, permission, a changed page) have no common class
@@ -234,6 +236,8 @@ def fetch(source: Source, folder: Path, timeout: int = 20, quiet: bool = False) 
     errors = []
     for url in source.urls or [f"Google Drive id {source.gdrive}"]:
         error = _gdrive(source, part) if not source.urls else _wget(url, part, timeout, quiet)
+        if error is None and not part.is_file():
+            error = "nothing arrived"
         if error is None:
             break
         errors.append(f"{url}: {error}")

@@ -299,6 +299,16 @@ def test_corrupted_download_is_refused(originals, server, tmp_path):
     assert (out.with_name("hw3_data.partial") / "digits/usps").is_dir()  # built before; kept for the rerun
 
 
+def test_a_damaged_file_put_by_hand_is_refused_and_kept(originals, tmp_path):
+    _, md5sums, _ = originals
+    downloads = tmp_path / "hw3_data.downloads"
+    downloads.mkdir()
+    (downloads / "usps.bz2").write_bytes(b"not usps")
+    with pytest.raises(UserError, match=r"usps.bz2 is not the published file \(MD5 \w+, expected \w+\): delete it"):
+        make_data.main(args(f"http://127.0.0.1:{free_port()}", tmp_path / "hw3_data", md5sums))
+    assert (downloads / "usps.bz2").read_bytes() == b"not usps"  # the user's file is theirs to delete
+
+
 def test_refused_download_names_where_to_put_it_and_the_rerun_picks_it_up(originals, server, reference, tmp_path):
     folder, md5sums, _ = originals
     server.refuse.add("img_align_celeba.zip")
