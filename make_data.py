@@ -585,7 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--out", default="hw3_data", help="the tree to write (absent or empty)")
-    parser.add_argument("--downloads", default=None, help="where the original files go and stay (default: OUT.downloads)")
+    parser.add_argument("--downloads", default=None, help="where the original files go and stay (None: OUT.downloads)")
     parser.add_argument("--mirror", default=None, help="a base URL serving every original file as URL/NAME")
     parser.add_argument("--checksums", default=None,
                         help="md5sum-style file ('<md5>  <name>' per line) replacing the published MD5s")
@@ -594,7 +594,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
     for part, (n_train, n_test) in FULL_SIZES.items():
         parser.add_argument(f"--{part}", type=int, nargs=2, metavar=("TRAIN", "TEST"), default=[n_train, n_test],
-                            help=f"{part} images per split (the first of the original's splits; faces: a seeded draw)")
+                            help=f"{part} images per split: " + ("a seeded draw from CelebA's partitions" if part == "face"
+                                                                else "the first of the original's"))
     args = parser.parse_args(argv)
     sizes = {part: tuple(getattr(args, part)) for part in FULL_SIZES}
     checksums = read_checksums(args.checksums) if args.checksums else None
