@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt re
 # The scripts call `python3`: put the virtual environment's first on PATH.
 RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: install test test-floor demo report clean distclean
+.PHONY: install test test-floor demo data report clean distclean
 
 install: $(STAMP)
 
@@ -41,6 +41,11 @@ distclean: clean
 # The whole homework on the built-in data, short settings: report/README.md.
 demo: $(STAMP)
 	$(RUN) python pipeline.py --profile demo
+
+# The real hw3_data, built from the public originals (downloads kept in DATA.downloads; a rerun resumes):
+#   make data [DATA=hw3_data] [MIRROR=URL]
+data: $(STAMP)
+	$(RUN) python make_data.py --out "$(or $(DATA),hw3_data)"$(if $(MIRROR), --mirror "$(MIRROR)")
 
 # The same on the real data with full settings, in runs/full:
 #   make report DATA=path/to/hw3_data [BASE_URL=https://...] [JOBS=4] [RESTART=1] [INCEPTION=weights.pth]

@@ -299,6 +299,13 @@ def main(argv=None) -> int:
     return 0
 
 
+def missing_parts(data: Path) -> list[str]:
+    """The folders and CSVs of the assignment's layout that ``data`` lacks (``face/test``, ``digits/svhn/train.csv``...)."""
+    parts = [f"{folder}/{split}{suffix}" for folder in ("face", *(f"digits/{d}" for d in ("usps", "mnistm", "svhn")))
+             for split in ("train", "test") for suffix in ("", ".csv")]
+    return [part for part in parts if not ((data / part).is_file() if part.endswith(".csv") else (data / part).is_dir())]
+
+
 def prepare_data(args: argparse.Namespace) -> Plan:
     """The data tree (the demo data is built afresh when none is given), the model folder, and the plan."""
     import demo_data
@@ -310,6 +317,11 @@ def prepare_data(args: argparse.Namespace) -> Plan:
         data = demo_data.build(args.runs / "demo_data", force=True)
     elif not data.is_dir():
         raise UserError(f"data folder not found: {data}")
+    else:
+        missing = missing_parts(data)
+        if missing:
+            raise UserError(f"{data} is not a complete hw3_data tree: {', '.join(missing)} missing "
+                            "(make data builds one)")
     model_dir = args.model_dir or (args.runs / "models" if args.profile == "demo" else REPO / "checkpoints")
     model_dir.mkdir(parents=True, exist_ok=True)
     train_args = ["--device", args.device, "--quiet", *(["--dry-run"] if args.quick else []),
