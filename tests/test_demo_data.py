@@ -103,9 +103,9 @@ def test_same_seed_same_bytes_other_seed_differs(small_tree, tmp_path):
 
 
 def test_default_sizes_fit_their_sources():
-    demo_data._check_sizes(demo_data.DEFAULT_SIZES)  # raises when a default exceeds its source
+    demo_data._check_sizes(demo_data.DEFAULT_SIZES["dev"])  # raises when a default exceeds its source
     _, labels = demo_data._mnist_halves()[0]
-    train, test = demo_data._split(labels, *demo_data.DEFAULT_SIZES["mnistm"], np.random.default_rng(0))
+    train, test = demo_data._split(labels, *demo_data.DEFAULT_SIZES["dev"]["mnistm"], np.random.default_rng(0))
     assert len(set(train) | set(test)) == len(train) + len(test)  # disjoint
     assert np.bincount(labels[test], minlength=10).tolist() == [len(test) // 10] * 10  # stratified
 
@@ -207,13 +207,54 @@ def test_deslant_makes_a_slanted_stroke_upright():
 
 
 def test_usps_and_mnist_come_from_different_halves(small_tree, heldout_tree):
-    """Within a tree no handwriting sample is in both usps and mnist/mnistm; the held-out tree swaps the halves."""
+    """Within a tree no handwriting sample is in both usps and mnist/mnistm; the held-out tree's is another corpus."""
     halves = [pixels for pixels, _ in demo_data._mnist_halves()]
-    plain = [{x.tobytes() for x in half} for half in halves]
-    processed = [{np.asarray(demo_data.usps_like(x)).tobytes() for x in half} for half in halves]
-    for tree, mnist_half in ((small_tree, 0), (heldout_tree, 1)):
-        assert _pixels(tree, "mnist") <= plain[mnist_half]
-        assert _pixels(tree, "usps") <= processed[1 - mnist_half]
+    assert _pixels(small_tree, "mnist") <= {x.tobytes() for x in halves[0]}
+    assert _pixels(small_tree, "usps") <= {np.asarray(demo_data.usps_like(x)).tobytes() for x in halves[1]}
+    (usps_digits, _), (mnist_digits, _) = demo_data._optdigits_halves()
+    assert _pixels(heldout_tree, "usps") <= {np.asarray(demo_data.optdigits_usps_like(x)).tobytes() for x in usps_digits}
+    # mnist-like digits: each is one of the other half's at some stroke width (drawn per digit).
+    widths = np.linspace(0.25, 0.55, 4)
+    for image in datasets.load_digits(heldout_tree, "mnist", "train").images[:5, 0].numpy():
+        closest = min(np.abs(demo_data.optdigits_mnist_like(x, w).astype(int) - image).max()
+                      for x in mnist_digits for w in widths)
+        assert closest <= 64  # within a quarter of the range of the nearest drawn width
+
+
+def test_optdigits_halves_are_disjoint_and_balanced():
+    halves = demo_data._optdigits_halves()
+    assert [len(y) for _, y in halves] == [901, 896]
+    from sklearn.datasets import load_digits
+
+    per_class = np.bincount(load_digits().target)
+    assert np.bincount(halves[0][1]).tolist() == (-(-per_class // 2)).tolist()  # each class split in two
+    assert np.bincount(halves[1][1]).tolist() == (per_class // 2).tolist()
+    assert not {x.tobytes() for x in halves[0][0]} & {x.tobytes() for x in halves[1][0]}
+    assert {x.dtype for x, _ in halves} == {np.dtype(np.uint8)} and max(x.max() for x, _ in halves) == 255
+    demo_data._check_sizes(demo_data.DEFAULT_SIZES["heldout"], "heldout")
+
+
+def test_mnist_like_stroke_width_follows_the_level():
+    """A higher soft-threshold level gives a thinner stroke, centred by its centre of mass in a 20x20 box."""
+    (digits, _), _ = demo_data._optdigits_halves()
+    thick, thin = (demo_data.optdigits_mnist_like(digits[0], level) for level in (0.25, 0.55))
+    assert (thin > 127).sum() < (thick > 127).sum()
+    ys, xs = np.nonzero(thick)
+    assert np.ptp(ys) < 20 and np.ptp(xs) < 20
+    assert abs(np.average(ys, weights=thick[ys, xs]) - 13.5) <= 1.5
+
+
+def test_heldout_blend_and_backgrounds_are_not_the_dev_ones():
+    rng = np.random.default_rng(0)
+    patch = np.full((28, 28, 3), 200, np.uint8)
+    digit = np.zeros((28, 28), np.uint8)
+    digit[10:18, 12:16] = 255
+    painted = demo_data.painted_blend(patch, digit, rng)
+    assert (painted[0, 0] == 200).all()  # the background stays where there is no ink
+    assert abs(int(painted[14, 14].astype(int) @ [299, 587, 114]) // 1000 - 200) >= 60  # contrasting ink
+    assert not np.array_equal(painted, demo_data.difference_blend(patch, digit, rng))
+    plate = np.asarray(demo_data.gradient_plate(demo_data._photos_named(demo_data.TEXTURES), 56, rng))
+    assert plate.shape == (56, 56, 3)
 
 
 def test_heldout_variant_differs_in_every_digit_domain(small_tree, heldout_tree):
