@@ -22,12 +22,19 @@ from digitnet import DigitNet
 
 
 class DomainDiscriminator(nn.Module):
-    """Features ``(B, D)`` -> one logit per image: source (1) or target (0). One hidden layer, as in the paper."""
+    """Features ``(B, D)`` -> one logit per image: source (1) or target (0).
 
-    def __init__(self, feature_dim: int, hidden: int = 100):
+    ``layers`` hidden layers of ``hidden`` units: the paper's MNIST discriminator has one of
+    100, its SVHN and GTSRB ones two of 1024 (Ganin et al. 2016, section 5.2.2).
+    """
+
+    def __init__(self, feature_dim: int, hidden: int = 100, layers: int = 1):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(feature_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-                                 nn.Linear(hidden, 1))
+        blocks, width = [], feature_dim
+        for _ in range(layers):
+            blocks += [nn.Linear(width, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)]
+            width = hidden
+        self.net = nn.Sequential(*blocks, nn.Linear(width, 1))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net(features).squeeze(1)  # (B,)
@@ -65,9 +72,9 @@ class DANN(DigitNet):
     """Feature extractor + label classifier + domain discriminator."""
 
     def __init__(self, c1: int = 32, c2: int = 48, hidden: int = 100, dropout: float = 0.5,
-                 conv_dropout: float = 0.1):
+                 conv_dropout: float = 0.1, disc_hidden: int = 100, disc_layers: int = 1):
         super().__init__(c1, c2, hidden, dropout, conv_dropout)
-        self.discriminator = DomainDiscriminator(self.feature_dim, hidden)
+        self.discriminator = DomainDiscriminator(self.feature_dim, disc_hidden, disc_layers)
 
     def domain_logits(self, features: torch.Tensor, coeff: float) -> torch.Tensor:
         """Discriminator logits ``(B,)`` on features seen through the gradient reversal layer."""

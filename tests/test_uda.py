@@ -474,3 +474,40 @@ def test_dann_augments_target_images_only_when_asked(tiny_data, monkeypatch, fla
     dann_ = uda.METHODS["dann"]
     train_uda.train_step(model, dann_, dann_.optimizers(model, recipe), streams, recipe, 0, 10)
     assert seen == [8, 6][:calls]
+
+
+def test_adapt_batch_norm_takes_the_statistics_of_the_given_images():
+    """AdaBN: the first batch norm's running mean becomes the mean of its inputs over the target images, exactly."""
+    torch.manual_seed(0)
+    model = uda.UDAConfig("dann", c1=4, c2=4, hidden=8).build().eval()
+    weights = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k}
+    images = torch.randint(0, 256, (40, 3, 28, 28), dtype=torch.uint8)
+    uda.adapt_batch_norm(model, images, "cpu", batch_size=20)  # two equal batches: their mean is the mean
+    conv, norm = model.extractor.net[0], model.extractor.net[1]
+    with torch.no_grad():
+        expected = conv(digitnet.standardize(datasets.to_float(images))).mean(dim=(0, 2, 3))
+    assert torch.allclose(norm.running_mean, expected, atol=1e-5)
+    assert norm.momentum == 0.1 and not model.training  # left as it was found
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in weights.items())  # no weight changed
+
+
+def test_dann_adabn_changes_only_the_kept_statistics(tiny_data, tmp_path):
+    """--adabn trains the same weights; only the batch-norm buffers of the kept model differ."""
+    models = {}
+    for flag in ("--no-adabn", "--adabn"):
+        out = tmp_path / flag
+        assert train_uda.main(["--data", str(tiny_data), "--source", "usps", "--target", "mnistm", "--method",
+                               "dann", flag, "--out-dir", str(out), *DRY]) == 0
+        models[flag] = load_checkpoint(out / "model.pt", kind="uda")["model"]
+    plain, adapted = models.values()
+    buffers = [k for k in plain if "running" in k or "num_batches_tracked" in k]
+    assert all(torch.equal(plain[k], adapted[k]) for k in plain if k not in buffers)
+    assert any(not torch.equal(plain[k], adapted[k]) for k in buffers)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_domain_discriminator_depth(layers):
+    disc = dann.DomainDiscriminator(12, hidden=7, layers=layers)
+    linear = [m for m in disc.modules() if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linear] == [7] * layers + [1]
+    assert disc(torch.randn(5, 12)).shape == (5,)
