@@ -39,6 +39,7 @@ from datasets import DOMAINS, EndlessBatches, augment_source, load_digits, to_fl
 from training import Checkpointer, StepLog, add_training_args, train_loop
 from uda import StepInput, UDARecipe
 
+NORMED = 5000  # target train images whose batch-norm statistics AdaBN takes (all of a smaller set)
 SCORED = 500  # target (and source) train images the label-free scores look at; DEV fits a classifier on them
 
 
@@ -55,6 +56,7 @@ class DigitData:
     test_y: torch.Tensor
     scored_target: torch.Tensor  # the SCORED target and labelled train images every evaluation scores
     scored_source: torch.Tensor
+    norm_target: torch.Tensor  # the NORMED target train images whose statistics AdaBN takes
 
 
 def load_data(root: str, source: str, target: str, labelled: str, val_fraction: float, seed: int,
@@ -68,8 +70,9 @@ def load_data(root: str, source: str, target: str, labelled: str, val_fraction: 
     rng = np.random.default_rng(seed)  # the same images at every evaluation, drawn once
     scored_target = target_train[np.sort(rng.permutation(len(target_train))[:SCORED])]
     scored_source = train.images[np.sort(rng.permutation(len(train.images))[:SCORED])]
+    norm_target = target_train[np.sort(rng.permutation(len(target_train))[:NORMED])]
     return DigitData(*(t.to(device) for t in (train.images, train.labels, val.images, val.labels, target_train,
-                                              test.images, test.labels, scored_target, scored_source)))
+                                              test.images, test.labels, scored_target, scored_source, norm_target)))
 
 
 def train_step(model, method: uda.Method, optimizers: dict, streams: dict, recipe: UDARecipe, step: int,
@@ -128,8 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--source", required=True, choices=DOMAINS)
     parser.add_argument("--target", required=True, choices=DOMAINS)
     parser.add_argument("--method", required=True, choices=list(uda.METHODS))
+    # The real recipe: 10 passes over the larger train set (60,000 MNIST-M or 73,257 SVHN images: 9,380-11,450
+    # updates of 64), evaluated once a pass. The CPU demo, the study and the tests pass shorter budgets.
     parser.add_argument("--epochs", type=int, default=10, help="evaluations; each follows --steps-per-epoch updates")
-    parser.add_argument("--steps-per-epoch", type=int, default=100, help="0: one pass over the larger train set")
+    parser.add_argument("--steps-per-epoch", type=int, default=0, help="0: one pass over the larger train set")
     parser.add_argument("--batch-size", type=int, default=64, help="per domain")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     parser.add_argument("--lr-schedule", choices=["constant", "anneal"], default="constant",
@@ -147,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "discriminator cannot tell the domains apart by the augmentation alone")
     parser.add_argument("--domain-weight", type=float, default=0.3,
                         help="DANN: weight of the domain loss (0.3 beat 1.0 in three of the four study scenarios)")
+    parser.add_argument("--adabn", action=argparse.BooleanOptionalAction, default=True,
+                        help="DANN: recompute batch-norm statistics on target train images before each evaluation "
+                             "(AdaBN, Li et al. 2016), so the kept model normalises target images as training did")
+    parser.add_argument("--disc-hidden", type=int, default=100, help="DANN: units per discriminator hidden layer")
+    parser.add_argument("--disc-layers", type=int, default=1, help="DANN: discriminator hidden layers")
     parser.add_argument("--swd-weight", type=float, default=1.0, help="SWD+: weight of the discrepancy")
     parser.add_argument("--num-projections", type=int, default=128, help="SWD+: random directions per update")
     parser.add_argument("--im-weight", type=float, default=0.3, help="SWD+: weight of information maximisation")
@@ -195,7 +205,8 @@ def main(argv=None) -> int:
     device = runtime(args)
     seed_everything(recipe.seed)
     data = load_data(args.data, args.source, args.target, method.labelled, recipe.val_fraction, recipe.seed, device)
-    config = uda.UDAConfig(method.name, *args.width, conv_dropout=args.conv_dropout)
+    config = uda.UDAConfig(method.name, *args.width, conv_dropout=args.conv_dropout, disc_hidden=args.disc_hidden,
+                           disc_layers=args.disc_layers)
     model = config.build().to(device)
     optimizers = method.optimizers(model, recipe)
 
@@ -213,6 +224,8 @@ def main(argv=None) -> int:
         print(f"{ckpt.latest} already holds {state.epoch} epoch(s); raise --epochs to train longer")
 
     def evaluation() -> dict:
+        if "adabn" in method.knobs and recipe.adabn:
+            uda.adapt_batch_norm(model, data.norm_target, device)
         return evaluate(model, data, device, recipe.seed, args.log_test_accuracy)
 
     def checkpoint(scores: dict) -> None:
