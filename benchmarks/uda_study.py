@@ -157,8 +157,21 @@ def report(table: pd.DataFrame, curves: pd.DataFrame, default: str, command: str
         mark = " (default)" if choice == default else ""
         rows.append([f"`{choice}`{mark}", *cells])
     lines += [f"Regret of each selection criterion (points of target test accuracy below the best "
-              f"evaluation in hindsight), over the adapted runs (DANN, SWD+, ADDA; {counts}):\n",
+              f"evaluation in hindsight), over the adapted runs "
+              f"({', '.join(uda.METHOD_TITLES[m] for m in dict.fromkeys(adapted['method']))}; {counts}):\n",
               markdown_table(["criterion",
+                              *(f"{kind} regret, {SPLITS[s]}" for s in splits for kind in ("mean", "max"))], rows)]
+
+    rows = []
+    for method in [m for m in dict.fromkeys(adapted["method"])]:
+        cells = []
+        for split in splits:
+            runs = adapted[(adapted.split == split) & (adapted.method == method)]
+            regret = 100 * (runs["best"] - runs[default])
+            cells += [f"{regret.mean():.2f}", f"{regret.max():.2f}"] if len(runs) else ["–", "–"]
+        rows.append([uda.METHOD_TITLES[method], *cells])
+    lines += [f"Regret of `{default}` per method:\n",
+              markdown_table(["method",
                               *(f"{kind} regret, {SPLITS[s]}" for s in splits for kind in ("mean", "max"))], rows)]
 
     # Wall time is not CPU time: runs share the cores (--jobs at a time), so a run's wall time

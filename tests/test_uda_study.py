@@ -44,3 +44,13 @@ def test_report_keeps_heldout_pairs_apart(tmp_path):
     assert "| `last` | 10.00 | 10.00 | 20.00 | 20.00 |" in text
     # Wall-clock and CPU seconds, each under its own name, averaged over the method's runs.
     assert "| method | wall-clock seconds | CPU seconds |\n|---|---|---|\n| Adaptation (SWD+) | 21 | 15 |\n" in text
+    assert "| Adaptation (SWD+) | 0.00 | 0.00 | 20.00 | 20.00 |" in text  # the default's regret, per method
+
+
+def test_gain_over_source_only_is_seed_against_seed(tmp_path):
+    fake_run(tmp_path, "dev", "source-only", [0.5, 0.6], [1.0, 2.0])
+    fake_run(tmp_path, "dev", "dann", [0.7, 0.65], [2.0, 1.0])
+    table, curves = uda_study.collect(tmp_path, ["dev"], ["source-only", "dann"], {"dev": [("usps", "mnistm")]}, [0])
+    text = uda_study.report(table, curves, "info_max", "cmd")
+    assert "| Adaptation (DANN) | +10.0 (worst +10.0) |" in text  # 70 kept against source-only's 60
+    assert "Trained on source | +" not in text  # source-only is the reference, not a row
