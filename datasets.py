@@ -22,7 +22,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -266,22 +266,6 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(255)
 
 
-def batches(
-    *tensors: torch.Tensor,
-    batch_size: int,
-    shuffle: bool = False,
-    rng: torch.Generator | None = None,
-    drop_last: bool = False,
-) -> Iterator[tuple[torch.Tensor, ...]]:
-    """One pass over equally long tensors in batches, indexing them where they live (CPU or GPU)."""
-    n = len(tensors[0])
-    order = torch.randperm(n, generator=rng) if shuffle else torch.arange(n)
-    stop = n - n % batch_size if drop_last else n
-    for start in range(0, stop, batch_size):
-        index = order[start:start + batch_size].to(tensors[0].device)
-        yield tuple(t[index] for t in tensors)
-
-
 class EndlessBatches:
     """Shuffled full batches forever, reshuffled at each pass; its position can be checkpointed.
 
@@ -374,7 +358,7 @@ def random_erase(x: torch.Tensor, size: int = 10) -> torch.Tensor:
     return torch.where(inside, torch.full_like(x, 0.5), x)
 
 
-def augment_source(x: torch.Tensor, scale: float = 0.15) -> torch.Tensor:
+def augment_source(x: torch.Tensor, scale: float = 0.5) -> torch.Tensor:
     """Labelled source images: shape and colour changes that a digit's label survives.
 
     ``scale`` sets the zoom range (see :func:`random_affine`): a wide one covers domains

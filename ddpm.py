@@ -39,7 +39,7 @@ class DDPMConfig:
     num_classes: int = 10
     patch: int = 2  # each 2x2 pixel block becomes 12 channels and the U-Net runs on a 14x14 grid (1: 28x28)
     prediction: str = "x0"  # the network's output: "x0" (the clean image) or "eps" (the noise, Ho et al.)
-    image_size: int = 28  # the digits' side; checkpoints from before this field were all 28
+    image_size: int = 28  # the digits' side
 
     def build(self) -> "UNet":
         return UNet(self.channels, self.num_classes, self.patch, self.prediction, self.image_size)
@@ -54,10 +54,7 @@ GUIDANCE = 2.0
 
 
 def from_checkpoint(checkpoint: dict) -> tuple["UNet", "Schedule"]:
-    """The sampling network (the EMA weights) of a loaded ``ddpm`` checkpoint, in eval mode, and its schedule.
-
-    A config without ``image_size`` (written before the field existed) is of 28x28 digits, its default.
-    """
+    """The sampling network (the EMA weights) of a loaded ``ddpm`` checkpoint, in eval mode, and its schedule."""
     config = DDPMConfig(**checkpoint["config"])
     model = config.build()
     model.load_state_dict(checkpoint["model"])

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
-import os
 import warnings
 from pathlib import Path
 
@@ -168,7 +167,7 @@ def check_inception_weights(path: str | Path | None) -> Path:
     """The local Inception weights file, or a UserError that says which file and where to get it."""
     if path is None or not Path(path).is_file():
         where = f"{path} does not exist" if path else "no --inception-weights given"
-        raise UserError(f"{where}: FID/IS need torch-fidelity's Inception weights {INCEPTION_FILE}; "
+        raise UserError(f"{where}: IS needs torch-fidelity's Inception weights {INCEPTION_FILE}; "
                         f"download it on a machine with internet from {INCEPTION_URL} and pass its path")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

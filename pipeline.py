@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--base-url", default=None,
                         help="where the published model files will be served from (written to the manifest)")
     parser.add_argument("--attribute", default=None, help="face attribute of the VAE t-SNE (default: Is_Face for demo data, else Male)")
-    parser.add_argument("--inception-weights", type=Path, default=None, help="local Inception weights: adds FID and IS")
+    parser.add_argument("--inception-weights", type=Path, default=None, help="torch-fidelity's Inception weights, a local file: adds IS (FID and KID need none)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="dry-run every training (checks the wiring in seconds)")
     parser.add_argument("--jobs", type=int, default=cores(),
@@ -590,7 +590,7 @@ def discussion_facts(results: Results) -> dict[str, list[str]]:
 
     vae_log = pd.read_csv(plan.vae_dir / "log.csv")
     gan_log = pd.read_csv(plan.gan_dir / "log.csv")
-    kl_weight = results.cards["vae"].recipe.get("kl_weight", "?") if "vae" in results.cards else "?"
+    kl_weight = results.cards["vae"].recipe.get("kl_weight", "?")
     facts = {
         "P1-6": [f"best validation MSE {results.vae.best_val_mse:.4f} at epoch {results.vae.best_epoch}; "
                  f"mean MSE of the 10 test reconstructions {results.vae.reconstructions.iloc[:, -1].mean():.4f}",
@@ -682,7 +682,7 @@ def report_blocks(results: Results) -> list[report.Block]:
                     "are for the student to write."),
         report.Heading("Problem 1: VAE"),
         report.Heading("1-1 Architecture and implementation details (fig1_1)", 3),
-        *(_card_blocks(cards["vae"]) if "vae" in cards else []),
+        *_card_blocks(cards["vae"]),
         report.Heading("1-2 Learning curves (fig1_2)", 3),
         image("fig1_2.png", "fig1_2 learning curves"),
         report.Heading("1-3 Reconstructions (table1_3)", 3),
@@ -699,7 +699,7 @@ def report_blocks(results: Results) -> list[report.Block]:
         _prompt(results, "P1-6"),
         report.Heading("Problem 2: GAN"),
         report.Heading("2-1 Architecture and implementation details", 3),
-        *(_card_blocks(cards["gan"]) if "gan" in cards else []),
+        *_card_blocks(cards["gan"]),
         report.Heading("2-2 Samples (fig2_2)", 3),
         image("fig2_2.png", "fig2_2 samples"),
         report.Text(f"`bash hw3_p2.sh` wrote the same bytes as fig2_2.png: **{_yes(matches['gan'])}**."),
