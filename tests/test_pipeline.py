@@ -119,7 +119,8 @@ def test_write_report_formats_the_results_alone(tmp_path):
         stage_seconds={"data": 1.2, "figures": 3.0}, job_seconds={"train VAE": 2.0},
         fidelity={"GAN": fid},
         cards={"vae": pipeline.ModelCard("VAE", {"VAE": "VAE(\n  (encoder): Sequential()\n)"},
-                                         [["--epochs", "30"], ["optimizer (adam)", "Adam, lr 0.001"]])},
+                                         [["--epochs", "30"], ["optimizer (adam)", "Adam, lr 0.001"]]),
+               "gan": pipeline.ModelCard("GAN", {"generator": "Generator()"}, [["--steps", "20000"]])},
         facts={"P1-6": ["best validation MSE 0.0300 at epoch 7"]})
     report = pipeline.write_report(results, pdf=False).read_text()
     assert report == (out / "README.md").read_text()
