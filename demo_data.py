@@ -79,6 +79,8 @@ PHOTOS = {"dev": ("skimage:astronaut", "skimage:coffee", "skimage:chelsea", "ski
                       "skimage:gravel")}
 TEXTURES = ("skimage:brick", "skimage:grass", "skimage:gravel")
 # svhn fonts: Pillow's bundled Aileron for dev (None); matplotlib's Computer Modern faces held out.
+# cmti10 ships with matplotlib 3.11 and later only; older ones draw the held-out svhn with the
+# other four (see held_out_fonts), so that tree's bytes depend on the matplotlib version.
 FONTS = {"dev": (None,), "heldout": ("cmr10.ttf", "cmb10.ttf", "cmss10.ttf", "cmtt10.ttf", "cmti10.ttf")}
 USPS_BOX = 16  # USPS digits were size-normalised into 16x16
 PNG_OPTIONS = {"format": "PNG", "optimize": False, "compress_level": 6}
@@ -330,6 +332,14 @@ def _contrasting_colour(background: np.ndarray, rng: np.random.Generator) -> tup
     return (0, 0, 0) if bg > 127 else (255, 255, 255)
 
 
+def held_out_fonts() -> tuple[str, ...]:
+    """The held-out svhn fonts this matplotlib ships (cmti10 only from 3.11 on)."""
+    import matplotlib
+
+    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    return tuple(f for f in FONTS["heldout"] if (folder / f).is_file())
+
+
 def _font(file: str | None, size: int, cache: dict) -> ImageFont.FreeTypeFont:
     """Pillow's bundled font (Aileron) for ``None``, else one of matplotlib's TrueType files; cached per (file, size)."""
     if (file, size) not in cache:  # size= needs Pillow >= 10.1 with FreeType
@@ -481,7 +491,7 @@ def build(out: str | os.PathLike, seed: int = 0, sizes: dict | None = None, forc
             plain = np.stack([optdigits_mnist_like(d, level) for d, level in zip(digits, levels)])
             build_mnistm(tmp, *sizes["mnistm"], mnistm_rng, pool, plain, labels, quiet, blend=painted_blend)
             textures = _photos_named(TEXTURES)
-            build_svhn(tmp, *sizes["svhn"], svhn_rng, textures, FONTS[variant], quiet, backdrop=gradient_plate)
+            build_svhn(tmp, *sizes["svhn"], svhn_rng, textures, held_out_fonts(), quiet, backdrop=gradient_plate)
         _replaceable(out, force)  # again: something may have appeared there meanwhile
         if out.is_dir() and any(out.iterdir()):
             trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))

@@ -261,3 +261,8 @@ def test_heldout_variant_differs_in_every_digit_domain(small_tree, heldout_tree)
     for domain in ("usps", "mnistm", "svhn", "mnist"):
         assert not _pixels(small_tree, domain) & _pixels(heldout_tree, domain), domain
     assert tree_hash(heldout_tree / "face") == tree_hash(small_tree / "face")  # faces are not part of the study
+
+
+def test_held_out_fonts_are_the_computer_modern_faces_this_matplotlib_ships():
+    fonts = demo_data.held_out_fonts()
+    assert {"cmr10.ttf", "cmb10.ttf", "cmss10.ttf", "cmtt10.ttf"} <= set(fonts) <= set(demo_data.FONTS["heldout"])
