@@ -199,12 +199,14 @@ class Method:
     labelled: str = "source"  # whose labels it trains on
     graded: str | None = None  # the homework script that publishes it
     knobs: tuple[str, ...] = ()  # the UDARecipe fields only this method reads
+    network_args: tuple[str, ...] = ()  # the UDAConfig fields its network takes beyond the digit network's
 
 
 METHODS = {m.name: m for m in (
     Method("source-only", "Trained on source", DigitNet, ("loss_cls",), supervised_step, reads_target=False),
     Method("dann", "Adaptation (DANN)", dann.DANN, ("loss_cls", "loss_domain", "grl_coeff", "domain_acc"), dann_step,
-           graded="hw3_p3.sh", knobs=("augment_target", "domain_weight", "adabn")),
+           graded="hw3_p3.sh", knobs=("augment_target", "domain_weight", "adabn"),
+           network_args=("disc_hidden", "disc_layers")),
     Method("swd", "Adaptation (SWD+)", swd.SWDNet, ("loss_cls", "discrepancy", "loss_im", "loss_pl", "pl_share"),
            swd_step, graded="hw3_p4.sh", knobs=("swd_weight", "num_projections", "im_weight", "pl_weight",
                                                 "pl_threshold", "rampup", "align", "align_momentum")),
@@ -252,11 +254,9 @@ class UDAConfig:
     disc_layers: int = 1
 
     def build(self) -> DigitNet:
-        network = method(self.method).network
-        if network is dann.DANN:
-            return network(self.c1, self.c2, self.hidden, self.dropout, self.conv_dropout, self.disc_hidden,
-                           self.disc_layers)
-        return network(self.c1, self.c2, self.hidden, self.dropout, self.conv_dropout)
+        record = method(self.method)
+        extra = {name: getattr(self, name) for name in record.network_args}
+        return record.network(self.c1, self.c2, self.hidden, self.dropout, self.conv_dropout, **extra)
 
 
 def from_checkpoint(checkpoint: dict) -> nn.Module:
