@@ -35,7 +35,8 @@ import torch.nn.functional as F
 import selection
 import uda
 from common import UserError, batched, cli, runtime, seed_everything, write_json
-from datasets import DOMAINS, EndlessBatches, augment_source, load_digits, to_float, train_val_split
+from datasets import (DOMAINS, DigitLook, EndlessBatches, MeasuredAugment, augment_source, load_digits,
+                      to_float, train_val_split)
 from training import Checkpointer, StepLog, add_training_args, train_loop
 from uda import StepInput, UDARecipe
 
@@ -75,18 +76,39 @@ def load_data(root: str, source: str, target: str, labelled: str, val_fraction: 
                                               test.images, test.labels, scored_target, scored_source, norm_target)))
 
 
-def train_step(model, method: uda.Method, optimizers: dict, streams: dict, recipe: UDARecipe, step: int,
-               total_steps: int) -> dict:
+def augmenters(recipe: UDARecipe, method: uda.Method, data: DigitData) -> tuple[dict, dict]:
+    """The augmentation of each stream, and what was measured to choose it (logged in metrics.json).
+
+    ``source``: one fixed range for every pair. ``measured``: the labelled images changed to cover
+    the look of the unlabelled target images (:class:`datasets.MeasuredAugment`); reading them makes it
+    part of the adaptation. With ``augment_target`` (DANN) the target images get the same kind of
+    change around their own look, so the discriminator cannot tell the domains apart by it.
+    """
+    keep = lambda x: x
+    same_for_target = "augment_target" in method.knobs and recipe.augment_target
+    if recipe.augment == "none":
+        return {"labelled": keep, "target": keep}, {}
+    if recipe.augment == "source":
+        fixed = lambda x: augment_source(x, recipe.augment_scale)
+        return {"labelled": fixed, "target": fixed if same_for_target else keep}, {}
+    looks = {"labelled": DigitLook.measure(data.train_x), "target": DigitLook.measure(data.target_x)}
+    plans = {"labelled": MeasuredAugment.between(looks["labelled"], looks["target"]),
+             "target": MeasuredAugment.between(looks["target"], looks["target"])}
+    chosen = {"labelled": plans["labelled"], "target": plans["target"] if same_for_target else keep}
+    return chosen, {"looks": {k: asdict(v) for k, v in looks.items()},
+                    "augment": {k: asdict(v) for k, v in plans.items() if chosen[k] is v}}
+
+
+def train_step(model, method: uda.Method, optimizers: dict, streams: dict, augment: dict, recipe: UDARecipe,
+               step: int, total_steps: int) -> dict:
     """Update ``step`` of ``method``: the scheduled lr, the next batches (augmented), the method's own step."""
     model.train()
     lr = recipe.learning_rate(step / total_steps)
     for group in optimizers["model"].param_groups:  # ADDA's adversarial stage keeps its own lr
         group["lr"] = lr
     xs, ys = next(streams["labelled"])
-    xs = to_float(xs)
-    if recipe.augment == "source":
-        xs = augment_source(xs, recipe.augment_scale)
-    xt = to_float(next(streams["target"])[0]) if method.reads_target else None
+    xs = augment["labelled"](to_float(xs))
+    xt = augment["target"](to_float(next(streams["target"])[0])) if method.reads_target else None
     batch = StepInput(xs, ys, xt, step, step / total_steps)
     return {"lr": lr, **method.step(model, optimizers, batch, recipe)}
 
@@ -142,8 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weight-decay", type=float, default=5e-4,
                         help="L2 penalty of the classifier's Adam (ADDA's adversarial stage uses none)")
     parser.add_argument("--conv-dropout", type=float, default=0.1, help="Dropout2d rate in the feature extractor")
-    parser.add_argument("--augment", choices=["none", "source"], default="source",
-                        help="source: random affine, colours and noise on the labelled images")
+    parser.add_argument("--augment", choices=["none", "source", "measured"], default=None,
+                        help="source: random affine, colours and noise on the labelled images, one range for every "
+                             "pair; measured: zoom, polarity and colour chosen from the unlabelled target images "
+                             "(reads them, so it belongs to the adaptation). Default: measured for DANN (it beat "
+                             "source on the development pairs), source for the others")
     parser.add_argument("--augment-scale", type=float, default=0.5,
                         help="source augmentation's zoom, log-uniform in [1/(1+s), 1+s]: wide enough to cover digits "
                              "that fill the frame (USPS) and digits in a 20x20 box (MNIST)")
@@ -191,10 +216,11 @@ def recipe_from(args) -> UDARecipe:
             raise UserError(f"--{flag.replace('_', '-')} must be at least 1")
     if args.steps_per_epoch < 0 or not 0 < args.val_fraction < 1 or args.lr <= 0:
         raise UserError("--steps-per-epoch must be >= 0, --val-fraction in (0, 1) and --lr > 0")
+    augment = args.augment or uda.method(args.method).augment
     if args.dry_run:
-        return UDARecipe.from_args(args, epochs=1, steps_per_epoch=2,
+        return UDARecipe.from_args(args, epochs=1, steps_per_epoch=2, augment=augment,
                                    adda_pretrain_steps=min(args.adda_pretrain_steps, 1))
-    return UDARecipe.from_args(args)
+    return UDARecipe.from_args(args, augment=augment)
 
 
 def main(argv=None) -> int:
@@ -209,6 +235,7 @@ def main(argv=None) -> int:
                            disc_layers=args.disc_layers)
     model = config.build().to(device)
     optimizers = method.optimizers(model, recipe)
+    augment, measured = augmenters(recipe, method, data)
 
     steps = recipe.steps_per_epoch or math.ceil(max(len(data.train_x), len(data.target_x)) / recipe.batch_size)
     total_steps = steps * recipe.epochs
@@ -242,7 +269,7 @@ def main(argv=None) -> int:
     fields_ = ["step", "epoch", "lr", *method.losses, *selection.CRITERIA, "target_test_accuracy"]
     with StepLog(out_dir / "log.csv", fields_, resume_step=state.step) as log:
         train_loop(state, steps=total_steps, steps_per_epoch=steps, every=steps, log=log,
-                   step=lambda i: train_step(model, method, optimizers, streams, recipe, i, total_steps),
+                   step=lambda i: train_step(model, method, optimizers, streams, augment, recipe, i, total_steps),
                    evaluate=evaluation, checkpoint=checkpoint, name=method.name, quiet=args.quiet,
                    postfix=method.losses)
 
@@ -253,7 +280,7 @@ def main(argv=None) -> int:
         "method": method.name, "source": args.source, "target": args.target, "selection": recipe.select,
         "selected_epoch": best["epoch"], "selected_score": best["best_metric"],
         "target_test_accuracy": test_accuracy(model, data, device), "target_test_images": len(data.test_y),
-        "epochs": recipe.epochs, "steps_per_epoch": steps,
+        "epochs": recipe.epochs, "steps_per_epoch": steps, **measured,
         "wall_seconds": round(state.wall_seconds, 1), "cpu_seconds": round(state.cpu_seconds, 1),
     }
     write_json(out_dir / "metrics.json", metrics)

@@ -87,3 +87,40 @@ def test_augmentations_keep_shape_range_and_are_seeded():
     assert torch.allclose(same, x, atol=1e-5)  # the identity transform resamples exactly
     coloured = datasets.random_colours(torch.zeros(50, 3, 28, 28), invert=0.0)
     assert coloured.min() >= 0 and coloured.max() <= 1 and coloured.std(dim=(0, 2, 3)).min() > 0
+
+
+def _bars(heights: list[int], bright: bool = True, size: int = 28) -> torch.Tensor:
+    """Grey images with one vertical bar of each height (in pixels), centred, bright on dark or dark on bright."""
+    x = torch.zeros(len(heights), 3, size, size)
+    for i, h in enumerate(heights):
+        top = (size - h) // 2
+        x[i, :, top:top + h, 12:16] = 1.0
+    return x if bright else 1 - x
+
+
+def test_digit_measures_find_height_polarity_and_colour():
+    height, bright, colourful = datasets.digit_measures(_bars([10, 20]))
+    assert torch.allclose(height, torch.tensor([9 / 28, 19 / 28]), atol=1.5 / 28)  # rows of the central 90 %
+    assert bright.tolist() == [True, True] and colourful.max() == 0
+    _, bright, _ = datasets.digit_measures(_bars([10, 20], bright=False))
+    assert bright.tolist() == [False, False]
+    red = _bars([10]) * torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
+    assert datasets.digit_measures(red)[2].item() > datasets.DigitLook.COLOURFUL
+
+
+def test_measured_augment_covers_the_target_look():
+    """Tall bright grey source digits, short dark target digits: the source is shrunk, inverted, and stays grey."""
+    source = datasets.DigitLook.measure((_bars([24] * 40) * 255).to(torch.uint8))
+    target = datasets.DigitLook.measure((_bars([12] * 40, bright=False) * 255).to(torch.uint8))
+    assert target.bright == 0.0 and not target.colour and source.height[1] > target.height[1]
+    plan = datasets.MeasuredAugment.between(source, target)
+    assert plan.zoom[1] < 1 and plan.invert_bright == 1.0 and plan.invert_dark == 0.0
+    same = datasets.MeasuredAugment.between(target, target)
+    assert same.zoom[0] < 1 < same.zoom[1] < 1.25  # no size gap: only the margin's zoom
+    torch.manual_seed(0)
+    out = plan(_bars([24] * 16))
+    height, bright, _ = datasets.digit_measures(out)
+    assert not bright.any() and height.max() < 22 / 28  # all inverted, all shrunk
+    assert torch.allclose(out[:, 0], out[:, 1]) and torch.allclose(out[:, 1], out[:, 2])  # a grey target stays grey
+    colour = datasets.MeasuredAugment.between(source, datasets.DigitLook((0.4, 0.5, 0.6), 0.5, True))
+    assert colour(_bars([24] * 16)).std(1).mean() > 0.02

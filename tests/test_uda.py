@@ -456,13 +456,13 @@ def test_uda_report_without_runs_is_an_error(tmp_path):
         plots.main(["uda", "--runs", str(tmp_path), "--no-tsne", "--out-dir", str(tmp_path / "r")])
 
 
-@pytest.mark.parametrize("flags, calls", [(["--augment-target"], 2), (["--no-augment-target"], 1),
+@pytest.mark.parametrize("flags, calls", [(["--augment-target", "--augment", "source"], 2),
+                                          (["--no-augment-target", "--augment", "source"], 1),
                                           (["--augment-target", "--augment", "none"], 0)])
 def test_dann_augments_target_images_only_when_asked(tiny_data, monkeypatch, flags, calls):
     """With --augment-target the discriminator sees both domains through the same augmentation."""
     seen = []
-    for module in (train_uda, uda):  # the source batch is augmented by the loop, the target one by DANN's step
-        monkeypatch.setattr(module, "augment_source", lambda x, scale: seen.append(len(x)) or x)
+    monkeypatch.setattr(train_uda, "augment_source", lambda x, scale: seen.append(len(x)) or x)
     args = train_uda.build_parser().parse_args(["--data", "-", "--source", "usps", "--target", "mnistm",
                                                  "--method", "dann", *flags, "--quiet"])
     recipe = train_uda.recipe_from(args)
@@ -472,8 +472,33 @@ def test_dann_augments_target_images_only_when_asked(tiny_data, monkeypatch, fla
                                                    rng=torch.Generator().manual_seed(0)),
                "target": datasets.EndlessBatches(data.target_x, batch_size=6, rng=torch.Generator().manual_seed(1))}
     dann_ = uda.METHODS["dann"]
-    train_uda.train_step(model, dann_, dann_.optimizers(model, recipe), streams, recipe, 0, 10)
-    assert seen == [8, 6][:calls]
+    augment, measured = train_uda.augmenters(recipe, dann_, data)
+    train_uda.train_step(model, dann_, dann_.optimizers(model, recipe), streams, augment, recipe, 0, 10)
+    assert seen == [8, 6][:calls] and measured == {}
+
+
+@pytest.mark.parametrize("method, default", [("dann", "measured"), ("source-only", "source"), ("swd", "source"),
+                                             ("target-only", "source")])
+def test_only_dann_measures_its_augmentation_by_default(method, default):
+    """Source-only keeps the fixed augmentation: reading target images would make it an adaptation."""
+    args = train_uda.build_parser().parse_args(["--data", "-", "--source", "usps", "--target", "mnistm",
+                                                 "--method", method])
+    assert train_uda.recipe_from(args).augment == default
+
+
+@pytest.mark.parametrize("method, target_changed", [("dann", True), ("source-only", False)])
+def test_measured_augmentation_reads_both_domains_and_is_logged(tiny_data, tmp_path, method, target_changed):
+    """--augment measured: the plan comes from the labelled and the target train images and lands in metrics.json."""
+    out = tmp_path / "run"
+    assert train_uda.main(["--data", str(tiny_data), "--source", "usps", "--target", "mnistm", "--method", method,
+                           "--augment", "measured", "--dry-run", "--quiet", "--out-dir", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["looks"]) == {"labelled", "target"}
+    assert ("target" in metrics["augment"]) == target_changed
+    data = train_uda.load_data(tiny_data, "usps", "mnistm", "source", 0.1, 0, torch.device("cpu"))
+    expected = datasets.MeasuredAugment.between(datasets.DigitLook.measure(data.train_x),
+                                                datasets.DigitLook.measure(data.target_x))
+    assert metrics["augment"]["labelled"]["zoom"] == list(expected.zoom)
 
 
 def test_adapt_batch_norm_takes_the_statistics_of_the_given_images():
