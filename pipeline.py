@@ -263,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--inception-weights", type=Path, default=None, help="torch-fidelity's Inception weights, a local file: adds IS (FID and KID need none)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="dry-run every training (checks the wiring in seconds)")
+    parser.add_argument("--rehearse", action="store_true",
+                        help="dry-run every training (2 updates) but run every other stage at the profile's sizes: "
+                             "times the data, scoring, grader and report stages (benchmarks/rehearsal.py)")
     parser.add_argument("--jobs", type=int, default=cores(),
                         help="training runs at a time, one CPU thread each (default: one per core)")
     parser.add_argument("--restart", action="store_true",
@@ -322,7 +325,7 @@ def prepare_data(args: argparse.Namespace) -> Plan:
                             "(make data builds one)")
     model_dir = args.model_dir or (args.runs / "models" if args.profile == "demo" else REPO / "checkpoints")
     model_dir.mkdir(parents=True, exist_ok=True)
-    train_args = ["--device", args.device, "--quiet", *(["--dry-run"] if args.quick else []),
+    train_args = ["--device", args.device, "--quiet", *(["--dry-run"] if args.quick or args.rehearse else []),
                   *(["--restart"] if args.restart else [])]
     return Plan(data=data, runs=args.runs, out=args.out, model_dir=model_dir, profile=args.profile,
                 settings=DEMO_ARGS if args.profile == "demo" else FULL_ARGS, train_args=train_args, jobs=args.jobs,

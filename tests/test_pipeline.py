@@ -166,6 +166,17 @@ def test_each_profile_trains_into_its_own_runs_folder(tiny_data, tmp_path, monke
     assert plans["full"].settings is pipeline.FULL_ARGS and plans["full"].fid_images == (1000, None)
 
 
+def test_rehearse_cuts_only_the_training(tiny_data, tmp_path, monkeypatch):
+    """--rehearse dry-runs every training but keeps the profile's FID sizes; --quick shrinks both."""
+    monkeypatch.chdir(tmp_path)
+    plans = {flag: pipeline.prepare_data(pipeline.build_parser().parse_args(
+        ["--data", str(tiny_data), "--profile", "full", "--model-dir", str(tmp_path / "models"), flag]))
+        for flag in ("--rehearse", "--quick")}
+    assert all("--dry-run" in plan.train_args for plan in plans.values())
+    assert plans["--rehearse"].fid_images == pipeline.FID_IMAGES["full"]
+    assert plans["--quick"].fid_images == pipeline.FID_IMAGES["quick"]
+
+
 def test_make_report_passes_its_variables_to_the_pipeline():
     result = subprocess.run(["make", "--no-print-directory", "-n", "report", "DATA=/data", "BASE_URL=https://h/v1", "JOBS=3", "RESTART=1",
                              "INCEPTION=w.pth"], cwd=pipeline.REPO, capture_output=True, text=True)
