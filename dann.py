@@ -6,7 +6,7 @@ and, through a gradient reversal layer, a domain discriminator: the
 discriminator learns to tell source from target features while the reversed
 gradient pushes the extractor towards features it cannot tell apart.
 
-The extractor and classifier are ``digitnet.py``'s, shared by every method; this
+The extractor and classifier are ``hw3/digitnet.py``'s, shared by every method; this
 file adds the discriminator, the reversal layer and its schedule. The domain loss
 is :func:`digitnet.domain_bce`. Inference contract: see :class:`digitnet.DigitNet`.
 """
@@ -18,7 +18,7 @@ import math
 import torch
 import torch.nn as nn
 
-from digitnet import DigitNet
+from hw3.digitnet import DigitNet
 
 
 class DomainDiscriminator(nn.Module):

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from common import UserError, cores
+from hw3.common import UserError, cores
 
 # The assignment's three domains, plus "mnist": the grayscale digits the built-in mnistm is
 # blended from (mnist -> mnistm is the DANN paper's classic pair, used to study the methods).

@@ -59,7 +59,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from common import UserError, cli, progress
+from hw3.common import UserError, cli, progress
 from datasets import DIGIT_SIZE as DIGIT, FACE_SIZE as FACE
 
 VARIANTS = ("dev", "heldout")

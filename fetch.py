@@ -33,7 +33,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import UserError, cli, write_json
+from hw3.common import UserError, cli, write_json
 
 MANIFEST = "manifest.json"
 

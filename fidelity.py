@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import UserError, add_runtime_args, batched, cli, resolve_device, runtime, write_json
+from hw3.common import UserError, add_runtime_args, batched, cli, resolve_device, runtime, write_json
 from datasets import FACE_SIZE, cache_dir, folder_fingerprint, load_cached, load_folder, store_cached
-from images import check_new_folder, write_folder
+from hw3.images import check_new_folder, write_folder
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from digitnet import NUM_CLASSES
+from hw3.digitnet import NUM_CLASSES
 
 ARCHS = ("dcgan", "sagan", "acgan")
 FACE_ARCHS = ("dcgan", "sagan")  # the 64x64 face nets; acgan is ConditionalGenerator/AuxiliaryDiscriminator

@@ -25,14 +25,14 @@ from pathlib import Path
 
 import torch
 
-import ddpm
+from hw3 import ddpm
 import gan
-import uda
-from common import UserError, add_runtime_args, autocast, cli, runtime, write_json
+from hw3 import uda
+from hw3.common import UserError, add_runtime_args, autocast, cli, runtime, write_json
 from datasets import DIGIT_SIZE, load_folder
-from digitnet import NUM_CLASSES
-from images import check_new_folder, deterministic, write_folder
-from training import load_checkpoint
+from hw3.digitnet import NUM_CLASSES
+from hw3.images import check_new_folder, deterministic, write_folder
+from hw3.training import load_checkpoint
 
 NAME = re.compile(r"^(\d)_\d+\.png$")
 

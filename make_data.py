@@ -65,7 +65,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from common import UserError, cli, progress, write_json
+from hw3.common import UserError, cli, progress, write_json
 from datasets import DIGIT_SIZE as DIGIT, FACE_SIZE as FACE
 from demo_data import PNG_OPTIONS
 

@@ -16,7 +16,7 @@ Steps, each printed as it starts and timed:
 5. (within the training jobs) FID and KID (``fidelity.py``, no download) of the VAE's and the
    GAN's samples against the test faces and of both digit generators' images against the test digits;
 6. draw every figure and table (``plots.py``) and write ``report/README.md`` and
-   ``report/report.pdf`` (``report.py``): every item the assignment asks for, with each
+   ``report/report.pdf`` (``hw3/report.py``): every item the assignment asks for, with each
    model's ``print(model)`` and training details read from its checkpoint, and the
    discussion questions as prompts beside the facts this run measured.
 
@@ -47,9 +47,9 @@ from typing import Iterator, Sequence
 
 import pandas as pd
 
-import report
-import uda
-from common import UserError, atomic_path, cli, cores
+from hw3 import report
+from hw3 import uda
+from hw3.common import UserError, atomic_path, cli, cores
 from datasets import SCENARIOS
 
 REPO = Path(__file__).resolve().parent
@@ -544,7 +544,7 @@ def model_cards(plan: Plan) -> dict[str, ModelCard]:
     """Every trained model's ``print(model)`` and training details, read from its published checkpoint."""
     import gan
     import vae
-    from training import load_checkpoint
+    from hw3.training import load_checkpoint
 
     cards = {}
     checkpoint = load_checkpoint(plan.vae_dir / "model.pt", kind="vae")

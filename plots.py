@@ -26,14 +26,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-import uda  # noqa: E402
+from hw3 import uda  # noqa: E402
 import vae  # noqa: E402
-from common import UserError, atomic_path, batched, cli, markdown_table, progress  # noqa: E402
+from hw3.common import UserError, atomic_path, batched, cli, markdown_table, progress  # noqa: E402
 from datasets import SCENARIOS, load_digits, load_faces, to_float, train_val_split  # noqa: E402
-from ddpm import GUIDANCE, DiffusionSampler  # noqa: E402
-from images import class_grid, deterministic, save_image  # noqa: E402
+from hw3.ddpm import GUIDANCE, DiffusionSampler  # noqa: E402
+from hw3.images import class_grid, deterministic, save_image  # noqa: E402
 from sample import face_grid, load_sampler  # noqa: E402
-from training import load_checkpoint  # noqa: E402
+from hw3.training import load_checkpoint  # noqa: E402
 
 
 def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:

@@ -21,8 +21,8 @@ import csv
 
 import torch
 
-import uda
-from common import UserError, add_runtime_args, atomic_path, cli, runtime
+from hw3 import uda
+from hw3.common import UserError, add_runtime_args, atomic_path, cli, runtime
 from datasets import DIGIT_SIZE, list_images, load_folder
 
 

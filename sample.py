@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from common import UserError, cli
-from images import deterministic, sample_grid, save_image
-from training import load_checkpoint
+from hw3.common import UserError, cli
+from hw3.images import deterministic, sample_grid, save_image
+from hw3.training import load_checkpoint
 
 
 def load_sampler(path: str | Path, device: torch.device | str = "cpu") -> torch.nn.Module:

@@ -15,7 +15,7 @@ import argparse
 import csv
 from pathlib import Path
 
-from common import UserError, cli
+from hw3.common import UserError, cli
 
 
 def read_labels(path) -> dict[str, str]:

@@ -28,7 +28,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from digitnet import NUM_CLASSES, DigitNet, LabelClassifier
+from hw3.digitnet import NUM_CLASSES, DigitNet, LabelClassifier
 
 
 class SWDNet(DigitNet):

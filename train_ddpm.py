@@ -7,7 +7,7 @@ updates ``samples/step_NNNNNN.png`` shows 10 digits of each class from the EMA n
 (the DDIM sampler with guidance, as ``generate_digits.py`` runs it), and ``latest.pt`` and
 ``model.pt`` (the EMA weights; published for ``hw3_p5.sh``) are written. Like the GAN it
 has no validation score: the last EMA network is the model, scored by
-``generate_digits.py`` with a digit classifier. Checkpoints and resuming: see ``training.py``.
+``generate_digits.py`` with a digit classifier. Checkpoints and resuming: see ``hw3/training.py``.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from common import UserError, autocast, cli, runtime, seed_everything
+from hw3.common import UserError, autocast, cli, runtime, seed_everything
 from datasets import DOMAINS, EndlessBatches, load_digits, to_float
-from ddpm import GUIDANCE, SAMPLE_STEPS, DDPMConfig, DiffusionSampler, Schedule, diffusion_loss
-from images import class_grid, save_image
-from training import Checkpointer, Recipe, StepLog, add_training_args, ema_of, train_loop
+from hw3.ddpm import GUIDANCE, SAMPLE_STEPS, DDPMConfig, DiffusionSampler, Schedule, diffusion_loss
+from hw3.images import class_grid, save_image
+from hw3.training import Checkpointer, Recipe, StepLog, add_training_args, ema_of, train_loop
 
 LOG_FIELDS = ["step", "epoch", "loss"]
 

@@ -9,7 +9,7 @@ from the fixed noise of ``hw3_p2.sh`` every ``--sample-every`` steps, when ``lat
 and ``model.pt`` (published as ``gan.pt``) are written too. With ``--task digits`` the grid
 is 10 digits of each class, one class per row, and the log adds the class head's accuracy. There is no ``best.pt``: a
 GAN has no cheap validation score, so the last EMA generator is the model (score it with
-``fidelity.py``). Checkpoints and resuming: see ``training.py``.
+``fidelity.py``). Checkpoints and resuming: see ``hw3/training.py``.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from common import UserError, autocast, cli, runtime, seed_everything
+from hw3.common import UserError, autocast, cli, runtime, seed_everything
 from datasets import DOMAINS, EndlessBatches, load_digits, load_faces, random_hflip, to_float
 from gan import (ARCHS, LOSSES, AuxiliaryClassifier, GANConfig, Unconditional, discriminator_accuracy,
                  discriminator_loss, generator_loss, gradient_penalty)
-from images import class_grid, sample_grid, save_image
-from training import Checkpointer, Recipe, StepLog, add_training_args, ema_of, train_loop
+from hw3.images import class_grid, sample_grid, save_image
+from hw3.training import Checkpointer, Recipe, StepLog, add_training_args, ema_of, train_loop
 
 ClassHook = Unconditional | AuxiliaryClassifier  # what the classes add to a step: see gan.GANConfig.class_hook
 # One row per generator step; the ACGAN's class hook adds "d_class_acc" (the class head's accuracy on real digits).

@@ -8,7 +8,7 @@ images with labels. Every method trains the same network with the same recipe
 (updates, batch, optimizer, schedule, augmentation), so the table compares methods.
 
 Every ``--steps-per-epoch`` updates the run is evaluated with label-free scores
-(``selection.py``: source-validation accuracy, target entropy, information
+(``hw3/selection.py``: source-validation accuracy, target entropy, information
 maximisation, SND, DEV); all are logged and ``--select`` picks the evaluation whose
 weights become ``model.pt``. Target test labels are read once, after training,
 to report ``target_test_accuracy`` in ``metrics.json`` (and, with
@@ -17,8 +17,8 @@ to report ``target_test_accuracy`` in ``metrics.json`` (and, with
 Runs go to ``runs/uda/<method>_<source>-<target>`` (``--out-dir``): ``log.csv`` (one row
 per step; each evaluation's scores on the epoch's last row), ``best.pt``, ``model.pt``
 (published as ``checkpoints/<method>_<source>-<target>.pt``) and ``metrics.json``.
-What each method does in one update is its record in ``uda.py``; this file is the loop.
-Checkpoints and resuming: see ``training.py``.
+What each method does in one update is its record in ``hw3/uda.py``; this file is the loop.
+Checkpoints and resuming: see ``hw3/training.py``.
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import selection
-import uda
-from common import UserError, batched, cli, runtime, seed_everything, write_json
+from hw3 import selection
+from hw3 import uda
+from hw3.common import UserError, batched, cli, runtime, seed_everything, write_json
 from datasets import (DOMAINS, DigitLook, EndlessBatches, MeasuredAugment, augment_source, load_digits,
                       to_float, train_val_split)
-from training import Checkpointer, StepLog, add_training_args, train_loop
-from uda import StepInput, UDARecipe
+from hw3.training import Checkpointer, StepLog, add_training_args, train_loop
+from hw3.uda import StepInput, UDARecipe
 
 NORMED = 5000  # target train images whose batch-norm statistics AdaBN takes (all of a smaller set)
 SCORED = 500  # target (and source) train images the label-free scores look at; DEV fits a classifier on them

@@ -7,7 +7,7 @@ A seeded share of ``face/train`` (``--val-fraction``) is held out for validation
 pixel-mean MSE, ``kl`` the KL summed over latent dims, both of the training batch); the
 last row of each epoch adds ``val_mse``/``val_kl`` (decoded from the posterior mean).
 ``best.pt`` and ``model.pt`` (published as ``checkpoints/vae.pt``) hold the epoch of
-lowest validation MSE. Checkpoints and resuming: see ``training.py``.
+lowest validation MSE. Checkpoints and resuming: see ``hw3/training.py``.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import ClassVar
 
 import torch
 
-from common import UserError, autocast, batched, cli, runtime, seed_everything
+from hw3.common import UserError, autocast, batched, cli, runtime, seed_everything
 from datasets import EndlessBatches, load_faces, random_hflip, to_float, train_val_split
-from training import Checkpointer, Recipe, StepLog, add_training_args, train_loop
+from hw3.training import Checkpointer, Recipe, StepLog, add_training_args, train_loop
 from vae import VAE, VAEConfig, kl_per_image, vae_loss
 
 LOG_COLUMNS = ["step", "epoch", "recon", "kl", "loss", "val_mse", "val_kl"]

@@ -23,15 +23,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-import common  # noqa: E402
+from hw3 import common  # noqa: E402
 import demo_data  # noqa: E402
 import pipeline  # noqa: E402
 import train_ddpm  # noqa: E402
 import train_gan  # noqa: E402
 import train_uda  # noqa: E402
 import train_vae  # noqa: E402
-import uda  # noqa: E402
-from common import UserError, cli, markdown_table, write_json  # noqa: E402
+from hw3 import uda  # noqa: E402
+from hw3.common import UserError, cli, markdown_table, write_json  # noqa: E402
 
 
 def trainers(steps: int) -> dict[str, tuple]:

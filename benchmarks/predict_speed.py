@@ -34,7 +34,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.functional import to_tensor
 sys.path.insert(0, sys.argv[4])
-import uda
+from hw3 import uda
 
 class Folder(Dataset):
     def __init__(self, root):
@@ -71,8 +71,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import torch
 
-    import uda
-    from training import FORMAT, save_checkpoint
+    from hw3 import uda
+    from hw3.training import FORMAT, save_checkpoint
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

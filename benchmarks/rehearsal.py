@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import demo_data  # noqa: E402
-from common import cli, cores, markdown_table  # noqa: E402
+from hw3.common import cli, cores, markdown_table  # noqa: E402
 from make_data import FACE_ATTRIBUTES, FOLDERS, FULL_SIZES  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096

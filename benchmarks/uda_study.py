@@ -40,10 +40,10 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import selection  # noqa: E402
+from hw3 import selection  # noqa: E402
 import train_uda  # noqa: E402
-import uda  # noqa: E402
-from common import atomic_path, cli, markdown_table  # noqa: E402
+from hw3 import uda  # noqa: E402
+from hw3.common import atomic_path, cli, markdown_table  # noqa: E402
 from pipeline import run_jobs  # noqa: E402
 
 SCENARIOS = (("mnist", "mnistm"), ("usps", "mnistm"), ("mnistm", "svhn"), ("svhn", "usps"))

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from common import UserError, atomic_path, autocast, batched, markdown_table, resolve_device, seed_everything
-from training import FORMAT, StepLog, load_checkpoint, save_checkpoint
+from hw3.common import UserError, atomic_path, autocast, batched, markdown_table, resolve_device, seed_everything
+from hw3.training import FORMAT, StepLog, load_checkpoint, save_checkpoint
 
 
 def test_atomic_path_leaves_nothing_behind_on_failure(tmp_path):

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 import datasets
-from common import UserError
+from hw3.common import UserError
 
 
 @pytest.fixture

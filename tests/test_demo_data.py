@@ -13,7 +13,7 @@ from PIL import Image
 
 import datasets
 import demo_data
-from common import UserError
+from hw3.common import UserError
 from helpers import run
 
 SMALL = {"face": (20, 10), "usps": (40, 20), "mnistm": (40, 20), "svhn": (40, 20)}

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-import ddpm
+from hw3 import ddpm
 import fetch
 import gan
 import fidelity
@@ -20,10 +20,10 @@ import plots
 import train_ddpm
 import train_gan
 import train_uda
-from common import UserError
+from hw3.common import UserError
 from datasets import EndlessBatches, load_digits
 from helpers import run
-from training import ema_of, load_checkpoint
+from hw3.training import ema_of, load_checkpoint
 
 CPU = torch.device("cpu")
 TINY_DDPM = ["--channels", "8", "--timesteps", "20", "--quiet", "--device", "cpu"]
@@ -336,7 +336,7 @@ def test_score_counts_the_asked_class(acgan_run, classifier, tmp_path):
     assert result["n_images"] == 30 and set(result["per_digit"]) == {str(d) for d in range(10)}
     assert result["accuracy"] == pytest.approx(np.mean(list(result["per_digit"].values())))
     # The same images renamed to the classes the classifier predicts score 100 %.
-    import uda
+    from hw3 import uda
     from datasets import load_folder
 
     model, _ = uda.load_model(classifier)

@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 import fetch
-from common import UserError
+from hw3.common import UserError
 from helpers import run
 
 

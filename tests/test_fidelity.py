@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 import fidelity
-from common import UserError
+from hw3.common import UserError
 from helpers import run
 
 

@@ -18,8 +18,8 @@ import fidelity
 import gan
 import plots
 import train_gan
-from common import UserError
-from training import ema_of, load_checkpoint
+from hw3.common import UserError
+from hw3.training import ema_of, load_checkpoint
 from datasets import EndlessBatches, load_faces
 from helpers import run
 

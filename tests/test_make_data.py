@@ -31,7 +31,7 @@ from PIL import Image
 
 import make_data
 import pipeline
-from common import UserError
+from hw3.common import UserError
 from helpers import REPO, free_port
 
 # CelebA's 40 attributes in list_attr_celeba.txt's order.

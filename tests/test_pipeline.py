@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 import pipeline
-import report as report_module
-import uda
-from common import UserError
+from hw3 import report as report_module
+from hw3 import uda
+from hw3.common import UserError
 
 
 def _rendered_pages(pdf, scale: float = 0.5) -> list:

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-import common
+from hw3 import common
 import datasets
 import generate_digits
 import train_ddpm
 import train_gan
 import train_uda
 import train_vae
-import uda
-from training import load_checkpoint
+from hw3 import uda
+from hw3.training import load_checkpoint
 
 DRY = ["--dry-run", "--quiet", "--device", "cpu", "--precision", "bf16"]
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import datasets
-import selection
+from hw3 import selection
 
 
 def test_entropy_and_information_maximisation_closed_forms():

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from helpers import REPO
-from training import load_checkpoint
+from hw3.training import load_checkpoint
 
 RUNS = {
     "train_uda.py": ["--source", "usps", "--target", "mnistm", "--method", "dann", "--epochs", "4",

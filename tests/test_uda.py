@@ -20,11 +20,11 @@ import predict
 import score
 import swd
 import datasets
-import digitnet
+from hw3 import digitnet
 import train_uda
-import uda
-from common import UserError
-from training import load_checkpoint
+from hw3 import uda
+from hw3.common import UserError
+from hw3.training import load_checkpoint
 from datasets import load_digits
 from helpers import run
 

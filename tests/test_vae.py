@@ -13,8 +13,8 @@ from PIL import Image
 import fetch
 import plots
 import train_vae
-from common import UserError
-from training import load_checkpoint
+from hw3.common import UserError
+from hw3.training import load_checkpoint
 from helpers import run
 from vae import VAE, VAELoss, kl_divergence, vae_loss
 

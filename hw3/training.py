@@ -44,7 +44,7 @@ import torch
 
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from common import UserError, add_runtime_args, atomic_path, progress
+from hw3.common import UserError, add_runtime_args, atomic_path, progress
 
 FORMAT = 3  # 3: with the recipe; 2: without; no "format": the first version of this repository
 

@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 import torch
 from PIL import Image
 
-from common import UserError, atomic_path
+from hw3.common import UserError, atomic_path
 
 
 @contextlib.contextmanager

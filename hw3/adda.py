@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from digitnet import DigitNet, FeatureExtractor
+from hw3.digitnet import DigitNet, FeatureExtractor
 
 
 class ADDA(DigitNet):

@@ -2,7 +2,7 @@
 
 Every method trains a :class:`digitnet.DigitNet` (DANN's adds a discriminator in
 ``dann.py``, SWD+'s a second classifier in ``swd.py``, ADDA's a second extractor in
-``adda.py``) and differs only in how one update is made. A :class:`Method` record holds
+``hw3/adda.py``) and differs only in how one update is made. A :class:`Method` record holds
 everything ``train_uda.py`` needs to know about a method: its network, its log columns,
 its optimizers, which data it reads and its step function, all with one signature.
 Adding a method means one record and one step function here, and its model file.
@@ -18,13 +18,13 @@ from typing import Callable, ClassVar
 import torch
 import torch.nn as nn
 
-import adda
+from hw3 import adda
 import dann
 import swd
-from common import UserError, autocast, batched
+from hw3.common import UserError, autocast, batched
 from datasets import SCENARIOS, augment_strong, to_float
-from digitnet import DigitNet, classification_loss, domain_bce
-from training import Recipe, load_checkpoint
+from hw3.digitnet import DigitNet, classification_loss, domain_bce
+from hw3.training import Recipe, load_checkpoint
 
 KIND = "uda"  # the checkpoint kind of every method
 

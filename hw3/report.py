@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, Union
 
-from common import atomic_path, markdown_table
+from hw3.common import atomic_path, markdown_table
 
 
 @dataclass(frozen=True)

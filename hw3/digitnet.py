@@ -4,7 +4,7 @@ The network is Ganin et al.'s digit architecture ("Domain-Adversarial Training o
 Neural Networks", JMLR 2016, https://arxiv.org/abs/1505.07818) at a CPU-friendly
 width: a feature extractor and a label classifier. :class:`DigitNet` is the
 source-only and target-only network; DANN (``dann.py``), SWD+ (``swd.py``) and
-ADDA (``adda.py``) subclass it and add what their training needs, so the methods
+ADDA (``hw3/adda.py``) subclass it and add what their training needs, so the methods
 differ only in how they are trained.
 
 The inference contract of every :class:`DigitNet`: ``forward(x)`` returns
