@@ -28,7 +28,7 @@ import torch
 from hw3 import ddpm
 import gan
 from hw3 import uda
-from hw3.common import UserError, add_runtime_args, autocast, cli, runtime, write_json
+from hw3.common import UserError, add_runtime_args, autocast, cli, precision_used, runtime, write_json
 from datasets import DIGIT_SIZE, load_folder
 from hw3.digitnet import NUM_CLASSES
 from hw3.images import check_new_folder, deterministic, write_folder
@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     images, names = generate(generator, args.n_per_class, args.seed, args.batch_size, device)
     write_folder(images, names, args.out_dir)
     print(f"wrote {len(names)} images to {args.out_dir}")
-    result = {}
+    result = {"precision": precision_used(device)}  # what generation ran in
     if args.classifier is not None:
         result = score(args.out_dir, args.classifier, device)
         print(f"classifier accuracy {100 * result['accuracy']:.1f} % on {result['n_images']} images")

@@ -76,6 +76,11 @@ def set_precision(precision: str) -> None:
     _precision = precision
 
 
+def precision_used(device: "torch.device") -> str:
+    """What :func:`autocast` runs in on ``device`` under this process's ``--precision``: ``bf16`` or ``fp32``."""
+    return "fp32" if _precision == "fp32" or (_precision == "auto" and device.type != "cuda") else "bf16"
+
+
 def autocast(device: "torch.device"):
     """bf16 autocast (no loss scaling needed) or none, as ``--precision`` asks.
 
@@ -84,7 +89,7 @@ def autocast(device: "torch.device"):
     """
     import torch
 
-    if _precision == "fp32" or (_precision == "auto" and device.type != "cuda"):
+    if precision_used(device) == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
 

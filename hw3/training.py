@@ -44,7 +44,7 @@ import torch
 
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from hw3.common import UserError, add_runtime_args, atomic_path, progress
+from hw3.common import UserError, add_runtime_args, atomic_path, precision_used, progress
 
 FORMAT = 3  # 3: with the recipe; 2: without; no "format": the first version of this repository
 
@@ -144,8 +144,8 @@ class Checkpointer:
 
     ``model`` is the network inference uses; ``modules`` are the others that training
     needs (a discriminator, an EMA copy); ``published`` names those of ``modules`` that
-    ``model.pt`` keeps as well. ``config`` (the model's shape), ``run`` (its data) and
-    ``recipe`` must match for a resume. ``rngs`` are the run's data-order generators, and
+    ``model.pt`` keeps as well. ``config`` (the model's shape), ``run`` (its data),
+    ``recipe`` and the precision the steps run in must match for a resume. ``rngs`` are the run's data-order generators, and
     ``state`` holds objects with ``state_dict()``/``load_state_dict()`` (a batch stream)
     saved alongside.
     """
@@ -164,6 +164,11 @@ class Checkpointer:
     extra: dict = field(default_factory=dict)
 
     @property
+    def precision(self) -> str:
+        """``bf16`` or ``fp32``: what the steps run in (``--precision`` on the model's device), saved and compared."""
+        return precision_used(next(self.model.parameters()).device)
+
+    @property
     def latest(self) -> Path:
         return Path(self.out_dir) / "latest.pt"
 
@@ -175,6 +180,8 @@ class Checkpointer:
         before, now = {**saved["config"], **saved["run"]}, {**self.config, **self.run}
         changed = sorted(k for k in {**before, **now} if before.get(k) != now.get(k))
         changed += [k for k in self.recipe.changed_from(saved.get("recipe", {})) if k not in changed]
+        if saved.get("precision", self.precision) != self.precision:  # bf16 and fp32 runs are not one run
+            changed.append("precision")
         if changed:
             flags = ", ".join("--" + k.replace("_", "-") for k in changed)
             raise UserError(f"{self.latest} belongs to a run with other settings ({flags}): "
@@ -195,7 +202,8 @@ class Checkpointer:
 
     def _inference(self, progress: Progress) -> dict:
         return {"format": FORMAT, "kind": self.kind, "config": self.config, "run": self.run,
-                "recipe": asdict(self.recipe), "optimizer_settings": self.optimizer_settings(),
+                "recipe": asdict(self.recipe), "precision": self.precision,
+                "optimizer_settings": self.optimizer_settings(),
                 "model": self.model.state_dict(),
                 "modules": {name: self.modules[name].state_dict() for name in self.published},
                 "step": progress.step, "epoch": progress.epoch, "best_metric": progress.best_metric,

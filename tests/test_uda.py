@@ -249,6 +249,11 @@ def test_resume_continues_after_last_epoch(tiny_data, tmp_path, capsys):
     # A finished run is not silently reused under another recipe: training flags must match too.
     with pytest.raises(UserError, match=r"other settings \(--lr, --weight-decay\)"):
         train_uda.main([*common, "--epochs", "2", "--lr", "1e-2", "--weight-decay", "0"])
+    # bf16 and fp32 are not one run: the precision the steps ran in is saved and compared.
+    assert second["precision"] == "fp32"
+    with pytest.raises(UserError, match=r"other settings \(--precision\)"):
+        train_uda.main([*common, "--epochs", "2", "--precision", "bf16"])
+    train_uda.main([*common, "--epochs", "2", "--precision", "fp32"])  # what auto runs on the CPU
     train_uda.main([*common, "--epochs", "2", "--quiet", "--threads", "2"])  # how to run may change
     train_uda.main([*common, "--epochs", "2", "--width", "32", "48"])  # the default tuple, given as a list
 
