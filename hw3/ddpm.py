@@ -14,7 +14,8 @@
 
 Images are ``(B, 3, S, S)`` in [-1, 1], ``S = DDPMConfig.image_size`` (28, the digits). The conversions
 between the noise and x_0 live on :class:`Schedule`, named as denoising-diffusion-pytorch names them
-(``q_sample``, ``predict_start_from_noise``, ``predict_noise_from_start``). :class:`DiffusionSampler`
+(``q_sample``, ``predict_start_from_noise``, ``predict_noise_from_start``, ``q_posterior``); the one
+reading of the network's output is :func:`model_predictions`. :class:`DiffusionSampler`
 gives the network the ACGAN's ``generate(labels, rng)``; the training loop lives in ``train_ddpm.py``.
 """
 
@@ -71,22 +72,25 @@ def linear_betas(timesteps: int, start: float = 1e-4, end: float = 0.02) -> torc
     return torch.linspace(start, end, timesteps, dtype=torch.float64)
 
 
-class Schedule:
+class Schedule(nn.Module):
     """The quantities of a beta schedule that training and sampling need, indexed by ``t`` in 0 ... T-1.
 
     ``alphas_cumprod[t]`` is alpha-bar of step ``t + 1`` in the paper's 1-based notation:
     ``prod_{s <= t} (1 - beta_s)``. It and its square roots are kept in float64 (``1 - abar``
     near ``t = 0`` loses most of its digits in float32) and cast to the images' dtype where used.
+    They are buffers (not saved: the config rebuilds them), so ``schedule.to(device)`` moves them.
     Every conversion between x_t, x_0 and the noise is a method here, so the loss and the
     sampler share one formula (denoising-diffusion-pytorch's ``GaussianDiffusion`` does the same).
     ``t`` is an int or a ``(B,)`` tensor of steps.
     """
 
     def __init__(self, betas: torch.Tensor):
-        self.betas = betas.double()  # (T,)
-        self.alphas_cumprod = torch.cumprod(1.0 - self.betas, dim=0)  # (T,)
-        self.sqrt_alphas_cumprod = self.alphas_cumprod.sqrt()  # (T,)
-        self.sqrt_one_minus_alphas_cumprod = (1.0 - self.alphas_cumprod).sqrt()  # (T,)
+        super().__init__()
+        alphas_cumprod = torch.cumprod(1.0 - betas.double(), dim=0)
+        for name, values in (("betas", betas.double()), ("alphas_cumprod", alphas_cumprod),
+                             ("sqrt_alphas_cumprod", alphas_cumprod.sqrt()),
+                             ("sqrt_one_minus_alphas_cumprod", (1.0 - alphas_cumprod).sqrt())):
+            self.register_buffer(name, values, persistent=False)  # each (T,)
         self.timesteps = len(betas)
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor | int, noise: torch.Tensor) -> torch.Tensor:
@@ -101,10 +105,41 @@ class Schedule:
         """The noise that ``x0`` and ``x_t`` imply: ``(x_t - sqrt(abar_t) x_0) / sqrt(1 - abar_t)`` (eq. 4)."""
         return (x_t - _at(self.sqrt_alphas_cumprod, t, x_t) * x0) / _at(self.sqrt_one_minus_alphas_cumprod, t, x_t)
 
+    def q_posterior(self, x0: torch.Tensor, noise: torch.Tensor, t: int, t_prev: int | None,
+                    eta: float) -> tuple[torch.Tensor, float]:
+        """Mean and standard deviation of ``x_{t_prev}`` given ``x_0`` and the noise in ``x_t``: DDIM's
+        generalised posterior (Song et al. 2021, eq. 12 and 16). ``t_prev = None`` is the end (abar = 1).
+
+        ``eta = 1`` with ``t_prev = t - 1`` is DDPM's q(x_{t-1} | x_t, x_0), variance beta-tilde;
+        ``eta = 0`` is the deterministic DDIM step.
+        """
+        a_t = self.alphas_cumprod[t]
+        a_prev = self.alphas_cumprod[t_prev] if t_prev is not None else torch.ones_like(a_t)
+        sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).sqrt()
+        direction = (1 - a_prev - sigma**2).clamp_min(0).sqrt()
+        return a_prev.sqrt().item() * x0 + direction.item() * noise, sigma.item()
+
 
 def _at(values: torch.Tensor, t: torch.Tensor | int, x: torch.Tensor) -> torch.Tensor:
     """``values[t]`` in ``x``'s dtype and device, shaped ``(B, 1, 1, 1)`` to scale a batch ``x`` ``(B, C, H, W)``."""
     return values.to(x.device)[t].to(x.dtype).view(-1, *[1] * (x.dim() - 1))
+
+
+def training_target(prediction: str, x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """What a network of ``prediction`` ("x0" or "eps") is trained to output for ``x_t = q_sample(x0, t, noise)``."""
+    return noise if prediction == "eps" else x0
+
+
+def model_predictions(model: nn.Module, schedule: Schedule, x_t: torch.Tensor, t: int, labels: torch.Tensor,
+                      guidance: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The guided network's x_0 (clipped to [-1, 1], as Ho et al.'s code does) and the noise consistent with it.
+
+    The inverse of :func:`training_target`: the one place that reads the network's output.
+    """
+    out = guided_output(model, x_t, torch.full_like(labels, t), labels, guidance)
+    x0 = out if model.prediction == "x0" else schedule.predict_start_from_noise(x_t, t, out)
+    x0 = x0.clamp(-1, 1)
+    return x0, schedule.predict_noise_from_start(x_t, t, x0)
 
 
 def diffusion_loss(model: nn.Module, schedule: Schedule, x0: torch.Tensor, labels: torch.Tensor,
@@ -123,7 +158,7 @@ def diffusion_loss(model: nn.Module, schedule: Schedule, x0: torch.Tensor, label
     dropped = torch.rand(b, generator=rng).to(device) < drop_class
     labels = torch.where(dropped, torch.full_like(labels, model.null_class), labels)
     predicted = model(schedule.q_sample(x0, t, noise), t, labels)
-    return F.mse_loss(predicted.float(), noise if model.prediction == "eps" else x0)
+    return F.mse_loss(predicted.float(), training_target(model.prediction, x0, noise))
 
 
 # ---------------------------------------------------------------------------
@@ -238,20 +273,13 @@ def sample(model: nn.Module, schedule: Schedule, labels: torch.Tensor, steps: in
     ``t`` in the paper's 1-based count: ``x_T`` first, then down to ``(0, x_0)``, the result).
     """
     device = labels.device
-    abar = schedule.alphas_cumprod
     times = torch.linspace(schedule.timesteps - 1, 0, steps).round().long().unique_consecutive().tolist()
     x = torch.randn((len(labels), *model.image_shape), generator=rng).to(device)
     for i, t in enumerate(times):
         if trajectory is not None:
             trajectory.append((t + 1, x.float().cpu()))
-        a_t = abar[t].item()
-        a_prev = abar[times[i + 1]].item() if i + 1 < len(times) else 1.0
-        out = guided_output(model, x, torch.full_like(labels, t), labels, guidance)
-        x0 = out if model.prediction == "x0" else schedule.predict_start_from_noise(x, t, out)
-        x0 = x0.clamp(-1, 1)
-        eps = schedule.predict_noise_from_start(x, t, x0)  # the noise consistent with the clipped x_0
-        sigma = eta * math.sqrt((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev))
-        x = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma**2, 0.0)) * eps
+        x0, eps = model_predictions(model, schedule, x, t, labels, guidance)
+        x, sigma = schedule.q_posterior(x0, eps, t, times[i + 1] if i + 1 < len(times) else None, eta)
         if sigma > 0:
             x = x + sigma * torch.randn(x.shape, generator=rng).to(device)
     if trajectory is not None:

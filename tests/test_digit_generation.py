@@ -435,3 +435,19 @@ def test_hw3_p5_bad_inputs_are_one_line_and_write_nothing(published_digits, mode
     damaged = run(["bash", "hw3_p5.sh", str(tmp_path / "new")], **published_digits)
     assert damaged.returncode != 0 and "sha-256" in damaged.stderr.lower()
     assert not (tmp_path / "new").exists()
+
+
+def test_q_posterior_at_eta_1_is_ddpms_posterior():
+    """Song et al.'s posterior with eta = 1 between consecutive steps is Ho et al.'s q(x_{t-1} | x_t, x_0), eq. 7."""
+    schedule = ddpm.DDPMConfig().schedule()
+    x0, x_t = torch.randn(2, 3, 4, 4, dtype=torch.float64).clamp(-1, 1), torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    for t in (1, 500, 999):
+        abar, abar_prev, beta = (schedule.alphas_cumprod[t], schedule.alphas_cumprod[t - 1], schedule.betas[t])
+        noise = schedule.predict_noise_from_start(x_t, t, x0)
+        mean, sigma = schedule.q_posterior(x0, noise, t, t - 1, eta=1.0)
+        expected = (abar_prev.sqrt() * beta / (1 - abar)) * x0 + ((1 - beta).sqrt() * (1 - abar_prev) / (1 - abar)) * x_t
+        assert torch.allclose(mean, expected, atol=1e-9)
+        assert sigma == pytest.approx(((1 - abar_prev) / (1 - abar) * beta).sqrt().item(), rel=1e-9)
+    end, sigma = schedule.q_posterior(x0, noise, 0, None, eta=1.0)
+    assert sigma == 0 and torch.allclose(end, x0)  # the last step lands on x_0
+    assert not list(schedule.state_dict())  # buffers that the config rebuilds, never saved
