@@ -3,7 +3,7 @@
     python3 generate_digits.py --checkpoint runs/ddpm/model.pt --out-dir out/ \\
         --classifier runs/uda/target-only_usps-mnistm/model.pt --json out.json
 
-The checkpoint is an ACGAN (``train_gan.py --task digits``, kind ``gan``) or a conditional
+The checkpoint is an ACGAN (``train_gan.py --task digits``, kind ``acgan``) or a conditional
 DDPM (``train_ddpm.py``, kind ``ddpm``). The 1000 images are written as
 ``<digit>_<nnn>.png`` (``0_001.png`` ... ``9_100.png``) into a new folder, which appears
 whole or not at all. All noise comes from one seeded CPU generator and the network
@@ -26,13 +26,12 @@ from pathlib import Path
 import torch
 
 from hw3 import ddpm
-import gan
 from hw3 import uda
 from hw3.common import UserError, add_runtime_args, autocast, cli, precision_used, runtime, write_json
 from datasets import DIGIT_SIZE, load_folder
 from hw3.digitnet import NUM_CLASSES
 from hw3.images import check_new_folder, deterministic, write_folder
-from hw3.training import load_checkpoint
+from hw3.checkpoints import CLASSIFIERS, DIGIT_GENERATORS, load_model
 
 NAME = re.compile(r"^(\d)_\d+\.png$")
 
@@ -40,17 +39,7 @@ NAME = re.compile(r"^(\d)_\d+\.png$")
 def load_generator(path: str | Path, device: torch.device | str = "cpu", steps: int = ddpm.SAMPLE_STEPS,
                    eta: float = 0.0, guidance: float = ddpm.GUIDANCE):
     """The class-conditional generator of an ACGAN or DDPM checkpoint: an object with ``generate(labels, rng)``."""
-    checkpoint = load_checkpoint(path)
-    kind, arch = checkpoint.get("kind"), checkpoint.get("config", {}).get("arch")
-    if kind not in ("gan", "ddpm") or (kind == "gan" and arch != "acgan"):
-        raise UserError(f"checkpoint {path} holds a {arch or kind!r} model; expected an acgan or a ddpm")
-    try:
-        if kind == "gan":
-            return gan.from_checkpoint(checkpoint).to(device)
-        model, schedule = ddpm.from_checkpoint(checkpoint)
-        return ddpm.DiffusionSampler(model.to(device), schedule, steps, eta, guidance)
-    except (KeyError, TypeError, RuntimeError) as err:
-        raise UserError(f"checkpoint {path} does not fit its model ({type(err).__name__}: {str(err)[:120]})") from None
+    return load_model(path, DIGIT_GENERATORS, device, steps=steps, eta=eta, guidance=guidance)[0]
 
 
 def generate(generator, n_per_class: int = 100, seed: int = 0, batch_size: int = 100,
@@ -72,7 +61,7 @@ def score(folder: str | Path, classifier: str | Path, device: torch.device | str
     if not data.names or not all(matches):
         raise UserError(f"{folder} must hold only images named <digit>_<nnn>.png")
     asked = torch.tensor([int(m.group(1)) for m in matches])
-    model, _ = uda.load_model(classifier, device)
+    model, _ = load_model(classifier, CLASSIFIERS, device)
     right = (uda.predict_labels(model, data.images, device) == asked).float()
     per_digit = {str(d): right[asked == d].mean().item() for d in range(NUM_CLASSES) if (asked == d).any()}
     return {"accuracy": right.mean().item(), "per_digit": per_digit, "n_images": len(right),

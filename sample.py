@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from hw3.common import UserError, cli
+from hw3.common import cli
 from hw3.images import deterministic, sample_grid, save_image
-from hw3.training import load_checkpoint
+from hw3.checkpoints import FACE_SAMPLERS, load_model
 
 
 def load_sampler(path: str | Path, device: torch.device | str = "cpu") -> torch.nn.Module:
@@ -27,18 +27,7 @@ def load_sampler(path: str | Path, device: torch.device | str = "cpu") -> torch.
     Both families offer ``decode(z)``: noise ``(B, latent_dim)`` to faces
     ``(B, 3, 64, 64)`` in [0, 1], and ``latent_dim``.
     """
-    checkpoint = load_checkpoint(path)
-    kind = checkpoint.get("kind")
-    if kind not in ("vae", "gan"):
-        raise UserError(f"checkpoint {path} holds a {kind!r} model; expected vae or gan")
-    import gan
-    import vae
-
-    family = vae if kind == "vae" else gan
-    try:
-        return family.from_checkpoint(checkpoint).to(device)
-    except (KeyError, TypeError, RuntimeError) as err:
-        raise UserError(f"checkpoint {path} does not fit its model ({type(err).__name__}: {str(err)[:120]})") from None
+    return load_model(path, FACE_SAMPLERS, device)[0]
 
 
 def face_grid(model: torch.nn.Module, n: int = 32, nrow: int = 8, seed: int = 0,

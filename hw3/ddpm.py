@@ -297,6 +297,10 @@ class DiffusionSampler:
     def __init__(self, model, schedule, steps: int = SAMPLE_STEPS, eta: float = 0.0, guidance: float = GUIDANCE):
         self.model, self.schedule, self.steps, self.eta, self.guidance = model, schedule, steps, eta, guidance
 
+    def to(self, device) -> "DiffusionSampler":
+        self.model.to(device), self.schedule.to(device)
+        return self
+
     def generate(self, labels: torch.Tensor, rng: torch.Generator | None = None,
                  trajectory: list | None = None) -> torch.Tensor:
         x = sample(self.model, self.schedule, labels, self.steps, self.eta, self.guidance, rng, trajectory)

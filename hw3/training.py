@@ -2,7 +2,7 @@
 
 One layout for every checkpoint (nanoGPT keeps one dict, written atomically)::
 
-    {"format": 3, "kind": "vae" | "gan" | "uda" | ..., "config": {...},   # rebuilds the model exactly
+    {"format": 3, "kind": "vae" | "gan" | "acgan" | "ddpm" | "uda", "config": {...},  # rebuilds the model exactly
      "run": {...},                                # what else defines the run (a UDA run's domains)
      "recipe": {...},                             # how it was trained: the trainer's Recipe, field by field
      "model": state_dict,                         # the weights inference uses

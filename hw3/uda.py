@@ -24,7 +24,7 @@ import swd
 from hw3.common import UserError, autocast, batched
 from datasets import SCENARIOS, augment_strong, to_float
 from hw3.digitnet import DigitNet, classification_loss, domain_bce
-from hw3.training import Recipe, load_checkpoint
+from hw3.training import Recipe
 
 KIND = "uda"  # the checkpoint kind of every method
 
@@ -267,12 +267,9 @@ def from_checkpoint(checkpoint: dict) -> nn.Module:
 
 def load_model(path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild the model of a ``uda`` checkpoint file in eval mode; return it with the checkpoint dict."""
-    checkpoint = load_checkpoint(path, kind=KIND)
-    try:
-        model = from_checkpoint(checkpoint)
-    except (KeyError, TypeError, RuntimeError) as err:
-        raise UserError(f"checkpoint {path} does not fit its model: {str(err).splitlines()[0]}") from None
-    return model.to(device), checkpoint
+    from hw3.checkpoints import load_model as load
+
+    return load(path, (KIND,), device)
 
 
 @torch.no_grad()

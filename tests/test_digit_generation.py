@@ -370,8 +370,29 @@ def test_fid_against_the_test_digits_goes_through_fidelity(acgan_run, tiny_data,
                               "--inception-weights", str(random_inception)])
 
 
+def test_each_kind_loads_through_one_table(acgan_run, ddpm_run, classifier, tmp_path):
+    """hw3/checkpoints.py: the ACGAN is a kind of its own; a script refuses another role's kind and weights that do not fit."""
+    import sample
+    from hw3 import checkpoints, training
+
+    assert set(checkpoints.LOADERS) == {*checkpoints.FACE_SAMPLERS, *checkpoints.DIGIT_GENERATORS, *checkpoints.CLASSIFIERS}
+    kinds = {name: training.load_checkpoint(path)["kind"]
+             for name, path in (("acgan", acgan_run / "model.pt"), ("ddpm", ddpm_run / "model.pt"), ("uda", classifier))}
+    assert kinds == {"acgan": "acgan", "ddpm": "ddpm", "uda": "uda"}
+    assert hasattr(generate_digits.load_generator(acgan_run / "model.pt"), "generate")
+    sampler = generate_digits.load_generator(ddpm_run / "model.pt", steps=3, guidance=0.5)
+    assert (sampler.steps, sampler.guidance) == (3, 0.5)  # the ddpm's options reach its loader
+    with pytest.raises(UserError, match="expected vae or gan"):
+        sample.load_sampler(acgan_run / "model.pt")  # an ACGAN draws digits, not faces
+    broken = training.load_checkpoint(classifier)
+    broken["model"] = {k: v[..., :1] if v.dim() > 1 else v for k, v in broken["model"].items()}
+    torch.save(broken, tmp_path / "broken.pt")
+    with pytest.raises(UserError, match="does not fit its model"):
+        checkpoints.load_model(tmp_path / "broken.pt", checkpoints.CLASSIFIERS)
+
+
 def test_generator_refuses_other_checkpoints(classifier, tmp_path):
-    with pytest.raises(UserError, match="expected an acgan or a ddpm"):
+    with pytest.raises(UserError, match="expected acgan or ddpm"):
         generate_digits.load_generator(classifier)
     damaged = tmp_path / "damaged.pt"
     damaged.write_bytes(b"not a checkpoint")

@@ -1,0 +1,72 @@
+"""One table from a checkpoint's kind to the model it rebuilds, and the one loader every script uses.
+
+Every checkpoint file names its kind (``hw3/training.py``): ``vae`` and ``gan`` are face
+samplers (``decode(z)``), ``acgan`` and ``ddpm`` class-conditional digit generators
+(``generate(labels, rng)``), ``uda`` a digit classifier of any domain-adaptation method.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from hw3.common import UserError
+from hw3.training import load_checkpoint
+
+FACE_SAMPLERS = ("vae", "gan")
+DIGIT_GENERATORS = ("acgan", "ddpm")
+CLASSIFIERS = ("uda",)
+
+
+def _vae(checkpoint: dict):
+    import vae
+
+    return vae.from_checkpoint(checkpoint)
+
+
+def _gan(checkpoint: dict):
+    import gan
+
+    return gan.from_checkpoint(checkpoint)
+
+
+def _ddpm(checkpoint: dict, steps: int | None = None, eta: float = 0.0, guidance: float | None = None):
+    from hw3 import ddpm
+
+    model, schedule = ddpm.from_checkpoint(checkpoint)
+    return ddpm.DiffusionSampler(model, schedule, steps or ddpm.SAMPLE_STEPS, eta,
+                                 ddpm.GUIDANCE if guidance is None else guidance)
+
+
+def _uda(checkpoint: dict):
+    from hw3 import uda
+
+    return uda.from_checkpoint(checkpoint)
+
+
+# kind -> the function that rebuilds its model (in eval mode) from the loaded checkpoint
+LOADERS = {"vae": _vae, "gan": _gan, "acgan": _gan, "ddpm": _ddpm, "uda": _uda}
+# what the ddpm's loader takes beyond the checkpoint: the sampler's settings
+OPTIONS = {"ddpm": ("steps", "eta", "guidance")}
+
+
+def load_model(path: str | Path, kinds: tuple[str, ...], device: torch.device | str = "cpu",
+               **options) -> tuple[object, dict]:
+    """The model of the checkpoint file ``path``, on ``device``, and the checkpoint dict.
+
+    Its kind must be one of ``kinds``; a wrong kind, or weights that do not fit the model its
+    config describes, is one :class:`UserError`. ``options`` go to the loaders that take them
+    (the DDPM's ``steps``, ``eta``, ``guidance``).
+    """
+    checkpoint = load_checkpoint(path)
+    kind = checkpoint.get("kind")
+    if kind not in kinds:
+        raise UserError(f"checkpoint {path} holds a {kind!r} model; expected {' or '.join(kinds)}")
+    taken = {k: v for k, v in options.items() if k in OPTIONS.get(kind, ())}
+    try:
+        model = LOADERS[kind](checkpoint, **taken)
+    except (KeyError, TypeError, RuntimeError) as err:
+        raise UserError(f"checkpoint {path} does not fit its model ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0][:120]})") from None
+    return model.to(device), checkpoint
