@@ -193,7 +193,7 @@ class Plan:
     def digit_classifier(self) -> Path:
         """The target-only classifier of the digits' domain, which scores the generated digits."""
         source = next(s for s, t in SCENARIOS if t == DIGITS_DOMAIN)
-        return self.uda_run("target-only", source, DIGITS_DOMAIN) / "model.pt"
+        return self.uda_run(uda.UPPER_BOUND, source, DIGITS_DOMAIN) / "model.pt"
 
 
 @dataclass
@@ -613,17 +613,16 @@ def discussion_facts(results: Results) -> dict[str, list[str]]:
         m = metrics.get((method, scenario))
         return "–" if m is None else f"{100 * m['target_test_accuracy']:.1f} %"
 
-    scenarios = [f"{s}->{t}" for s, t in SCENARIOS]
-    facts["P3-6"] = [f"{scenario}: source-only {accuracy('source-only', scenario)}, DANN {accuracy('dann', scenario)}, "
-                     f"target-only {accuracy('target-only', scenario)}" for scenario in scenarios]
-    facts["P4-4"] = [f"{scenario}: DANN {accuracy('dann', scenario)}, SWD+ {accuracy('swd', scenario)}, "
-                     f"ADDA {accuracy('adda', scenario)}" for scenario in scenarios]
-    for method, item, column, label in (("dann", "P3-6", "domain_acc", "domain discriminator accuracy"),
-                                        ("swd", "P4-4", "pl_share", "share of target images with a pseudo-label")):
+    for method in uda.METHODS.values():
+        said = method.discussion
+        if said is None:
+            continue
+        facts[said.item] = [f"{s}->{t}: " + ", ".join(f"{uda.METHODS[other].label} {accuracy(other, f'{s}->{t}')}"
+                                                        for other in said.compare) for s, t in SCENARIOS]
         for source, target in SCENARIOS:
-            log = pd.read_csv(plan.uda_run(method, source, target) / "log.csv")
-            facts[item].append(f"{source}->{target}: {label} over the last 10 % of updates "
-                               f"{_tail_mean(log, column):.2f}")
+            log = pd.read_csv(plan.uda_run(method.name, source, target) / "log.csv")
+            facts[said.item].append(f"{source}->{target}: {said.watch_label} over the last 10 % of updates "
+                                    f"{_tail_mean(log, said.watch):.2f}")
     return facts
 
 
@@ -729,12 +728,14 @@ def report_blocks(results: Results) -> list[report.Block]:
             title = f"{uda.METHOD_TITLES[method]} {source} -> {target}"
             blocks.append(report.Figures([image(f"{stem}_class.png", f"{title}: t-SNE by class"),
                                           image(f"{stem}_domain.png", f"{title}: t-SNE by domain")]))
-    for method, item in (("dann", "3-5"), ("swd", "4-3")):
-        if method in cards:
-            blocks += [report.Heading(f"{item} Architecture and implementation details: {uda.METHOD_TITLES[method]}", 3),
-                       *_card_blocks(cards[method])]
-    blocks += [report.Heading("3-6 Discussion: DANN", 3), _prompt(results, "P3-6"),
-               report.Heading("4-4 Discussion: SWD+", 3), _prompt(results, "P4-4")]
+    discussed = [m for m in uda.METHODS.values() if m.discussion]
+    for method in discussed:
+        if method.name in cards:
+            blocks += [report.Heading(f"{method.discussion.card} Architecture and implementation details: "
+                                      f"{method.title}", 3), *_card_blocks(cards[method.name])]
+    for method in discussed:
+        item = method.discussion.item
+        blocks += [report.Heading(f"{item[1:]} Discussion: {method.label}", 3), _prompt(results, item)]
     blocks += [
         report.Heading("Problem 5: class-conditional digits (ACGAN and DDPM)"),
         report.Text(f"1000 generated {DIGITS_DOMAIN} digits per model (100 per class, `generate_digits.py`), "

@@ -216,11 +216,14 @@ def recipe_from(args) -> UDARecipe:
             raise UserError(f"--{flag.replace('_', '-')} must be at least 1")
     if args.steps_per_epoch < 0 or not 0 < args.val_fraction < 1 or args.lr <= 0:
         raise UserError("--steps-per-epoch must be >= 0, --val-fraction in (0, 1) and --lr > 0")
-    augment = args.augment or uda.method(args.method).augment
+    method = uda.method(args.method)
+    # Other methods' knobs are left out (None), so a resume compares only the settings this method reads.
+    own = {"augment": args.augment or method.augment, **{k: None for k in uda.METHOD_KNOBS - set(method.knobs)}}
     if args.dry_run:
-        return UDARecipe.from_args(args, epochs=1, steps_per_epoch=2, augment=augment,
-                                   adda_pretrain_steps=min(args.adda_pretrain_steps, 1))
-    return UDARecipe.from_args(args, augment=augment)
+        if "adda_pretrain_steps" in method.knobs:
+            own["adda_pretrain_steps"] = min(args.adda_pretrain_steps, 1)
+        return UDARecipe.from_args(args, epochs=1, steps_per_epoch=2, **own)
+    return UDARecipe.from_args(args, **own)
 
 
 def main(argv=None) -> int:

@@ -47,7 +47,6 @@ from hw3.common import atomic_path, cli, markdown_table  # noqa: E402
 from pipeline import run_jobs  # noqa: E402
 
 SCENARIOS = (("mnist", "mnistm"), ("usps", "mnistm"), ("mnistm", "svhn"), ("svhn", "usps"))
-ADAPTED = ("dann", "swd", "adda")
 # The study's budget: 1,000 updates of 64, evaluated every 100 (train_uda.py's own is 10 passes over
 # the larger train set, sized for the real 60,000-73,257-image domains).
 BUDGET = ["--epochs", "10", "--steps-per-epoch", "100"]
@@ -106,10 +105,10 @@ def gains(table: pd.DataFrame, columns: list[tuple[str, str]]) -> list[str]:
     """Per adapted method and scenario, its accuracy minus source-only's of the same seed: mean and the worst seed."""
     kept = table.set_index(["split", "scenario", "seed", "method"])["kept"].unstack("method")
     rows = []
-    for method in [m for m in dict.fromkeys(table["method"]) if m in ADAPTED]:
+    for method in [m for m in dict.fromkeys(table["method"]) if m in uda.ADAPTED]:
         cells = []
         for split, scenario in columns:
-            gain = 100 * (kept.loc[(split, scenario), method] - kept.loc[(split, scenario), "source-only"]).dropna()
+            gain = 100 * (kept.loc[(split, scenario), method] - kept.loc[(split, scenario), uda.LOWER_BOUND]).dropna()
             cells.append(f"{gain.mean():+.1f} (worst {gain.min():+.1f})" if len(gain) else "–")
         rows.append([uda.METHOD_TITLES[method], *cells])
     return ["Gain over source-only (points), seed against seed: mean, and the worst seed:\n",
@@ -131,7 +130,7 @@ def report(table: pd.DataFrame, curves: pd.DataFrame, default: str, command: str
              f"Target test accuracy (%), mean ± std over seeds, of the evaluation kept by `{default}`:\n",
              markdown_table(["method", *(f"{s} ({SPLITS[d]})" for d, s in columns)], rows)]
 
-    if "source-only" in set(table["method"]):
+    if uda.LOWER_BOUND in set(table["method"]):
         lines += gains(table, columns)
 
     mean = mean_curves(curves).unstack("step")
@@ -145,7 +144,7 @@ def report(table: pd.DataFrame, curves: pd.DataFrame, default: str, command: str
     lines += [f"Convergence: mean target test accuracy (%) at {shown} (update count), over seeds:\n",
               markdown_table(["data", "scenario", "method", *map(str, steps)], rows)]
 
-    adapted = table[table.method.isin(ADAPTED)]
+    adapted = table[table.method.isin(uda.ADAPTED)]
     splits = list(dict.fromkeys(adapted["split"]))
     counts = ", ".join(f"{(adapted.split == s).sum()} {SPLITS[s]}" for s in splits)
     rows = []

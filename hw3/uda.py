@@ -184,11 +184,23 @@ def adda_optimizers(model: adda.ADDA, recipe: UDARecipe) -> dict[str, torch.opti
 
 
 @dataclass(frozen=True)
+class Discussion:
+    """What the report says of a graded method: its items, the log column it watches, whom it is compared with."""
+
+    card: str  # the item of its architecture card ("3-5")
+    item: str  # the item of its discussion ("P3-6")
+    watch: str  # a log column whose last 10 % of updates the discussion reads
+    watch_label: str
+    compare: tuple[str, ...]  # the methods whose accuracy its discussion lists, itself included
+
+
+@dataclass(frozen=True)
 class Method:
     """One domain-adaptation method, as ``train_uda.py`` runs it."""
 
     name: str
     title: str  # its row in the accuracy table
+    label: str  # its name in a sentence
     network: type[DigitNet]
     losses: tuple[str, ...]  # the log columns its step returns
     step: Callable[[DigitNet, dict, StepInput, UDARecipe], dict]
@@ -199,21 +211,30 @@ class Method:
     augment: str = "source"  # train_uda.py's --augment when none is given
     knobs: tuple[str, ...] = ()  # the UDARecipe fields only this method reads
     network_args: tuple[str, ...] = ()  # the UDAConfig fields its network takes beyond the digit network's
+    bound: str | None = None  # "lower" (no adaptation) or "upper" (target labels); None: it adapts
+    discussion: Discussion | None = None  # graded methods: what the report says of it
 
 
 METHODS = {m.name: m for m in (
-    Method("source-only", "Trained on source", DigitNet, ("loss_cls",), supervised_step, reads_target=False),
-    Method("dann", "Adaptation (DANN)", dann.DANN, ("loss_cls", "loss_domain", "grl_coeff", "domain_acc"), dann_step,
-           graded="hw3_p3.sh", augment="measured", knobs=("augment_target", "domain_weight", "adabn"),
-           network_args=("disc_hidden", "disc_layers")),
-    Method("swd", "Adaptation (SWD+)", swd.SWDNet, ("loss_cls", "discrepancy", "loss_im", "loss_pl", "pl_share"),
+    Method("source-only", "Trained on source", "source-only", DigitNet, ("loss_cls",), supervised_step,
+           reads_target=False, bound="lower"),
+    Method("dann", "Adaptation (DANN)", "DANN", dann.DANN, ("loss_cls", "loss_domain", "grl_coeff", "domain_acc"),
+           dann_step, graded="hw3_p3.sh", augment="measured", knobs=("augment_target", "domain_weight", "adabn"),
+           network_args=("disc_hidden", "disc_layers"),
+           discussion=Discussion("3-5", "P3-6", "domain_acc", "domain discriminator accuracy",
+                                 ("source-only", "dann", "target-only"))),
+    Method("swd", "Adaptation (SWD+)", "SWD+", swd.SWDNet, ("loss_cls", "discrepancy", "loss_im", "loss_pl", "pl_share"),
            swd_step, graded="hw3_p4.sh", knobs=("swd_weight", "num_projections", "im_weight", "pl_weight",
-                                                "pl_threshold", "rampup", "align", "align_momentum")),
-    Method("adda", "Adaptation (ADDA)", adda.ADDA, ("loss_cls", "loss_disc", "loss_map"), adda_step,
+                                                "pl_threshold", "rampup", "align", "align_momentum"),
+           discussion=Discussion("4-3", "P4-4", "pl_share", "share of target images with a pseudo-label",
+                                 ("dann", "swd", "adda"))),
+    Method("adda", "Adaptation (ADDA)", "ADDA", adda.ADDA, ("loss_cls", "loss_disc", "loss_map"), adda_step,
            optimizers=adda_optimizers, knobs=("adda_pretrain_steps", "adda_lr")),
-    Method("target-only", "Trained on target", DigitNet, ("loss_cls",), supervised_step, reads_target=False,
-           labelled="target"),
+    Method("target-only", "Trained on target", "target-only", DigitNet, ("loss_cls",), supervised_step,
+           reads_target=False, labelled="target", bound="upper"),
 )}
+ADAPTED = tuple(m.name for m in METHODS.values() if m.bound is None)
+LOWER_BOUND, UPPER_BOUND = (next(m.name for m in METHODS.values() if m.bound == b) for b in ("lower", "upper"))
 GRADED_METHODS = {m.name: m.graded for m in METHODS.values() if m.graded}  # Problem 3 and Problem 4
 METHOD_KNOBS = frozenset(k for m in METHODS.values() for k in m.knobs)  # the fields no other method reads
 METHOD_TITLES = {m.name: m.title for m in METHODS.values()}

@@ -161,7 +161,8 @@ def test_one_update_of_each_method_changes_its_parts(tiny_data, name):
                                                    rng=torch.Generator().manual_seed(0))}
     if method.reads_target:  # the baselines get no target stream: they never see a target image
         streams["target"] = datasets.EndlessBatches(data.target_x, batch_size=8, rng=torch.Generator().manual_seed(1))
-    row = train_uda.train_step(model, method, optimizers, streams, recipe, 0, 10)
+    augment, _ = train_uda.augmenters(recipe, method, data)
+    row = train_uda.train_step(model, method, optimizers, streams, augment, recipe, 0, 10)
     assert {"lr"} < set(row) <= {"lr", *method.losses}  # ADDA logs loss_cls in stage 1 only
     assert row and all(np.isfinite(v) for v in row.values())
     after = model.state_dict()
@@ -541,3 +542,28 @@ def test_domain_discriminator_depth(layers):
     linear = [m for m in disc.modules() if isinstance(m, torch.nn.Linear)]
     assert [m.out_features for m in linear] == [7] * layers + [1]
     assert disc(torch.randn(5, 12)).shape == (5,)
+
+
+def test_a_resume_compares_only_the_settings_the_method_reads(tiny_data, tmp_path):
+    """Source-only never reads --pl-weight, so changing it does not stop its resume; SWD+ reads it, so it does."""
+    for method, refused in (("source-only", False), ("swd", True)):
+        common = ["--data", str(tiny_data), "--source", "usps", "--target", "mnistm", "--method", method,
+                  "--dry-run", "--quiet", "--out-dir", str(tmp_path / method)]
+        assert train_uda.main(common) == 0
+        saved = load_checkpoint(tmp_path / method / "latest.pt")["recipe"]
+        assert (saved["pl_weight"] is None) == (method == "source-only")
+        if refused:
+            with pytest.raises(UserError, match=r"other settings \(--pl-weight\)"):
+                train_uda.main([*common, "--pl-weight", "0.5"])
+        else:
+            assert train_uda.main([*common, "--pl-weight", "0.5"]) == 0
+
+
+def test_methods_name_their_bounds_and_discussions():
+    assert uda.METHODS[uda.LOWER_BOUND].labelled == "source" and not uda.METHODS[uda.LOWER_BOUND].reads_target
+    assert uda.METHODS[uda.UPPER_BOUND].labelled == "target"
+    assert set(uda.ADAPTED) == {m for m in uda.METHODS if m not in (uda.LOWER_BOUND, uda.UPPER_BOUND)}
+    for method in uda.METHODS.values():
+        if method.discussion is not None:
+            assert method.graded and method.name in method.discussion.compare
+            assert method.discussion.watch in method.losses and set(method.discussion.compare) <= set(uda.METHODS)
