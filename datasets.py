@@ -38,6 +38,7 @@ from hw3.common import UserError, cores
 DOMAINS = ("usps", "mnistm", "svhn", "mnist")
 # (source, target) pairs of the assignment, in the order of its table: the graded models.
 SCENARIOS = (("usps", "mnistm"), ("mnistm", "svhn"), ("svhn", "usps"))
+DIGITS_DOMAIN = "mnistm"  # the domain Problem 5 generates (the later years' reports: MNIST-M)
 FACE_SIZE = 64
 DIGIT_SIZE = 28
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")

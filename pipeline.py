@@ -31,26 +31,20 @@ commit the manifest).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib
 import json
-import multiprocessing
-import os
 import shutil
-import subprocess
-import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import pandas as pd
 
-from hw3 import report
+from datasets import DIGITS_DOMAIN, SCENARIOS
 from hw3 import uda
-from hw3.common import UserError, atomic_path, cli, cores
-from datasets import SCENARIOS
+from hw3.checkpoints import DIGIT_GENERATORS as DIGIT_MODELS
+from hw3.common import UserError, cli, cores
+from hw3.jobs import Stages, run_jobs, run_script, script_env
+from hw3.report_content import discussion_facts, write_report
 
 REPO = Path(__file__).resolve().parent
 
@@ -78,79 +72,6 @@ FULL_ARGS = {"vae": [], "gan": [], "tsne": [], "acgan": [], "ddpm": [],
 # Images FID/KID score: generated faces per model, and digits per folder (None: all). Inception costs
 # about 0.2 s an image on one CPU core, so the demo scores fewer and says how many (the report does too).
 FID_IMAGES = {"demo": (50, 60), "full": (1000, None), "quick": (12, 12)}
-DIGITS_DOMAIN = "mnistm"  # Problem 5 generates MNIST-M digits
-DIGIT_MODELS = ("acgan", "ddpm")
-
-
-class Stages:
-    """Prints each stage as it starts and keeps its wall time for the report: ``with stage("data"): ...``."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        print(f"==> {name}", flush=True)
-        start = time.perf_counter()
-        yield
-        self.seconds[name] = time.perf_counter() - start  # a failed stage is not timed: the run stops there
-        print(f"    {name}: {self.seconds[name]:.0f} s", flush=True)
-
-
-def run_jobs(jobs: dict[str, list[list[str]]], workers: int) -> dict[str, float]:
-    """Run each job's commands in order, ``workers`` jobs at a time; their wall times by name.
-
-    A command is a script of this repository and its arguments (``["train_vae.py", "--data", ...]``),
-    run as ``main(arguments)`` in one of ``workers`` worker processes. Each worker imports torch
-    once and runs job after job; each training sets its own single CPU thread and seeds, so
-    a result does not depend on what runs beside it. The first failure stops the stage at once
-    with the job's name and its one-line error: the jobs still running are killed (a training
-    run resumes from its last checkpoint) and those not started are dropped.
-    """
-    seconds = {}
-    pool = multiprocessing.get_context("spawn").Pool(max(1, workers), initializer=_worker_init)  # no torch threads
-    try:
-        for name, took in pool.imap_unordered(_run_job, jobs.items()):
-            seconds[name] = took
-            print(f"    {name}: {took:.0f} s", flush=True)
-    finally:
-        pool.terminate()  # kills the jobs still running after a failure
-        pool.join()
-    return {name: seconds[name] for name in jobs}
-
-
-def _worker_init() -> None:
-    """Give tqdm a thread lock: its default, a multiprocessing semaphore, leaks with a warning from a killed worker."""
-    from tqdm import tqdm
-
-    tqdm.set_lock(threading.RLock())
-
-
-def _run_job(job: tuple[str, list[list[str]]]) -> tuple[str, float]:
-    name, commands = job
-    started = time.perf_counter()
-    for script, *arguments in commands:
-        try:
-            importlib.import_module(Path(script).stem).main(arguments)
-        except UserError as err:
-            raise UserError(f"{name} failed: {err}") from None
-        except SystemExit as exit:  # argparse's usage errors; a pool worker must not exit
-            raise UserError(f"{name} failed: {script} exited with status {exit.code}") from None
-    return name, time.perf_counter() - started
-
-
-def run_script(args: list[str], env: dict) -> None:
-    """Run a grader script as the grader does (``bash script ...``); fail loudly on error."""
-    result = subprocess.run(["bash", *args], cwd=REPO, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise UserError(f"{' '.join(args)} failed: {result.stderr.strip().splitlines()[-1:] or result.returncode}")
-
-
-def script_env(model_dir: Path) -> dict:
-    env = dict(os.environ)
-    env["HW3_MODEL_DIR"] = str(model_dir)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")  # `python3` is this Python
-    return env
 
 
 @dataclass
@@ -571,212 +492,6 @@ def uda_metrics(plan: Plan) -> dict[tuple[str, str], dict]:
     return {(method, f"{source}->{target}"): json.loads((plan.uda_run(method, source, target) / "metrics.json")
                                                         .read_text())
             for method in uda.METHODS for source, target in SCENARIOS}
-
-
-def _tail_mean(log: pd.DataFrame, column: str, share: float = 0.1) -> float:
-    """The mean of ``column`` over the last ``share`` of a training log's rows."""
-    values = log[column].dropna()
-    return float(values.iloc[-max(1, int(len(values) * share)):].mean())
-
-
-def discussion_facts(results: Results) -> dict[str, list[str]]:
-    """For each discussion question, the numbers this run measured that an answer can draw on."""
-    plan, fid = results.plan, results.fidelity
-
-    def fidelity_line(title: str) -> str:
-        f = fid.get(title)
-        if not f:
-            return f"{title}: FID/KID not computed"
-        isc = f", IS {f['is_mean']:.2f}" if "is_mean" in f else ""
-        return (f"{title}: FID {f['fid']:.1f}, KID {f['kid_mean']:.4f} ± {f['kid_std']:.4f}{isc} "
-                f"({f['n_generated']} generated vs {f['n_real']} real images)")
-
-    vae_log = pd.read_csv(plan.vae_dir / "log.csv")
-    gan_log = pd.read_csv(plan.gan_dir / "log.csv")
-    kl_weight = results.cards["vae"].recipe.get("kl_weight", "?")
-    facts = {
-        "P1-6": [f"best validation MSE {results.vae.best_val_mse:.4f} at epoch {results.vae.best_epoch}; "
-                 f"mean MSE of the 10 test reconstructions {results.vae.reconstructions.iloc[:, -1].mean():.4f}",
-                 f"KL term at the end of training {_tail_mean(vae_log, 'kl'):.1f} nats (weighted by "
-                 f"λ_KL = {kl_weight}); reconstruction MSE of the training batches {_tail_mean(vae_log, 'recon'):.4f}",
-                 fidelity_line("VAE")],
-        "P2-3": [f"{len(gan_log)} generator updates; over the last 10 %: D loss {_tail_mean(gan_log, 'loss_d'):.3f}, "
-                 f"G loss {_tail_mean(gan_log, 'loss_g'):.3f}, D accuracy on real "
-                 f"{_tail_mean(gan_log, 'd_real_acc'):.2f} and on generated {_tail_mean(gan_log, 'd_fake_acc'):.2f}",
-                 fidelity_line("GAN")],
-        "P2-4": [fidelity_line("VAE"), fidelity_line("GAN"),
-                 "fig2_vae_vs_gan.png shows both models' 32 samples from the same noise seed"],
-    }
-    metrics = results.uda_metrics
-
-    def accuracy(method: str, scenario: str) -> str:
-        m = metrics.get((method, scenario))
-        return "–" if m is None else f"{100 * m['target_test_accuracy']:.1f} %"
-
-    for method in uda.METHODS.values():
-        said = method.discussion
-        if said is None:
-            continue
-        facts[said.item] = [f"{s}->{t}: " + ", ".join(f"{uda.METHODS[other].label} {accuracy(other, f'{s}->{t}')}"
-                                                        for other in said.compare) for s, t in SCENARIOS]
-        for source, target in SCENARIOS:
-            log = pd.read_csv(plan.uda_run(method.name, source, target) / "log.csv")
-            facts[said.item].append(f"{source}->{target}: {said.watch_label} over the last 10 % of updates "
-                                    f"{_tail_mean(log, said.watch):.2f}")
-    return facts
-
-
-def _frame_rows(frame: pd.DataFrame) -> list[list[str]]:
-    return [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row] for row in frame.itertuples(index=False)]
-
-
-def _yes(same: bool) -> str:
-    return "yes" if same else "NO"
-
-
-def _fidelity_rows(fidelity: dict[str, dict], titles: Sequence[str]) -> list[list[str]]:
-    rows = []
-    for title in titles:
-        f = fidelity.get(title)
-        if f:
-            rows.append([title, f"{f['fid']:.2f}", f"{f['kid_mean']:.4f} ± {f['kid_std']:.4f}",
-                         f"{f['is_mean']:.3f} ± {f['is_std']:.3f}" if "is_mean" in f else "–",
-                         str(f["n_generated"]), str(f["n_real"])])
-    return rows
-
-
-FIDELITY_HEADER = ["model", "FID", "KID", "IS", "generated", "real"]
-PROMPTS = {  # the assignment's discussion items, in its words
-    "P1-6": "Discuss what you've observed and learned from implementing VAE.",
-    "P2-3": "Discuss what you've observed and learned from implementing GAN.",
-    "P2-4": "Compare the difference between image generated by VAE and GAN, discuss what you've observed.",
-    "P3-6": "Discuss what you've observed and learned from implementing DANN.",
-    "P4-4": "Discuss what you've observed and learned from implementing your improved UDA model.",
-}
-
-
-def _card_blocks(card: ModelCard) -> list[report.Block]:
-    blocks = []
-    for name, printed in card.printed.items():
-        blocks += [report.Text(f"`print(model)` of the {name}:"), report.Code(printed)]
-    return blocks + [report.Text(f"Implementation details of the {card.title}, read from its checkpoint:"),
-                     report.Table(["setting", "value"], card.settings)]
-
-
-def _prompt(results: Results, item: str) -> report.Prompt:
-    return report.Prompt(item, PROMPTS[item], results.facts.get(item, []))
-
-
-def report_blocks(results: Results) -> list[report.Block]:
-    """The report, in the assignment's order, as :mod:`report` blocks."""
-    plan, out = results.plan, results.plan.out
-    vae, digits, matches, cards = results.vae, results.digits, results.grader_matches, results.cards
-    image = lambda name, title: report.Image(out / name, title)  # noqa: E731
-    faces, digit_images = plan.fid_images
-    fid_note = (f"FID and KID ({next(iter(results.fidelity.values()))['network'] if results.fidelity else '–'}) "
-                f"of {faces} samples per model against the test faces. FID is biased upward at small sample "
-                "sizes and KID is not; numbers from other sample sizes, image sizes or Inception ports are not "
-                "comparable.")
-    blocks: list[report.Block] = [
-        report.Heading("HW3 report (generated by `pipeline.py`)", 1),
-        report.Text(f"Data: `{plan.data}`; profile: `{plan.profile}`. Every number below was measured in this run; "
-                    f"the whole run took {sum(results.stage_seconds.values()):.0f} s. The items marked \"to answer\" "
-                    "are for the student to write."),
-        report.Heading("Problem 1: VAE"),
-        report.Heading("1-1 Architecture and implementation details (fig1_1)", 3),
-        *_card_blocks(cards["vae"]),
-        report.Heading("1-2 Learning curves (fig1_2)", 3),
-        image("fig1_2.png", "fig1_2 learning curves"),
-        report.Heading("1-3 Reconstructions (table1_3)", 3),
-        report.Text(f"Best validation MSE {vae.best_val_mse:.4f} (epoch {vae.best_epoch}); "
-                    f"mean MSE of the 10 images below {vae.reconstructions.iloc[:, -1].mean():.4f}."),
-        image("table1_3.png", "table1_3 reconstructions"),
-        report.Table(list(vae.reconstructions.columns), _frame_rows(vae.reconstructions)),
-        report.Heading("1-4 Samples (fig1_4)", 3),
-        image("fig1_4.png", "fig1_4 samples"),
-        report.Text(f"`bash hw3_p1.sh` wrote the same bytes as fig1_4.png: **{_yes(matches['vae'])}**."),
-        report.Heading("1-5 t-SNE of the latent means (fig1_5)", 3),
-        image("fig1_5.png", "fig1_5 t-SNE of latent means"),
-        report.Heading("1-6 Discussion", 3),
-        _prompt(results, "P1-6"),
-        report.Heading("Problem 2: GAN"),
-        report.Heading("2-1 Architecture and implementation details", 3),
-        *_card_blocks(cards["gan"]),
-        report.Heading("2-2 Samples (fig2_2)", 3),
-        image("fig2_2.png", "fig2_2 samples"),
-        report.Text(f"`bash hw3_p2.sh` wrote the same bytes as fig2_2.png: **{_yes(matches['gan'])}**."),
-        image("fig2_losses.png", "GAN losses and discriminator accuracy"),
-        report.Text(fid_note),
-        report.Table(FIDELITY_HEADER, _fidelity_rows(results.fidelity, ("VAE", "GAN"))),
-        report.Heading("2-3 Discussion", 3),
-        _prompt(results, "P2-3"),
-        report.Heading("2-4 VAE and GAN compared", 3),
-        image("fig2_vae_vs_gan.png", "VAE vs GAN"),
-        _prompt(results, "P2-4"),
-        report.Heading("Problems 3 and 4: DANN and SWD+"),
-        report.Text("Target test accuracy of each training run (the evaluation kept by train_uda.py's label-free "
-                    "--select):"),
-        report.Table(["", *results.uda_accuracy.columns[1:]],
-                     [[row[0], *[f"{v} %" if v else "–" for v in row[1:]]]
-                      for row in results.uda_accuracy.itertuples(index=False)]),
-        report.Text("The grader's scripts, run on each target test folder and scored with `score.py`:"),
-        report.Table(list(results.grader.columns), _frame_rows(results.grader)),
-    ]
-    for method in uda.GRADED_METHODS:
-        for source, target in SCENARIOS:
-            stem = f"uda/tsne_{uda.run_name(method, source, target)}"
-            title = f"{uda.METHOD_TITLES[method]} {source} -> {target}"
-            blocks.append(report.Figures([image(f"{stem}_class.png", f"{title}: t-SNE by class"),
-                                          image(f"{stem}_domain.png", f"{title}: t-SNE by domain")]))
-    discussed = [m for m in uda.METHODS.values() if m.discussion]
-    for method in discussed:
-        if method.name in cards:
-            blocks += [report.Heading(f"{method.discussion.card} Architecture and implementation details: "
-                                      f"{method.title}", 3), *_card_blocks(cards[method.name])]
-    for method in discussed:
-        item = method.discussion.item
-        blocks += [report.Heading(f"{item[1:]} Discussion: {method.label}", 3), _prompt(results, item)]
-    blocks += [
-        report.Heading("Problem 5: class-conditional digits (ACGAN and DDPM)"),
-        report.Text(f"1000 generated {DIGITS_DOMAIN} digits per model (100 per class, `generate_digits.py`), "
-                    "labelled by the target-only classifier trained above; accuracy against the asked class:"),
-        report.Table(["model", "accuracy", *[f"digit {d}" for d in range(10)]],
-                     [[name.upper(), f"{scores['accuracy']:.4f}",
-                       *[f"{v:.4f}" for v in scores["per_digit"].values()]]
-                      for name, scores in digits.scores.items()]),
-        report.Text(f"`digits.pt` is the {digits.best.upper()}; `bash hw3_p5.sh` wrote the same 1000 files, byte "
-                    f"for byte: **{_yes(matches['digits'])}**."),
-        report.Text(f"FID and KID against the {DIGITS_DOMAIN} test digits"
-                    + (f", on a seeded {digit_images} of each folder:" if digit_images else ":")),
-        report.Table(FIDELITY_HEADER, _fidelity_rows(results.fidelity, [n.upper() for n in DIGIT_MODELS])),
-        *[image(f"fig5_{name}_grid.png", f"{name.upper()}: 10 digits per class, one class per row")
-          for name in DIGIT_MODELS],
-        image("fig5_reverse.png", "DDPM reverse process of one 0"),
-        image("fig5_curves.png", "Problem 5 training curves"),
-    ]
-    for name in DIGIT_MODELS:
-        if name in cards:
-            blocks += [report.Text(f"Implementation details of the {cards[name].title}:"),
-                       report.Table(["setting", "value"], cards[name].settings)]
-    blocks += [
-        report.Heading("Time per stage"),
-        report.Table(["stage", "seconds"], [[name, f"{value:.0f}"] for name, value in results.stage_seconds.items()]),
-        report.Text(f"The training stages ran {plan.jobs} job(s) at a time; each job's own time:"),
-        report.Table(["job", "seconds"], [[name, f"{value:.0f}"] for name, value in results.job_seconds.items()]),
-    ]
-    return blocks
-
-
-def write_report(results: Results, pdf: bool = True) -> Path:
-    """``report/README.md`` and ``report/report.pdf``: every item of the assignment, with this run's numbers."""
-    out = results.plan.out
-    blocks = report_blocks(results)
-    path = out / "README.md"
-    with atomic_path(path) as tmp:
-        tmp.write_text(report.to_markdown(blocks, out))
-    if pdf:
-        report.to_pdf(blocks, out / "report.pdf")
-    return path
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ from hw3 import selection  # noqa: E402
 import train_uda  # noqa: E402
 from hw3 import uda  # noqa: E402
 from hw3.common import atomic_path, cli, markdown_table  # noqa: E402
-from pipeline import run_jobs  # noqa: E402
+from hw3.jobs import run_jobs  # noqa: E402
 
 SCENARIOS = (("mnist", "mnistm"), ("usps", "mnistm"), ("mnistm", "svhn"), ("svhn", "usps"))
 # The study's budget: 1,000 updates of 64, evaluated every 100 (train_uda.py's own is 10 passes over

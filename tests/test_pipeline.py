@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 import pipeline
+from hw3 import jobs, report_content
 from hw3 import report as report_module
 from hw3 import uda
 from hw3.common import UserError
@@ -86,14 +87,14 @@ def test_run_jobs_times_each_job_and_names_a_failed_one_and_needs_a_worker(tmp_p
     truth = tmp_path / "truth.csv"
     truth.write_text("image_name,label\na.png,1\n")
     scoring = ["score.py", str(truth), str(truth)]
-    seconds = pipeline.run_jobs({"one": [scoring], "two": [scoring, scoring]}, workers=2)
+    seconds = jobs.run_jobs({"one": [scoring], "two": [scoring, scoring]}, workers=2)
     assert list(seconds) == ["one", "two"] and all(value > 0 for value in seconds.values())
     # A job's error crosses the process boundary as one line that names the job.
     broken = [scoring, ["score.py", str(tmp_path / "absent.csv"), str(truth)]]
     with pytest.raises(UserError, match=r"^two failed: CSV not found: .*absent\.csv$"):
-        pipeline.run_jobs({"one": [scoring], "two": broken}, workers=2)
+        jobs.run_jobs({"one": [scoring], "two": broken}, workers=2)
     with pytest.raises(UserError, match=r"^one failed: score.py exited with status 2$"):  # an argparse error
-        pipeline.run_jobs({"one": [["score.py", "--no-such-flag"]]}, workers=1)
+        jobs.run_jobs({"one": [["score.py", "--no-such-flag"]]}, workers=1)
     with pytest.raises(UserError, match="--jobs must be 1 or more"):
         pipeline.main(["--jobs", "0"])
 
@@ -122,7 +123,7 @@ def test_write_report_formats_the_results_alone(tmp_path):
                                          [["--epochs", "30"], ["optimizer (adam)", "Adam, lr 0.001"]]),
                "gan": pipeline.ModelCard("GAN", {"generator": "Generator()"}, [["--steps", "20000"]])},
         facts={"P1-6": ["best validation MSE 0.0300 at epoch 7"]})
-    report = pipeline.write_report(results, pdf=False).read_text()
+    report = report_content.write_report(results, pdf=False).read_text()
     assert report == (out / "README.md").read_text()
     assert "the whole run took 4 s" in report and "Best validation MSE 0.0300 (epoch 7)" in report
     assert "mean MSE of the 10 images below 0.0150" in report
