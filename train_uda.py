@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from hw3 import selection
 from hw3 import uda
 from hw3.common import UserError, batched, cli, runtime, seed_everything, write_json
-from datasets import (DOMAINS, DigitLook, EndlessBatches, MeasuredAugment, augment_source, load_digits,
-                      to_float, train_val_split)
+from datasets import DOMAINS, EndlessBatches, load_digits, to_float, train_val_split
+from hw3.augment import DigitLook, MeasuredAugment, augment_source
 from hw3.training import Checkpointer, StepLog, add_training_args, train_loop
 from hw3.uda import StepInput, UDARecipe
 
@@ -80,7 +80,7 @@ def augmenters(recipe: UDARecipe, method: uda.Method, data: DigitData) -> tuple[
     """The augmentation of each stream, and what was measured to choose it (logged in metrics.json).
 
     ``source``: one fixed range for every pair. ``measured``: the labelled images changed to cover
-    the look of the unlabelled target images (:class:`datasets.MeasuredAugment`); reading them makes it
+    the look of the unlabelled target images (:class:`hw3.augment.MeasuredAugment`); reading them makes it
     part of the adaptation. With ``augment_target`` (DANN) the target images get the same kind of
     change around their own look, so the discriminator cannot tell the domains apart by it.
     """

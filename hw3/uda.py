@@ -22,7 +22,8 @@ from hw3 import adda
 import dann
 import swd
 from hw3.common import UserError, autocast, batched
-from datasets import SCENARIOS, augment_strong, to_float
+from datasets import SCENARIOS, to_float
+from hw3.augment import augment_strong
 from hw3.digitnet import DigitNet, classification_loss, domain_bce
 from hw3.training import Recipe
 

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import datasets
-from hw3 import selection
+from hw3 import augment, selection
 
 
 def test_entropy_and_information_maximisation_closed_forms():
@@ -78,14 +77,14 @@ def test_last_is_a_choice_not_a_logged_score():
 def test_augmentations_keep_shape_range_and_are_seeded():
     x = torch.rand(6, 3, 28, 28)
     torch.manual_seed(0)
-    a = datasets.augment_source(x)
+    a = augment.augment_source(x)
     torch.manual_seed(0)
-    assert torch.equal(a, datasets.augment_source(x)) and a.shape == x.shape
-    strong = datasets.augment_strong(x)
+    assert torch.equal(a, augment.augment_source(x)) and a.shape == x.shape
+    strong = augment.augment_strong(x)
     assert strong.shape == x.shape and not torch.equal(strong, x)
-    same = datasets.random_affine(x, degrees=0.0, scale=0.0, shift=0.0)
+    same = augment.random_affine(x, degrees=0.0, scale=0.0, shift=0.0)
     assert torch.allclose(same, x, atol=1e-5)  # the identity transform resamples exactly
-    coloured = datasets.random_colours(torch.zeros(50, 3, 28, 28), invert=0.0)
+    coloured = augment.random_colours(torch.zeros(50, 3, 28, 28), invert=0.0)
     assert coloured.min() >= 0 and coloured.max() <= 1 and coloured.std(dim=(0, 2, 3)).min() > 0
 
 
@@ -99,28 +98,28 @@ def _bars(heights: list[int], bright: bool = True, size: int = 28) -> torch.Tens
 
 
 def test_digit_measures_find_height_polarity_and_colour():
-    height, bright, colourful = datasets.digit_measures(_bars([10, 20]))
+    height, bright, colourful = augment.digit_measures(_bars([10, 20]))
     assert torch.allclose(height, torch.tensor([9 / 28, 19 / 28]), atol=1.5 / 28)  # rows of the central 90 %
     assert bright.tolist() == [True, True] and colourful.max() == 0
-    _, bright, _ = datasets.digit_measures(_bars([10, 20], bright=False))
+    _, bright, _ = augment.digit_measures(_bars([10, 20], bright=False))
     assert bright.tolist() == [False, False]
     red = _bars([10]) * torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
-    assert datasets.digit_measures(red)[2].item() > datasets.DigitLook.COLOURFUL
+    assert augment.digit_measures(red)[2].item() > augment.DigitLook.COLOURFUL
 
 
 def test_measured_augment_covers_the_target_look():
     """Tall bright grey source digits, short dark target digits: the source is shrunk, inverted, and stays grey."""
-    source = datasets.DigitLook.measure((_bars([24] * 40) * 255).to(torch.uint8))
-    target = datasets.DigitLook.measure((_bars([12] * 40, bright=False) * 255).to(torch.uint8))
+    source = augment.DigitLook.measure((_bars([24] * 40) * 255).to(torch.uint8))
+    target = augment.DigitLook.measure((_bars([12] * 40, bright=False) * 255).to(torch.uint8))
     assert target.bright == 0.0 and not target.colour and source.height[1] > target.height[1]
-    plan = datasets.MeasuredAugment.between(source, target)
+    plan = augment.MeasuredAugment.between(source, target)
     assert plan.zoom[1] < 1 and plan.invert_bright == 1.0 and plan.invert_dark == 0.0
-    same = datasets.MeasuredAugment.between(target, target)
+    same = augment.MeasuredAugment.between(target, target)
     assert same.zoom[0] < 1 < same.zoom[1] < 1.25  # no size gap: only the margin's zoom
     torch.manual_seed(0)
     out = plan(_bars([24] * 16))
-    height, bright, _ = datasets.digit_measures(out)
+    height, bright, _ = augment.digit_measures(out)
     assert not bright.any() and height.max() < 22 / 28  # all inverted, all shrunk
     assert torch.allclose(out[:, 0], out[:, 1]) and torch.allclose(out[:, 1], out[:, 2])  # a grey target stays grey
-    colour = datasets.MeasuredAugment.between(source, datasets.DigitLook((0.4, 0.5, 0.6), 0.5, True))
+    colour = augment.MeasuredAugment.between(source, augment.DigitLook((0.4, 0.5, 0.6), 0.5, True))
     assert colour(_bars([24] * 16)).std(1).mean() > 0.02

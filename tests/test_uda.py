@@ -20,7 +20,7 @@ import predict
 import score
 import swd
 import datasets
-from hw3 import digitnet
+from hw3 import augment, digitnet
 import train_uda
 from hw3 import uda
 from hw3.common import UserError
@@ -502,8 +502,8 @@ def test_measured_augmentation_reads_both_domains_and_is_logged(tiny_data, tmp_p
     assert set(metrics["looks"]) == {"labelled", "target"}
     assert ("target" in metrics["augment"]) == target_changed
     data = train_uda.load_data(tiny_data, "usps", "mnistm", "source", 0.1, 0, torch.device("cpu"))
-    expected = datasets.MeasuredAugment.between(datasets.DigitLook.measure(data.train_x),
-                                                datasets.DigitLook.measure(data.target_x))
+    expected = augment.MeasuredAugment.between(augment.DigitLook.measure(data.train_x),
+                                                augment.DigitLook.measure(data.target_x))
     assert metrics["augment"]["labelled"]["zoom"] == list(expected.zoom)
 
 
