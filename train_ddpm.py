@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from hw3.common import UserError, autocast, cli, runtime, seed_everything
+from hw3.common import UserError, autocast, cli
 from datasets import DOMAINS, EndlessBatches, load_digits, to_float
 from hw3.ddpm import GUIDANCE, SAMPLE_STEPS, DDPMConfig, DiffusionSampler, Schedule, diffusion_loss
 from hw3.images import class_grid, save_image
-from hw3.training import Checkpointer, Recipe, StepLog, add_training_args, ema_of, train_loop
+from hw3.training import Checkpointer, Recipe, add_training_args, ema_of, start, train_loop
 
 LOG_FIELDS = ["step", "epoch", "loss"]
 
@@ -121,8 +121,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     check_args(args)
     recipe = DDPMRecipe.from_args(args)
-    device = runtime(args)
-    seed_everything(recipe.seed)
+    device = start(args, recipe)
     digits = load_digits(args.data, recipe.domain, "train")
     images, labels = digits.images.to(device), digits.labels.to(device)  # on the device once
 
@@ -137,9 +136,6 @@ def main(argv=None) -> int:
     ckpt = Checkpointer(args.out_dir, "ddpm", asdict(config), ema.module, recipe,
                         modules={"model": model, "ema": ema}, optimizers={"adam": optimizer}, state={"data": data})
     state = ckpt.resume(args.restart)
-    if state.step >= recipe.steps:
-        print(f"already at step {state.step} >= --steps {recipe.steps}; nothing to do")
-        return 0
 
     sampler = DiffusionSampler(ema.module, schedule, recipe.sample_steps, guidance=recipe.guidance)
 
@@ -151,8 +147,8 @@ def main(argv=None) -> int:
     train_loop(state, steps=recipe.steps, steps_per_epoch=max(1, len(images) // data.batch_size),
                every=recipe.sample_every,
                step=lambda i: ddpm_step(model, schedule, ema, optimizer, data, recipe, device),
-               log=StepLog(args.out_dir / "log.csv", LOG_FIELDS, resume_step=state.step),
-               evaluate=lambda: {}, checkpoint=checkpoint, name="ddpm", quiet=args.quiet, postfix=("loss",))
+               log_path=args.out_dir / "log.csv", log_fields=LOG_FIELDS, checkpoint=checkpoint, name="ddpm",
+               quiet=args.quiet, postfix=("loss",))
     return 0
 
 

@@ -22,12 +22,12 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from hw3.common import UserError, autocast, cli, runtime, seed_everything
+from hw3.common import UserError, autocast, cli
 from datasets import DOMAINS, EndlessBatches, load_digits, load_faces, random_hflip, to_float
 from gan import (ARCHS, LOSSES, AuxiliaryClassifier, GANConfig, Unconditional, discriminator_accuracy,
                  discriminator_loss, generator_loss, gradient_penalty)
 from hw3.images import class_grid, sample_grid, save_image
-from hw3.training import Checkpointer, Recipe, StepLog, add_training_args, ema_of, train_loop
+from hw3.training import Checkpointer, Recipe, add_training_args, ema_of, start, train_loop
 
 ClassHook = Unconditional | AuxiliaryClassifier  # what the classes add to a step: see gan.GANConfig.class_hook
 # One row per generator step; the ACGAN's class hook adds "d_class_acc" (the class head's accuracy on real digits).
@@ -252,8 +252,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     check_args(args)
     recipe = GANRecipe.from_args(args)
-    device = runtime(args)
-    seed_everything(recipe.seed)
+    device = start(args, recipe)
     if recipe.task == "digits":
         digits = load_digits(args.data, recipe.domain, "train")
         tensors = (digits.images.to(device), digits.labels.to(device))
@@ -275,9 +274,6 @@ def main(argv=None) -> int:
                         modules={"generator": generator, "discriminator": discriminator, "ema": ema},
                         optimizers={"g": opt_g, "d": opt_d}, state={"data": data})
     state = ckpt.resume(args.restart)
-    if state.step >= recipe.steps:
-        print(f"already at step {state.step} >= --steps {recipe.steps}; nothing to do")
-        return 0
 
     def checkpoint(scores: dict) -> None:
         # A GAN has no cheap score: the grid is how a run is watched, and the last EMA generator is the model.
@@ -287,8 +283,8 @@ def main(argv=None) -> int:
     steps_per_epoch = max(1, len(tensors[0]) // (data.batch_size * recipe.n_critic))  # a pass of D over the data
     train_loop(state, steps=recipe.steps, steps_per_epoch=steps_per_epoch, every=recipe.sample_every,
                step=lambda i: gan_step(generator, discriminator, ema, opt_g, opt_d, data, recipe, hook, device),
-               log=StepLog(args.out_dir / "log.csv", [*LOG_FIELDS, *hook.columns], resume_step=state.step),
-               evaluate=lambda: {}, checkpoint=checkpoint, name="gan", quiet=args.quiet, postfix=("loss_d", "loss_g"))
+               log_path=args.out_dir / "log.csv", log_fields=[*LOG_FIELDS, *hook.columns], checkpoint=checkpoint,
+               name="gan", quiet=args.quiet, postfix=("loss_d", "loss_g"))
     return 0
 
 

@@ -34,10 +34,10 @@ import torch.nn.functional as F
 
 from hw3 import selection
 from hw3 import uda
-from hw3.common import UserError, batched, cli, runtime, seed_everything, write_json
+from hw3.common import UserError, batched, cli, write_json
 from datasets import DOMAINS, EndlessBatches, load_digits, to_float, train_val_split
 from hw3.augment import DigitLook, MeasuredAugment, augment_source
-from hw3.training import Checkpointer, StepLog, add_training_args, train_loop
+from hw3.training import Checkpointer, add_training_args, start, train_loop
 from hw3.uda import StepInput, UDARecipe
 
 NORMED = 5000  # target train images whose batch-norm statistics AdaBN takes (all of a smaller set)
@@ -231,8 +231,7 @@ def main(argv=None) -> int:
     recipe = recipe_from(args)
     method = uda.method(args.method)
     out_dir = args.out_dir or Path("runs") / "uda" / uda.run_name(method.name, args.source, args.target)
-    device = runtime(args)
-    seed_everything(recipe.seed)
+    device = start(args, recipe)
     data = load_data(args.data, args.source, args.target, method.labelled, recipe.val_fraction, recipe.seed, device)
     config = uda.UDAConfig(method.name, *args.width, conv_dropout=args.conv_dropout, disc_hidden=args.disc_hidden,
                            disc_layers=args.disc_layers)
@@ -250,8 +249,6 @@ def main(argv=None) -> int:
                         run={"source": args.source, "target": args.target},
                         optimizers=optimizers, state=streams)
     state = ckpt.resume(args.restart)
-    if state.step >= total_steps:
-        print(f"{ckpt.latest} already holds {state.epoch} epoch(s); raise --epochs to train longer")
 
     def evaluation() -> dict:
         if "adabn" in method.knobs and recipe.adabn:
@@ -270,11 +267,10 @@ def main(argv=None) -> int:
             print(f"epoch {state.epoch} (step {state.step}): {shown}", flush=True)
 
     fields_ = ["step", "epoch", "lr", *method.losses, *selection.CRITERIA, "target_test_accuracy"]
-    with StepLog(out_dir / "log.csv", fields_, resume_step=state.step) as log:
-        train_loop(state, steps=total_steps, steps_per_epoch=steps, every=steps, log=log,
-                   step=lambda i: train_step(model, method, optimizers, streams, augment, recipe, i, total_steps),
-                   evaluate=evaluation, checkpoint=checkpoint, name=method.name, quiet=args.quiet,
-                   postfix=method.losses)
+    train_loop(state, steps=total_steps, steps_per_epoch=steps, every=steps,
+               step=lambda i: train_step(model, method, optimizers, streams, augment, recipe, i, total_steps),
+               log_path=out_dir / "log.csv", log_fields=fields_, evaluate=evaluation, checkpoint=checkpoint,
+               name=method.name, quiet=args.quiet, postfix=method.losses)
 
     # The report: the evaluation --select kept, scored once on the target test labels.
     best = ckpt.publish_best()

@@ -19,9 +19,9 @@ from typing import ClassVar
 
 import torch
 
-from hw3.common import UserError, autocast, batched, cli, runtime, seed_everything
+from hw3.common import UserError, autocast, batched, cli
 from datasets import EndlessBatches, load_faces, random_hflip, to_float, train_val_split
-from hw3.training import Checkpointer, Recipe, StepLog, add_training_args, train_loop
+from hw3.training import Checkpointer, Recipe, add_training_args, start, train_loop
 from vae import VAE, VAEConfig, kl_per_image, vae_loss
 
 LOG_COLUMNS = ["step", "epoch", "recon", "kl", "loss", "val_mse", "val_kl"]
@@ -114,8 +114,7 @@ def recipe_from(args: argparse.Namespace) -> VAERecipe:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     recipe = recipe_from(args)
-    device = runtime(args)
-    seed_everything(recipe.seed)
+    device = start(args, recipe)
 
     train_set, val_set = train_val_split(load_faces(args.data, "train"), recipe.val_fraction, recipe.seed)
     val_images = val_set.images.to(device)  # uint8 stays small; converted per batch
@@ -133,9 +132,6 @@ def main(argv=None) -> int:
                         state={"data": batches}, extra={"val_fraction": recipe.val_fraction, "split_seed": recipe.seed,
                                                         "val_names": val_set.names})
     state = ckpt.resume(args.restart)
-    if state.epoch >= recipe.epochs:
-        print(f"{ckpt.latest} already holds {state.epoch} epoch(s); raise --epochs to train longer")
-        return 0
 
     def validation() -> dict:
         val = evaluate(model, val_images, device)
@@ -151,10 +147,10 @@ def main(argv=None) -> int:
             print(f"epoch {state.epoch}/{recipe.epochs} step {state.step}: val_mse {scores['val_mse']:.5f} "
                   f"val_kl {scores['val_kl']:.1f}", flush=True)
 
-    with StepLog(args.out_dir / "log.csv", LOG_COLUMNS, resume_step=state.step) as log:
-        train_loop(state, steps=recipe.epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch,
-                   every=steps_per_epoch, step=lambda _: train_step(model, batches, optimizer, recipe), log=log,
-                   evaluate=validation, checkpoint=checkpoint, name="vae", quiet=args.quiet, postfix=("recon",))
+    train_loop(state, steps=recipe.epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch,
+               every=steps_per_epoch, step=lambda _: train_step(model, batches, optimizer, recipe),
+               log_path=args.out_dir / "log.csv", log_fields=LOG_COLUMNS, evaluate=validation,
+               checkpoint=checkpoint, name="vae", quiet=args.quiet, postfix=("recon",))
     return 0
 
 

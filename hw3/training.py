@@ -44,7 +44,7 @@ import torch
 
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from hw3.common import UserError, add_runtime_args, atomic_path, precision_used, progress
+from hw3.common import UserError, add_runtime_args, atomic_path, precision_used, progress, runtime, seed_everything
 
 FORMAT = 3  # 3: with the recipe; 2: without; no "format": the first version of this repository
 
@@ -284,18 +284,35 @@ class Segment:
     cpu_seconds: float
 
 
+def start(args, recipe: Recipe) -> torch.device:
+    """What every trainer does first, in this order: threads and precision, the device, the seeds."""
+    device = runtime(args)
+    seed_everything(recipe.seed)
+    return device
+
+
 def train_loop(state: Progress, *, steps: int, steps_per_epoch: int, every: int, step: Callable[[int], dict],
-               log: StepLog, evaluate: Callable[[], dict], checkpoint: Callable[[dict], None],
-               name: str, quiet: bool = False, postfix: Sequence[str] = ()) -> Segment:
+               log_path: Path, log_fields: Sequence[str], checkpoint: Callable[[dict], None],
+               evaluate: Callable[[], dict] | None = None, name: str, quiet: bool = False,
+               postfix: Sequence[str] = ()) -> Segment:
     """The one training loop: from ``state.step`` to ``steps`` updates, evaluating every ``every``.
 
-    ``step(i)`` makes update ``i`` (0-based) and returns its log row of floats. Every
-    ``every`` updates and after the last, ``evaluate()`` returns the scores logged on that
-    update's row and ``checkpoint(scores)`` writes the run's files, after the row, so a
-    resumed log never lacks a row its checkpoint has. ``state`` moves with each update
-    (its epoch is the count of ``steps_per_epoch`` blocks done) and adds up the time.
-    Prints the speed at the end unless ``quiet``.
+    ``step(i)`` makes update ``i`` (0-based) and returns its log row of floats, written to
+    ``log_path`` (a :class:`StepLog` of ``log_fields``, cut back to ``state.step``). Every
+    ``every`` updates and after the last, ``evaluate()`` (none: no scores) returns the scores
+    logged on that update's row and ``checkpoint(scores)`` writes the run's files, after the
+    row, so a resumed log never lacks a row its checkpoint has. ``state`` moves with each
+    update (its epoch is the count of ``steps_per_epoch`` blocks done) and adds up the time.
+
+    A run that already holds ``steps`` updates is the one rule for every trainer: it says so
+    and trains nothing; the trainer then writes its outputs from the checkpoint as after
+    training. Prints the speed at the end unless ``quiet``.
     """
+    if state.step >= steps:
+        print(f"{name}: the run already holds {state.step} of {steps} updates; nothing to train "
+              "(ask for more to train longer)")
+        return Segment(0, 0.0, 0.0)
+    log = StepLog(log_path, log_fields, resume_step=state.step)
     bar = progress(range(state.step, steps), quiet, desc=name, initial=state.step, total=steps)
     first, wall, cpu = state.step, time.perf_counter(), time.process_time()
     wall_before, cpu_before = state.wall_seconds, state.cpu_seconds
@@ -313,7 +330,7 @@ def train_loop(state: Progress, *, steps: int, steps_per_epoch: int, every: int,
             if state.step % every and state.step != steps:
                 log.write(row)
                 continue
-            scores = evaluate()
+            scores = evaluate() if evaluate is not None else {}
             log.write({**row, **scores})
             state.wall_seconds = wall_before + time.perf_counter() - wall
             state.cpu_seconds = cpu_before + time.process_time() - cpu

@@ -292,7 +292,7 @@ def test_ddpm_dry_run_outputs_and_resume(ddpm_run, tiny_data, capsys):
                                "drop_class": 0.1, "ema_decay": 0.995, "sample_every": 1, "sample_steps": 2,
                                "guidance": ddpm.GUIDANCE, "seed": 0}
     assert train_ddpm.main(["--data", str(tiny_data), "--out-dir", str(ddpm_run), "--dry-run", *TINY_DDPM]) == 0
-    assert "nothing to do" in capsys.readouterr().out
+    assert "nothing to train" in capsys.readouterr().out
 
 
 def test_ddpm_resume_refuses_a_changed_recipe_and_ends_as_a_run_never_stopped(tiny_data, tmp_path):
