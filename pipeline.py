@@ -43,10 +43,9 @@ from datasets import DIGITS_DOMAIN, SCENARIOS
 from hw3 import uda
 from hw3.checkpoints import DIGIT_GENERATORS as DIGIT_MODELS
 from hw3.common import UserError, cli, cores
-from hw3.jobs import Stages, run_jobs, run_script, script_env
+from hw3.jobs import REPO, Stages, run_jobs, run_script, script_env
 from hw3.report_content import discussion_facts, write_report
 
-REPO = Path(__file__).resolve().parent
 
 # Short settings for the built-in data: every stage is a few seconds to a minute on 2 CPU cores.
 DEMO_ARGS = {

@@ -166,7 +166,7 @@ class MeasuredAugment:
 
     @classmethod
     def between(cls, source: DigitLook, target: DigitLook, margin: float = 0.1) -> "MeasuredAugment":
-        low, mid, high = source.height
+        mid = source.height[1]
         zoom = (target.height[0] / mid / (1 + margin), target.height[2] / mid * (1 + margin))
         zoom = (max(0.5, min(zoom[0], 2.0)), max(0.5, min(zoom[1], 2.0)))
         return cls(tuple(round(z, 4) for z in zoom), round(1 - target.bright, 4), round(target.bright, 4),

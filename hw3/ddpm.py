@@ -298,7 +298,8 @@ class DiffusionSampler:
         self.model, self.schedule, self.steps, self.eta, self.guidance = model, schedule, steps, eta, guidance
 
     def to(self, device) -> "DiffusionSampler":
-        self.model.to(device), self.schedule.to(device)
+        self.model.to(device)
+        self.schedule.to(device)
         return self
 
     def generate(self, labels: torch.Tensor, rng: torch.Generator | None = None,
