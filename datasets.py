@@ -120,12 +120,14 @@ def _decode_all(folder: Path, names: list[str], size: int, chunk: int = 2048) ->
 
     A small PNG costs about 85 us in PIL, mostly Python around the decoder, so threads only
     fight over the GIL (a pool of 8 threads on 2 cores took 3x a plain loop). Large folders
-    are decoded by forked processes, one chunk of names each; small ones in a loop.
+    are decoded by forked processes, one chunk of names each; small ones in a loop, and so is
+    every folder inside a pool worker (a daemon process may not start processes of its own).
     """
-    workers = min(cores(), len(names) // chunk)
-    if workers < 2:
-        return _decode_chunk(folder, names, size)
     import multiprocessing
+
+    workers = min(cores(), len(names) // chunk)
+    if workers < 2 or multiprocessing.current_process().daemon:
+        return _decode_chunk(folder, names, size)
     from concurrent.futures import ProcessPoolExecutor
 
     parts = [names[start:start + chunk] for start in range(0, len(names), chunk)]
