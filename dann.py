@@ -6,66 +6,23 @@ and, through a gradient reversal layer, a domain discriminator: the
 discriminator learns to tell source from target features while the reversed
 gradient pushes the extractor towards features it cannot tell apart.
 
-The extractor and classifier are ``hw3/digitnet.py``'s, shared by every method; this
-file adds the discriminator, the reversal layer and its schedule. The domain loss
-is :func:`digitnet.domain_bce`. Inference contract: see :class:`digitnet.DigitNet`.
+The extractor and classifier are ``hw3/digitnet.py``'s, shared by every method; the
+discriminator, the reversal layer, its schedule and the domain loss are ``hw3/adversarial.py``'s.
+This file holds the network, DANN's own settings and flags, its update and its record.
+Inference contract: see :class:`digitnet.DigitNet`.
 """
 
 from __future__ import annotations
 
-import math
+import argparse
+from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
 
-from hw3.digitnet import DigitNet
-
-
-class DomainDiscriminator(nn.Module):
-    """Features ``(B, D)`` -> one logit per image: source (1) or target (0).
-
-    ``layers`` hidden layers of ``hidden`` units: the paper's MNIST discriminator has one of
-    100, its SVHN and GTSRB ones two of 1024 (Ganin et al. 2016, section 5.2.2).
-    """
-
-    def __init__(self, feature_dim: int, hidden: int = 100, layers: int = 1):
-        super().__init__()
-        blocks, width = [], feature_dim
-        for _ in range(layers):
-            blocks += [nn.Linear(width, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)]
-            width = hidden
-        self.net = nn.Sequential(*blocks, nn.Linear(width, 1))
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.net(features).squeeze(1)  # (B,)
-
-
-class _GradientReversal(torch.autograd.Function):
-    """Identity forward; backward multiplies the gradient by ``-coeff`` (Ganin et al., eq. 13)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, coeff: float) -> torch.Tensor:
-        ctx.coeff = coeff
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return -ctx.coeff * grad, None
-
-
-def reverse_gradient(x: torch.Tensor, coeff: float = 1.0) -> torch.Tensor:
-    """Gradient reversal layer R_lambda: forward is the identity, backward is ``-coeff * grad``."""
-    return _GradientReversal.apply(x, float(coeff))
-
-
-def grl_coefficient(progress: float, gamma: float = 10.0) -> float:
-    """Ganin et al.'s schedule lambda_p = 2 / (1 + exp(-gamma p)) - 1, p = training progress in [0, 1].
-
-    Starts at 0 so the discriminator's noisy early gradients do not wreck the
-    features, and rises to ~1 (https://arxiv.org/abs/1505.07818, section 5.2.2).
-    """
-    p = min(max(progress, 0.0), 1.0)
-    return 2.0 / (1.0 + math.exp(-gamma * p)) - 1.0
+from hw3.adversarial import DomainDiscriminator, domain_bce, grl_coefficient, reverse_gradient
+from hw3.common import autocast
+from hw3.digitnet import DigitNet, classification_loss
+from hw3.method import SOURCE_ONLY, TARGET_ONLY, Discussion, Method, Settings, StepInput, update
 
 
 class DANN(DigitNet):
@@ -79,3 +36,60 @@ class DANN(DigitNet):
     def domain_logits(self, features: torch.Tensor, coeff: float) -> torch.Tensor:
         """Discriminator logits ``(B,)`` on features seen through the gradient reversal layer."""
         return self.discriminator(reverse_gradient(features, coeff))
+
+
+@dataclass(frozen=True)
+class DANNSettings(Settings):
+    """DANN's own knobs (``train_uda.py --method dann``; defaults and reasons in :meth:`add_arguments`)."""
+
+    augment_target: bool
+    domain_weight: float
+    adabn: bool
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--augment-target", action=argparse.BooleanOptionalAction, default=True,
+                            help="DANN: with --augment source, give target images the source augmentation too, so "
+                                 "the discriminator cannot tell the domains apart by the augmentation alone")
+        parser.add_argument("--domain-weight", type=float, default=0.3,
+                            help="DANN: weight of the domain loss (0.3 beat 1.0 in three of the four study scenarios)")
+        parser.add_argument("--adabn", action=argparse.BooleanOptionalAction, default=True,
+                            help="DANN: recompute batch-norm statistics on target train images before each "
+                                 "evaluation (AdaBN, Li et al. 2016), so the kept model normalises target images as "
+                                 "training did")
+        parser.add_argument("--disc-hidden", type=int, default=100, help="DANN: units per discriminator hidden layer")
+        parser.add_argument("--disc-layers", type=int, default=1, help="DANN: discriminator hidden layers")
+
+    def augments_target(self) -> bool:
+        return self.augment_target
+
+    def adapts_batch_norm(self) -> bool:
+        return self.adabn
+
+
+def step(model: DANN, optimizers: dict, batch: StepInput, settings: DANNSettings) -> dict:
+    """One DANN update: class loss on the source plus domain loss through the reversal layer.
+
+    Source and target go through the network in separate passes, so batch norm
+    normalises each domain with its own statistics (measured: 92.6 % vs 70.0 % with
+    one mixed batch on mnist -> mnistm). With ``augment_target`` the loop has given the target
+    images the same kind of augmentation, so the discriminator cannot tell the domains apart by it.
+    """
+    xs, ys, xt = batch.source, batch.labels, batch.target
+    coeff = grl_coefficient(batch.progress)
+    with autocast(xs.device):
+        fs, ft = model.features(xs), model.features(xt)
+        loss_cls = classification_loss(model.classifier(fs), ys)
+        ds, dt = model.domain_logits(fs, coeff).float(), model.domain_logits(ft, coeff).float()
+        loss_domain = domain_bce(ds, dt)
+    update(optimizers["model"], loss_cls + settings.domain_weight * loss_domain)
+    domain_acc = 0.5 * ((ds > 0).float().mean() + (dt <= 0).float().mean())
+    return {"loss_cls": loss_cls.item(), "loss_domain": loss_domain.item(), "grl_coeff": coeff,
+            "domain_acc": domain_acc.item()}
+
+
+METHOD = Method("dann", "Adaptation (DANN)", "DANN", DANN, ("loss_cls", "loss_domain", "grl_coeff", "domain_acc"),
+                step, settings=DANNSettings, graded="hw3_p3.sh", augment="measured",
+                network_args=("disc_hidden", "disc_layers"),
+                discussion=Discussion("3-5", "P3-6", "domain_acc", "domain discriminator accuracy",
+                                      (SOURCE_ONLY.name, "dann", TARGET_ONLY.name)))

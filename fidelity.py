@@ -194,29 +194,44 @@ def score(generated: str | Path, real: str | Path, inception_weights: str | Path
     if max_images is not None and max_images < 2:
         raise UserError("--max-images must be at least 2")
     fake = sample_images(load_folder(generated, size).images, max_images)
+    if inception_weights is not None and len(fake) < isc_splits:
+        raise UserError(f"{generated} has {len(fake)} image(s); IS needs at least --isc-splits ({isc_splits})")
+    network, extractor, with_logits = inception(inception_weights, dev)
     result = {}
-    if inception_weights is None:
-        network, extractor = TF_INCEPTION, TFInception().to(dev)
+    if with_logits is None:
         fake_pool = batched(extractor, fake, batch_size, dev).double()
     else:
-        from torch_fidelity import FeatureExtractorInceptionV3
         from torch_fidelity.metric_isc import isc_features_to_metric
 
-        weights = check_inception_weights(inception_weights)
-        if len(fake) < isc_splits:
-            raise UserError(f"{generated} has {len(fake)} image(s); IS needs at least --isc-splits ({isc_splits})")
-        network = TORCH_FIDELITY_INCEPTION
-        both = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
-                                           feature_extractor_weights_path=str(weights)).to(dev)
-        fake_pool, fake_logits = (t.double() for t in batched(both, fake, batch_size, dev))
+        fake_pool, fake_logits = (t.double() for t in batched(with_logits, fake, batch_size, dev))
         isc = isc_features_to_metric(fake_logits, splits=isc_splits)
         result = {"is_mean": float(isc["inception_score_mean"]), "is_std": float(isc["inception_score_std"])}
-        extractor = lambda x: both(x)[0]  # noqa: E731
-        network += f" [{Path(weights).name}]"
     real_pool = cached_features(extractor, real, size, network, dev, batch_size, max_images)
     kid_mean, kid_std = kid_from_features(fake_pool, real_pool)
     return {"fid": fid_from_features(fake_pool, real_pool), "kid_mean": kid_mean, "kid_std": kid_std, **result,
             "n_generated": len(fake), "n_real": len(real_pool), "network": network}
+
+
+def inception(inception_weights: str | Path | None, device: torch.device):
+    """The feature network: its name (part of the cache key), its pool features of a uint8 batch, and, with
+    torch-fidelity's weights, the network giving features and IS logits together (else None)."""
+    if inception_weights is None:
+        return TF_INCEPTION, TFInception().to(device), None
+    from torch_fidelity import FeatureExtractorInceptionV3
+
+    weights = check_inception_weights(inception_weights)
+    both = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
+                                       feature_extractor_weights_path=str(weights)).to(device)
+    return f"{TORCH_FIDELITY_INCEPTION} [{Path(weights).name}]", lambda x: both(x)[0], both
+
+
+def cache_real_features(real: str | Path, size: int, inception_weights: str | Path | None = None,
+                        device: str = "auto", batch_size: int = 64, max_images: int | None = None) -> None:
+    """Compute and cache ``real``'s features as :func:`score` would, so that scorers running side by side
+    afterwards each read them instead of each computing them (a full-size test folder is most of the work)."""
+    dev = resolve_device(device)
+    network, extractor, _ = inception(inception_weights, dev)
+    cached_features(extractor, real, size, network, dev, batch_size, max_images)
 
 
 def main(argv=None) -> int:

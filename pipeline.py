@@ -40,7 +40,7 @@ from pathlib import Path
 import pandas as pd
 
 from datasets import DIGITS_DOMAIN, DOMAINS, SCENARIOS
-from hw3 import uda
+from hw3 import artifacts, uda
 from hw3.checkpoints import DIGIT_GENERATORS as DIGIT_MODELS
 from hw3.common import UserError, cli, cores
 from hw3.jobs import REPO, Stages, run_jobs, run_script, script_env
@@ -113,7 +113,7 @@ class Plan:
     def digit_classifier(self) -> Path:
         """The target-only classifier of the digits' domain, which scores the generated digits."""
         source = next(s for s, t in SCENARIOS if t == DIGITS_DOMAIN)
-        return self.uda_run(uda.UPPER_BOUND, source, DIGITS_DOMAIN) / "model.pt"
+        return self.uda_run(uda.UPPER_BOUND, source, DIGITS_DOMAIN) / artifacts.MODEL
 
 
 @dataclass
@@ -202,6 +202,8 @@ def main(argv=None) -> int:
         plan = prepare_data(args)
     with stage("decode every image into the cache"):
         decode_all(plan.data)
+    with stage("Inception features of the real test faces and digits, into the cache"):
+        cache_real_features(plan)
     with stage(f"train VAE and GAN (and their FID/KID), {len(SCENARIOS) * len(uda.METHODS)} digit classifiers, "
                "ACGAN and DDPM"):
         job_seconds = train_models(plan)
@@ -231,6 +233,17 @@ def decode_all(data: Path) -> None:
         for domain in DOMAINS:
             if (data / "digits" / domain / split).is_dir():
                 load_digits(data, domain, split)
+
+
+def cache_real_features(plan: Plan) -> None:
+    """The real side of every FID/KID, once, on every core: the scorers that then run side by side (VAE
+    beside GAN, ACGAN beside DDPM) read it from the cache instead of each computing it."""
+    import fidelity
+    from datasets import DIGIT_SIZE, FACE_SIZE
+
+    fidelity.cache_real_features(plan.data / "face" / "test", FACE_SIZE, plan.inception_weights, plan.device)
+    fidelity.cache_real_features(plan.data / "digits" / DIGITS_DOMAIN / "test", DIGIT_SIZE, None, plan.device,
+                                 max_images=plan.fid_images[1])
 
 
 def missing_parts(data: Path) -> list[str]:
@@ -301,7 +314,7 @@ def _face_fidelity(plan: Plan, title: str, run_dir: Path) -> list[list[str]]:
     fake = run_dir / "fake"
     shutil.rmtree(fake, ignore_errors=True)
     weights = ["--inception-weights", str(plan.inception_weights)] if plan.inception_weights else []
-    return [["fidelity.py", "generate", "--checkpoint", str(run_dir / "model.pt"), "--out-dir", str(fake), "--n",
+    return [["fidelity.py", "generate", "--checkpoint", str(run_dir / artifacts.MODEL), "--out-dir", str(fake), "--n",
              str(plan.fid_images[0]), "--device", plan.device],
             ["fidelity.py", "score", "--generated", str(fake), "--real", str(plan.data / "face" / "test"), "--json",
              str(plan.out / f"fidelity_{title.lower()}.json"), "--device", plan.device, *weights]]
@@ -323,7 +336,7 @@ def score_digit_models(plan: Plan) -> DigitResults:
         run_dir = plan.digit_dir(name)
         shutil.rmtree(run_dir / "generated", ignore_errors=True)
         jobs[f"score {name.upper()}"] = [[
-            "generate_digits.py", "--checkpoint", str(run_dir / "model.pt"), "--out-dir", str(run_dir / "generated"),
+            "generate_digits.py", "--checkpoint", str(run_dir / artifacts.MODEL), "--out-dir", str(run_dir / "generated"),
             "--classifier", str(plan.digit_classifier), "--json", str(plan.out / f"digits_{name}.json"),
             "--device", plan.device, "--real", str(plan.data / "digits" / DIGITS_DOMAIN / "test"),
             *(["--max-images", str(plan.fid_images[1])] if plan.fid_images[1] else [])]]
@@ -334,11 +347,11 @@ def score_digit_models(plan: Plan) -> DigitResults:
 
 def published_files(plan: Plan, best_digits: str) -> dict[str, Path]:
     """The graded model files by published name: ``vae.pt``, ``gan.pt``, ``dann_mnistm.pt`` ..., ``digits.pt``."""
-    files = {"vae.pt": plan.vae_dir / "model.pt", "gan.pt": plan.gan_dir / "model.pt"}
+    files = {artifacts.PUBLISHED_VAE: plan.vae_dir / artifacts.MODEL, artifacts.PUBLISHED_GAN: plan.gan_dir / artifacts.MODEL}
     for source, target in SCENARIOS:
         for method in uda.GRADED_METHODS:
-            files[uda.published_model(method, target)] = plan.uda_run(method, source, target) / "model.pt"
-    files["digits.pt"] = plan.digit_dir(best_digits) / "model.pt"
+            files[uda.published_model(method, target)] = plan.uda_run(method, source, target) / artifacts.MODEL
+    files[artifacts.PUBLISHED_DIGITS] = plan.digit_dir(best_digits) / artifacts.MODEL
     return files
 
 
@@ -407,15 +420,15 @@ def draw_figures(plan: Plan) -> None:
     VAE-vs-GAN figure; Problems 3-4: the accuracy table and every run's t-SNE figures;
     Problem 5: the grids, the DDPM's reverse process and the training curves.
     """
-    digit_runs = [f for name in DIGIT_MODELS for f in (f"--{name}", str(plan.digit_dir(name) / "model.pt"),
-                                                       f"--{name}-log", str(plan.digit_dir(name) / "log.csv"))]
+    digit_runs = [f for name in DIGIT_MODELS for f in (f"--{name}", str(plan.digit_dir(name) / artifacts.MODEL),
+                                                       f"--{name}-log", str(plan.digit_dir(name) / artifacts.LOG))]
     run_jobs({
         "t-SNE and accuracy table": [["plots.py", "uda", "--runs", str(plan.uda_root), "--data", str(plan.data),
                                       "--out-dir", str(plan.out / "uda"), *plan.settings["tsne"], "--quiet"]],
-        "VAE figures": [["plots.py", "vae", "--checkpoint", str(plan.vae_dir / "model.pt"), "--data",
+        "VAE figures": [["plots.py", "vae", "--checkpoint", str(plan.vae_dir / artifacts.MODEL), "--data",
                          str(plan.data), "--out-dir", str(plan.out), "--attribute", plan.attribute, "--quiet"]],
-        "GAN figures": [["plots.py", "gan", "--checkpoint", str(plan.gan_dir / "model.pt"), "--log",
-                         str(plan.gan_dir / "log.csv"), "--vae-checkpoint", str(plan.vae_dir / "model.pt"),
+        "GAN figures": [["plots.py", "gan", "--checkpoint", str(plan.gan_dir / artifacts.MODEL), "--log",
+                         str(plan.gan_dir / artifacts.LOG), "--vae-checkpoint", str(plan.vae_dir / artifacts.MODEL),
                          "--out-dir", str(plan.out)]],
         "digit figures": [["plots.py", "digits", *digit_runs, "--out-dir", str(plan.out)]],
     }, plan.jobs)
@@ -423,14 +436,14 @@ def draw_figures(plan: Plan) -> None:
 
 def vae_results(plan: Plan) -> VaeResults:
     """The numbers the report quotes for Problem 1: the best validation epoch and ``table1_3.csv``."""
-    log = pd.read_csv(plan.vae_dir / "log.csv")
+    log = pd.read_csv(plan.vae_dir / artifacts.LOG)
     best = log.loc[log["val_mse"].idxmin()]
-    return VaeResults(float(best["val_mse"]), int(best["epoch"]), pd.read_csv(plan.out / "table1_3.csv"))
+    return VaeResults(float(best["val_mse"]), int(best["epoch"]), pd.read_csv(plan.out / artifacts.VAE_TABLE_CSV))
 
 
 def uda_table(plan: Plan) -> pd.DataFrame:
     """Problems 3-4's accuracy table as ``plots.py uda`` wrote it (%, a row per method, a column per scenario)."""
-    return pd.read_csv(plan.out / "uda" / "uda_accuracy.csv", dtype=str).fillna("")
+    return pd.read_csv(plan.out / "uda" / artifacts.UDA_TABLE, dtype=str).fillna("")
 
 
 def grader_matches(plan: Plan, best_digits: str) -> dict[str, bool]:
@@ -457,11 +470,10 @@ def _value(value) -> str:
     return str(value)
 
 
-def settings_rows(checkpoint: dict, keep=lambda name: True) -> list[list[str]]:
+def settings_rows(checkpoint: dict) -> list[list[str]]:
     """A checkpoint's training details as (setting, value) rows: its recipe (the flags), model config, optimizers,
     how far it trained and how long it took. Nothing is restated by hand."""
-    rows = [[f"--{name.replace('_', '-')}", _value(value)] for name, value in checkpoint.get("recipe", {}).items()
-            if keep(name)]
+    rows = [[f"--{name.replace('_', '-')}", _value(value)] for name, value in checkpoint.get("recipe", {}).items()]
     rows += [[f"model {name}", _value(value)] for name, value in checkpoint["config"].items()]
     for name, settings in checkpoint.get("optimizer_settings", {}).items():
         rows.append([f"optimizer ({name})", settings["class"] + ", " + ", ".join(
@@ -480,28 +492,27 @@ def model_cards(plan: Plan) -> dict[str, ModelCard]:
     from hw3.training import load_checkpoint
 
     cards = {}
-    checkpoint = load_checkpoint(plan.vae_dir / "model.pt", kind="vae")
+    checkpoint = load_checkpoint(plan.vae_dir / artifacts.MODEL, kind="vae")
     cards["vae"] = ModelCard("VAE", {"VAE": str(vae.from_checkpoint(checkpoint))}, settings_rows(checkpoint),
                              checkpoint["recipe"])
-    checkpoint = load_checkpoint(plan.gan_dir / "model.pt", kind="gan")
+    checkpoint = load_checkpoint(plan.gan_dir / artifacts.MODEL, kind="gan")
     config = gan.GANConfig(**checkpoint["config"])
     cards["gan"] = ModelCard("GAN", {"generator": str(gan.from_checkpoint(checkpoint)),
                                      "discriminator": str(config.discriminator())}, settings_rows(checkpoint))
     source, target = SCENARIOS[0]
     for method in uda.METHODS.values():
-        checkpoint = load_checkpoint(plan.uda_run(method.name, source, target) / "model.pt", kind=uda.KIND)
-        keep = lambda name, m=method: name not in uda.METHOD_KNOBS or name in m.knobs  # noqa: E731
+        checkpoint = load_checkpoint(plan.uda_run(method.name, source, target) / artifacts.MODEL, kind=uda.KIND)
         printed = {method.title: str(uda.from_checkpoint(checkpoint))} if method.graded else {}
-        cards[method.name] = ModelCard(f"{method.title}, {source}->{target}", printed, settings_rows(checkpoint, keep))
+        cards[method.name] = ModelCard(f"{method.title}, {source}->{target}", printed, settings_rows(checkpoint))
     for name in DIGIT_MODELS:
-        checkpoint = load_checkpoint(plan.digit_dir(name) / "model.pt")
+        checkpoint = load_checkpoint(plan.digit_dir(name) / artifacts.MODEL)
         cards[name] = ModelCard(name.upper(), {}, settings_rows(checkpoint))
     return cards
 
 
 def uda_metrics(plan: Plan) -> dict[tuple[str, str], dict]:
     """Each UDA run's ``metrics.json`` by (method, "source->target")."""
-    return {(method, f"{source}->{target}"): json.loads((plan.uda_run(method, source, target) / "metrics.json")
+    return {(method, f"{source}->{target}"): json.loads((plan.uda_run(method, source, target) / artifacts.METRICS)
                                                         .read_text())
             for method in uda.METHODS for source, target in SCENARIOS}
 

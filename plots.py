@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from hw3 import uda  # noqa: E402
+from hw3 import artifacts, uda  # noqa: E402
 import vae  # noqa: E402
 from hw3.common import UserError, atomic_path, batched, cli, markdown_table, progress  # noqa: E402
 from datasets import SCENARIOS, load_digits, load_faces, to_float, train_val_split  # noqa: E402
@@ -166,7 +166,7 @@ def plot_vae_tsne(means: np.ndarray, values: np.ndarray, attribute: str, path: P
 def vae_figures(args) -> int:
     """Write fig1_2, table1_3 (.png and .csv), fig1_4 and fig1_5 into ``args.out_dir``."""
     checkpoint = load_checkpoint(args.checkpoint, kind="vae")
-    log = read_log(args.log or args.checkpoint.parent / "log.csv", {"step", "recon", "kl", "val_mse"}, "train_vae.py")
+    log = read_log(args.log or args.checkpoint.parent / artifacts.LOG, {"step", "recon", "kl", "val_mse"}, "train_vae.py")
     data, source = _vae_eval_set(args.data, checkpoint)
     if data.attributes is None or args.attribute not in data.attributes.columns:
         columns = [] if data.attributes is None else list(data.attributes.columns)
@@ -177,7 +177,7 @@ def vae_figures(args) -> int:
         raise UserError(f"checkpoint {args.checkpoint} does not fit the VAE ({type(err).__name__})") from None
     out = args.out_dir
 
-    plot_vae_curves(log, out / "fig1_2.png")
+    plot_vae_curves(log, out / artifacts.VAE_CURVES)
 
     rng = np.random.default_rng(args.seed)
     chosen = np.sort(rng.choice(len(data), size=min(10, len(data)), replace=False))
@@ -185,14 +185,14 @@ def vae_figures(args) -> int:
     _, recons = _vae_encode_decode(model, picked.images)
     originals = picked.images.float() / 255
     mse = (recons - originals).pow(2).flatten(1).mean(1).numpy()
-    plot_vae_table(picked.names, originals, recons, mse, out / "table1_3.png", out / "table1_3.csv", source)
+    plot_vae_table(picked.names, originals, recons, mse, out / artifacts.VAE_TABLE, out / artifacts.VAE_TABLE_CSV, source)
 
     # The same grid as `hw3_p1.sh` writes (sample.py, deterministic kernels, CPU).
-    save_image(face_grid(load_sampler(args.checkpoint), seed=args.seed), out / "fig1_4.png")
+    save_image(face_grid(load_sampler(args.checkpoint), seed=args.seed), out / artifacts.VAE_SAMPLES)
 
     means, _ = _vae_encode_decode(model, data.images)
     values = data.attributes[args.attribute].to_numpy()
-    plot_vae_tsne(means.numpy(), values, args.attribute, out / "fig1_5.png", args.seed, source)
+    plot_vae_tsne(means.numpy(), values, args.attribute, out / artifacts.VAE_TSNE, args.seed, source)
     if not args.quiet:
         print(f"wrote fig1_2.png, table1_3.png, table1_3.csv, fig1_4.png, fig1_5.png to {out}")
     return 0
@@ -221,24 +221,24 @@ def gan_figures(args) -> int:
     """Write fig2_2 (the bytes hw3_p2.sh writes), fig2_losses and fig2_vae_vs_gan into ``args.out_dir``."""
     # Read every input before writing anything, so a bad one leaves no figure behind.
     columns = {"step", "loss_d", "loss_g", "d_real_acc", "d_fake_acc"}
-    beside = args.checkpoint.parent / "log.csv"  # the run's own log, as plots.py vae finds it
+    beside = args.checkpoint.parent / artifacts.LOG  # the run's own log, as plots.py vae finds it
     log_path = args.log if args.log is not None else (beside if beside.is_file() else None)
     log = read_log(log_path, columns, "train_gan.py") if log_path is not None else None
     gan_grid = face_grid(load_sampler(args.checkpoint), seed=args.seed)  # the bytes hw3_p2.sh writes
     vae_grid = face_grid(load_sampler(args.vae_checkpoint), seed=args.seed) if args.vae_checkpoint else None
-    save_image(gan_grid, args.out_dir / "fig2_2.png")
-    written = ["fig2_2.png"]
+    save_image(gan_grid, args.out_dir / artifacts.GAN_SAMPLES)
+    written = [artifacts.GAN_SAMPLES]
     if log is not None:
-        save_figure(gan_loss_figure(log, args.smooth), args.out_dir / "fig2_losses.png")
-        written.append("fig2_losses.png")
+        save_figure(gan_loss_figure(log, args.smooth), args.out_dir / artifacts.GAN_LOSSES)
+        written.append(artifacts.GAN_LOSSES)
     if vae_grid is not None:
         fig, axes = plt.subplots(1, 2, figsize=(12, 3.4))
         for ax, grid, title in zip(axes, (vae_grid, gan_grid), ("VAE", "GAN")):
             ax.imshow(grid)
             ax.set_title(f"{title}: 32 samples from N(0, I)")
             ax.axis("off")
-        save_figure(fig, args.out_dir / "fig2_vae_vs_gan.png")
-        written.append("fig2_vae_vs_gan.png")
+        save_figure(fig, args.out_dir / artifacts.VAE_VS_GAN)
+        written.append(artifacts.VAE_VS_GAN)
     print(f"wrote {', '.join(written)} to {args.out_dir}")
     return 0
 
@@ -294,7 +294,7 @@ def uda_accuracy_table(runs: Path) -> tuple[list[str], list[list[str]]]:
     for method in uda.METHODS:
         row = [uda.METHOD_TITLES[method]]
         for source, target in SCENARIOS:
-            path = runs / uda.run_name(method, source, target) / "metrics.json"
+            path = runs / uda.run_name(method, source, target) / artifacts.METRICS
             try:
                 row.append(f"{100 * json.loads(path.read_text())['target_test_accuracy']:.2f}")
             except FileNotFoundError:
@@ -309,7 +309,7 @@ def uda_accuracy_table(runs: Path) -> tuple[list[str], list[list[str]]]:
 
 def write_uda_table(header: list[str], rows: list[list[str]], out_dir: Path) -> tuple[Path, Path]:
     """The accuracy table as ``uda_accuracy.csv`` and ``uda_accuracy.md`` (written atomically)."""
-    csv_path, md_path = out_dir / "uda_accuracy.csv", out_dir / "uda_accuracy.md"
+    csv_path, md_path = out_dir / artifacts.UDA_TABLE, out_dir / artifacts.UDA_TABLE_MD
     with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
         csv.writer(f, lineterminator="\n").writerows([header, *rows])
     table = markdown_table(["", *header[1:]], ([r[0], *(f"{c} %" if c else "–" for c in r[1:])] for r in rows))
@@ -320,7 +320,7 @@ def write_uda_table(header: list[str], rows: list[list[str]], out_dir: Path) -> 
 
 def plot_uda_tsne(run_dir: Path, data_root: Path, out_dir: Path, per_domain: int, seed: int) -> list[Path]:
     """t-SNE of the source and target *test* features of one run, coloured by class and by domain."""
-    model, checkpoint = uda.load_model(run_dir / "model.pt")
+    model, checkpoint = uda.load_model(run_dir / artifacts.MODEL)
     method, source, target = checkpoint["config"]["method"], checkpoint["run"]["source"], checkpoint["run"]["target"]
     rng = np.random.default_rng(seed)
     features, labels, domains = [], [], []
@@ -332,7 +332,7 @@ def plot_uda_tsne(run_dir: Path, data_root: Path, out_dir: Path, per_domain: int
         domains.append(np.full(len(keep), d))
     points = tsne_2d(np.concatenate(features), seed)
     labels, domains = np.concatenate(labels), np.concatenate(domains)
-    stem = f"tsne_{uda.run_name(method, source, target)}"
+    run = uda.run_name(method, source, target)
     title = f"{method}, {source} -> {target}"
     written = []
     for suffix, colours, names, cmap in (("class", labels, [str(i) for i in range(10)], "tab10"),
@@ -347,7 +347,7 @@ def plot_uda_tsne(run_dir: Path, data_root: Path, out_dir: Path, per_domain: int
         ax.set_xticks([])
         ax.set_yticks([])
         ax.legend(markerscale=3, fontsize=7, loc="best")
-        written.append(save_figure(fig, out_dir / f"{stem}_{suffix}.png"))
+        written.append(save_figure(fig, out_dir / artifacts.tsne_figure(run, suffix)))
     return written
 
 
@@ -427,11 +427,11 @@ def digits_figures(args) -> int:
     written = []
     for name, generator in generators.items():
         with deterministic():
-            save_image(class_grid(generator.generate, seed=args.seed), args.out_dir / f"fig5_{name}_grid.png")
-        written.append(f"fig5_{name}_grid.png")
+            save_image(class_grid(generator.generate, seed=args.seed), args.out_dir / artifacts.digit_grid(name))
+        written.append(artifacts.digit_grid(name))
         if isinstance(generator, DiffusionSampler):
-            save_figure(reverse_process_figure(generator, seed=args.seed), args.out_dir / "fig5_reverse.png")
-            written.append("fig5_reverse.png")
+            save_figure(reverse_process_figure(generator, seed=args.seed), args.out_dir / artifacts.DDPM_REVERSE)
+            written.append(artifacts.DDPM_REVERSE)
     if logs:
         fig, axes = plt.subplots(1, len(logs), figsize=(5.5 * len(logs), 3.8), squeeze=False)
         for ax, (name, log) in zip(axes[0], logs.items()):
@@ -449,8 +449,8 @@ def digits_figures(args) -> int:
             ax.legend(loc="upper right")
             ax.grid(alpha=0.3)
         fig.tight_layout()
-        save_figure(fig, args.out_dir / "fig5_curves.png")
-        written.append("fig5_curves.png")
+        save_figure(fig, args.out_dir / artifacts.DIGIT_CURVES)
+        written.append(artifacts.DIGIT_CURVES)
     print(f"wrote {', '.join(written)} to {args.out_dir}")
     return 0
 

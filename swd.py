@@ -18,17 +18,26 @@ batch, each justified by the study in the README:
   probability >= the threshold, the strong view must be predicted the same.
 
 Inference contract as in :class:`digitnet.DigitNet`; ``forward(x)`` -> log-probabilities
-``(B, 10)`` counts both classifiers: the mean of their probabilities.
+``(B, 10)`` counts both classifiers: the mean of their probabilities. This file holds the
+network, the losses, SWD+'s own settings and flags, its update and its record.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+import dann
+from hw3 import adda
+from hw3.adversarial import reverse_gradient
+from hw3.augment import augment_strong
+from hw3.common import UserError, autocast
 from hw3.digitnet import NUM_CLASSES, DigitNet, LabelClassifier
+from hw3.method import Discussion, Method, Settings, StepInput, update
 
 
 class SWDNet(DigitNet):
@@ -129,3 +138,72 @@ def ramp_up(progress: float, length: float) -> float:
         return 1.0
     t = min(max(progress / length, 0.0), 1.0)
     return math.exp(-5.0 * (1.0 - t) ** 2)
+
+
+@dataclass(frozen=True)
+class SWDSettings(Settings):
+    """SWD+'s own knobs (``train_uda.py --method swd``; defaults and reasons in :meth:`add_arguments`)."""
+
+    swd_weight: float
+    num_projections: int
+    im_weight: float
+    pl_weight: float
+    pl_threshold: float
+    rampup: float
+    align: bool
+    align_momentum: float
+
+    def __post_init__(self):
+        if self.num_projections < 1:
+            raise UserError("--num-projections must be at least 1")
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--swd-weight", type=float, default=1.0, help="SWD+: weight of the discrepancy")
+        parser.add_argument("--num-projections", type=int, default=128, help="SWD+: random directions per update")
+        parser.add_argument("--im-weight", type=float, default=0.3, help="SWD+: weight of information maximisation")
+        parser.add_argument("--pl-weight", type=float, default=1.0, help="SWD+: weight of the pseudo-label loss")
+        parser.add_argument("--pl-threshold", type=float, default=0.8,
+                            help="SWD+: confidence that makes a pseudo-label")
+        parser.add_argument("--rampup", type=float, default=0.3,
+                            help="SWD+: share of training over which the self-training terms ramp up (Laine & Aila)")
+        parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
+                            help="SWD+: align pseudo-labels with the running target prediction mean (ReMixMatch)")
+        parser.add_argument("--align-momentum", type=float, default=0.99, help="SWD+: momentum of that running mean")
+
+
+def step(model: SWDNet, optimizers: dict, batch: StepInput, settings: SWDSettings) -> dict:
+    """One SWD+ update: source loss, sliced Wasserstein discrepancy, information maximisation, pseudo-labels.
+
+    The discrepancy goes through the gradient reversal layer: the classifiers get
+    ``-grad`` (they maximise it) and the extractor ``+grad`` (it minimises it), Lee et
+    al.'s min-max in one backward pass.
+    """
+    xs, ys, xt = batch.source, batch.labels, batch.target
+    with autocast(xs.device):
+        loss_cls = source_loss(*model.both_logits(model.features(xs)), ys)
+        ft_all = model.features(torch.cat([xt, augment_strong(xt)]))  # one target BN batch: weak and strong views
+        ft, ft_strong = ft_all[:len(xt)], ft_all[len(xt):]
+        discrepancy = discrepancy_on_logits(*model.both_logits(reverse_gradient(ft)), settings.num_projections)
+        probs = mean_probs(*(l.float() for l in model.both_logits(ft)))  # (B, 10)
+        loss_im = information_maximization_loss(probs)
+        targets = probs.detach()
+        if settings.align:  # the running prior keeps one class from taking over the pseudo-labels
+            with torch.no_grad():
+                model.target_prior.mul_(settings.align_momentum).add_((1 - settings.align_momentum) * targets.mean(0))
+            targets = align_distribution(targets, model.target_prior)
+        strong1, strong2 = (l.float() for l in model.both_logits(ft_strong))
+        loss_pl1, share = pseudo_label_loss(strong1, targets, settings.pl_threshold)
+        loss_pl = loss_pl1 + pseudo_label_loss(strong2, targets, settings.pl_threshold)[0]
+        ramp = ramp_up(batch.progress, settings.rampup)
+        loss = (loss_cls - settings.swd_weight * discrepancy
+                + ramp * (settings.im_weight * loss_im + settings.pl_weight * loss_pl))
+    update(optimizers["model"], loss)
+    return {"loss_cls": loss_cls.item(), "discrepancy": discrepancy.item(), "loss_im": loss_im.item(),
+            "loss_pl": loss_pl.item(), "pl_share": share.item()}
+
+
+METHOD = Method("swd", "Adaptation (SWD+)", "SWD+", SWDNet, ("loss_cls", "discrepancy", "loss_im", "loss_pl", "pl_share"),
+                step, settings=SWDSettings, graded="hw3_p4.sh",
+                discussion=Discussion("4-3", "P4-4", "pl_share", "share of target images with a pseudo-label",
+                                      (dann.METHOD.name, "swd", adda.METHOD.name)))

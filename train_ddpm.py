@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from hw3 import artifacts
 from hw3.common import UserError, autocast, cli
 from datasets import DOMAINS, EndlessBatches, load_digits, to_float
 from hw3.ddpm import GUIDANCE, SAMPLE_STEPS, DDPMConfig, DiffusionSampler, Schedule, diffusion_loss
@@ -147,7 +148,7 @@ def main(argv=None) -> int:
     train_loop(state, steps=recipe.steps, steps_per_epoch=max(1, len(images) // data.batch_size),
                every=recipe.sample_every,
                step=lambda i: ddpm_step(model, schedule, ema, optimizer, data, recipe, device),
-               log_path=args.out_dir / "log.csv", log_fields=LOG_FIELDS, checkpoint=checkpoint, name="ddpm",
+               log_path=args.out_dir / artifacts.LOG, log_fields=LOG_FIELDS, checkpoint=checkpoint, name="ddpm",
                quiet=args.quiet, postfix=("loss",))
     return 0
 

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from hw3 import artifacts
 from hw3.common import UserError, autocast, cli
 from datasets import DOMAINS, EndlessBatches, load_digits, load_faces, random_hflip, to_float
 from gan import (ARCHS, LOSSES, AuxiliaryClassifier, GANConfig, Unconditional, discriminator_accuracy,
@@ -283,7 +284,7 @@ def main(argv=None) -> int:
     steps_per_epoch = max(1, len(tensors[0]) // (data.batch_size * recipe.n_critic))  # a pass of D over the data
     train_loop(state, steps=recipe.steps, steps_per_epoch=steps_per_epoch, every=recipe.sample_every,
                step=lambda i: gan_step(generator, discriminator, ema, opt_g, opt_d, data, recipe, hook, device),
-               log_path=args.out_dir / "log.csv", log_fields=[*LOG_FIELDS, *hook.columns], checkpoint=checkpoint,
+               log_path=args.out_dir / artifacts.LOG, log_fields=[*LOG_FIELDS, *hook.columns], checkpoint=checkpoint,
                name="gan", quiet=args.quiet, postfix=("loss_d", "loss_g"))
     return 0
 

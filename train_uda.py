@@ -17,7 +17,8 @@ to report ``target_test_accuracy`` in ``metrics.json`` (and, with
 Runs go to ``runs/uda/<method>_<source>-<target>`` (``--out-dir``): ``log.csv`` (one row
 per step; each evaluation's scores on the epoch's last row), ``best.pt``, ``model.pt``
 (published as ``checkpoints/<method>_<source>-<target>.pt``) and ``metrics.json``.
-What each method does in one update is its record in ``hw3/uda.py``; this file is the loop.
+What each method does in one update, and its own flags, are in its file (``hw3/method.py``);
+this file is the loop.
 Checkpoints and resuming: see ``hw3/training.py``.
 """
 
@@ -32,13 +33,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hw3 import selection
-from hw3 import uda
+from hw3 import artifacts, selection, uda
 from hw3.common import UserError, batched, cli, write_json
 from datasets import DOMAINS, EndlessBatches, load_digits, to_float, train_val_split
 from hw3.augment import DigitLook, MeasuredAugment, augment_source
 from hw3.training import Checkpointer, add_training_args, start, train_loop
-from hw3.uda import StepInput, UDARecipe
+from hw3.method import Method, StepInput, UDARecipe
 
 NORMED = 5000  # target train images whose batch-norm statistics AdaBN takes (all of a smaller set)
 SCORED = 500  # target (and source) train images the label-free scores look at; DEV fits a classifier on them
@@ -76,7 +76,7 @@ def load_data(root: str, source: str, target: str, labelled: str, val_fraction: 
                                               test.images, test.labels, scored_target, scored_source, norm_target)))
 
 
-def augmenters(recipe: UDARecipe, method: uda.Method, data: DigitData) -> tuple[dict, dict]:
+def augmenters(recipe: UDARecipe, method: Method, data: DigitData) -> tuple[dict, dict]:
     """The augmentation of each stream, and what was measured to choose it (logged in metrics.json).
 
     ``source``: one fixed range for every pair. ``measured``: the labelled images changed to cover
@@ -85,7 +85,7 @@ def augmenters(recipe: UDARecipe, method: uda.Method, data: DigitData) -> tuple[
     change around their own look, so the discriminator cannot tell the domains apart by it.
     """
     keep = lambda x: x
-    same_for_target = "augment_target" in method.knobs and recipe.augment_target
+    same_for_target = recipe.settings.augments_target()
     if recipe.augment == "none":
         return {"labelled": keep, "target": keep}, {}
     if recipe.augment == "source":
@@ -99,7 +99,7 @@ def augmenters(recipe: UDARecipe, method: uda.Method, data: DigitData) -> tuple[
                     "augment": {k: asdict(v) for k, v in plans.items() if chosen[k] is v}}
 
 
-def train_step(model, method: uda.Method, optimizers: dict, streams: dict, augment: dict, recipe: UDARecipe,
+def train_step(model, method: Method, optimizers: dict, streams: dict, augment: dict, recipe: UDARecipe,
                step: int, total_steps: int) -> dict:
     """Update ``step`` of ``method``: the scheduled lr, the next batches (augmented), the method's own step."""
     model.train()
@@ -110,7 +110,7 @@ def train_step(model, method: uda.Method, optimizers: dict, streams: dict, augme
     xs = augment["labelled"](to_float(xs))
     xt = augment["target"](to_float(next(streams["target"])[0])) if method.reads_target else None
     batch = StepInput(xs, ys, xt, step, step / total_steps)
-    return {"lr": lr, **method.step(model, optimizers, batch, recipe)}
+    return {"lr": lr, **method.step(model, optimizers, batch, recipe.settings)}
 
 
 @torch.no_grad()
@@ -172,28 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--augment-scale", type=float, default=0.5,
                         help="source augmentation's zoom, log-uniform in [1/(1+s), 1+s]: wide enough to cover digits "
                              "that fill the frame (USPS) and digits in a 20x20 box (MNIST)")
-    parser.add_argument("--augment-target", action=argparse.BooleanOptionalAction, default=True,
-                        help="DANN: with --augment source, give target images the source augmentation too, so the "
-                             "discriminator cannot tell the domains apart by the augmentation alone")
-    parser.add_argument("--domain-weight", type=float, default=0.3,
-                        help="DANN: weight of the domain loss (0.3 beat 1.0 in three of the four study scenarios)")
-    parser.add_argument("--adabn", action=argparse.BooleanOptionalAction, default=True,
-                        help="DANN: recompute batch-norm statistics on target train images before each evaluation "
-                             "(AdaBN, Li et al. 2016), so the kept model normalises target images as training did")
-    parser.add_argument("--disc-hidden", type=int, default=100, help="DANN: units per discriminator hidden layer")
-    parser.add_argument("--disc-layers", type=int, default=1, help="DANN: discriminator hidden layers")
-    parser.add_argument("--swd-weight", type=float, default=1.0, help="SWD+: weight of the discrepancy")
-    parser.add_argument("--num-projections", type=int, default=128, help="SWD+: random directions per update")
-    parser.add_argument("--im-weight", type=float, default=0.3, help="SWD+: weight of information maximisation")
-    parser.add_argument("--pl-weight", type=float, default=1.0, help="SWD+: weight of the pseudo-label loss")
-    parser.add_argument("--pl-threshold", type=float, default=0.8, help="SWD+: confidence that makes a pseudo-label")
-    parser.add_argument("--rampup", type=float, default=0.3,
-                        help="SWD+: share of training over which the self-training terms ramp up (Laine & Aila)")
-    parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
-                        help="SWD+: align pseudo-labels with the running target prediction mean (ReMixMatch)")
-    parser.add_argument("--align-momentum", type=float, default=0.99, help="SWD+: momentum of that running mean")
-    parser.add_argument("--adda-pretrain-steps", type=int, default=500, help="ADDA: source-only updates first")
-    parser.add_argument("--adda-lr", type=float, default=2e-4, help="ADDA: lr of the adversarial stage")
+    for method in uda.METHODS.values():  # each method's own flags
+        method.settings.add_arguments(parser)
     parser.add_argument("--val-fraction", type=float, default=0.1, help="share of the labelled train set held out")
     parser.add_argument("--select", choices=list(selection.CHOICES), default="info_max",
                         help="the label-free score that picks the evaluation kept as model.pt (info_max had the "
@@ -211,19 +191,17 @@ def recipe_from(args) -> UDARecipe:
     """Check the flags and build the run's :class:`UDARecipe` (``--dry-run`` shortens it)."""
     if args.source == args.target:
         raise UserError("--source and --target must differ")
-    for flag in ("epochs", "batch_size", "num_projections"):
+    for flag in ("epochs", "batch_size"):
         if getattr(args, flag) < 1:
             raise UserError(f"--{flag.replace('_', '-')} must be at least 1")
     if args.steps_per_epoch < 0 or not 0 < args.val_fraction < 1 or args.lr <= 0:
         raise UserError("--steps-per-epoch must be >= 0, --val-fraction in (0, 1) and --lr > 0")
     method = uda.method(args.method)
-    # Other methods' knobs are left out (None), so a resume compares only the settings this method reads.
-    own = {"augment": args.augment or method.augment, **{k: None for k in uda.METHOD_KNOBS - set(method.knobs)}}
+    settings = method.settings.from_args(args)  # only this method's knobs: a resume compares only these
+    augment = args.augment or method.augment
     if args.dry_run:
-        if "adda_pretrain_steps" in method.knobs:
-            own["adda_pretrain_steps"] = min(args.adda_pretrain_steps, 1)
-        return UDARecipe.from_args(args, epochs=1, steps_per_epoch=2, **own)
-    return UDARecipe.from_args(args, **own)
+        return UDARecipe.from_args(args, epochs=1, steps_per_epoch=2, augment=augment, settings=settings.shortened())
+    return UDARecipe.from_args(args, augment=augment, settings=settings)
 
 
 def main(argv=None) -> int:
@@ -233,8 +211,8 @@ def main(argv=None) -> int:
     out_dir = args.out_dir or Path("runs") / "uda" / uda.run_name(method.name, args.source, args.target)
     device = start(args, recipe)
     data = load_data(args.data, args.source, args.target, method.labelled, recipe.val_fraction, recipe.seed, device)
-    config = uda.UDAConfig(method.name, *args.width, conv_dropout=args.conv_dropout, disc_hidden=args.disc_hidden,
-                           disc_layers=args.disc_layers)
+    config = uda.UDAConfig(method.name, *args.width, conv_dropout=args.conv_dropout,
+                           **{name: getattr(args, name) for name in method.network_args})
     model = config.build().to(device)
     optimizers = method.optimizers(model, recipe)
     augment, measured = augmenters(recipe, method, data)
@@ -251,7 +229,7 @@ def main(argv=None) -> int:
     state = ckpt.resume(args.restart)
 
     def evaluation() -> dict:
-        if "adabn" in method.knobs and recipe.adabn:
+        if recipe.settings.adapts_batch_norm():
             uda.adapt_batch_norm(model, data.norm_target, device)
         return evaluate(model, data, device, recipe.seed, args.log_test_accuracy)
 
@@ -269,7 +247,7 @@ def main(argv=None) -> int:
     fields_ = ["step", "epoch", "lr", *method.losses, *selection.CRITERIA, "target_test_accuracy"]
     train_loop(state, steps=total_steps, steps_per_epoch=steps, every=steps,
                step=lambda i: train_step(model, method, optimizers, streams, augment, recipe, i, total_steps),
-               log_path=out_dir / "log.csv", log_fields=fields_, evaluate=evaluation, checkpoint=checkpoint,
+               log_path=out_dir / artifacts.LOG, log_fields=fields_, evaluate=evaluation, checkpoint=checkpoint,
                name=method.name, quiet=args.quiet, postfix=method.losses)
 
     # The report: the evaluation --select kept, scored once on the target test labels.
@@ -282,7 +260,7 @@ def main(argv=None) -> int:
         "epochs": recipe.epochs, "steps_per_epoch": steps, **measured,
         "wall_seconds": round(state.wall_seconds, 1), "cpu_seconds": round(state.cpu_seconds, 1),
     }
-    write_json(out_dir / "metrics.json", metrics)
+    write_json(out_dir / artifacts.METRICS, metrics)
     if not args.quiet:
         print(f"{method.name} {args.source}->{args.target}: target_test_accuracy="
               f"{metrics['target_test_accuracy']:.4f} (epoch {best['epoch']} by {recipe.select}) -> {out_dir}")

@@ -19,6 +19,7 @@ from typing import ClassVar
 
 import torch
 
+from hw3 import artifacts
 from hw3.common import UserError, autocast, batched, cli
 from datasets import EndlessBatches, load_faces, random_hflip, to_float, train_val_split
 from hw3.training import Checkpointer, Recipe, add_training_args, start, train_loop
@@ -149,7 +150,7 @@ def main(argv=None) -> int:
 
     train_loop(state, steps=recipe.epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch,
                every=steps_per_epoch, step=lambda _: train_step(model, batches, optimizer, recipe),
-               log_path=args.out_dir / "log.csv", log_fields=LOG_COLUMNS, evaluate=validation,
+               log_path=args.out_dir / artifacts.LOG, log_fields=LOG_COLUMNS, evaluate=validation,
                checkpoint=checkpoint, name="vae", quiet=args.quiet, postfix=("recon",))
     return 0
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from hw3 import common  # noqa: E402
+from hw3 import artifacts, common  # noqa: E402
 import demo_data  # noqa: E402
 import pipeline  # noqa: E402
 import train_ddpm  # noqa: E402
@@ -62,7 +62,7 @@ def time_trainer(module, flags: list[str], data: Path, out: Path, device: str, p
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
-    steps = pd.read_csv(out / "log.csv")["step"].max()
+    steps = pd.read_csv(out / artifacts.LOG)["step"].max()
     return {"seconds": round(seconds, 2), "s_per_100_steps": round(100 * seconds / max(steps, 1), 2),
             "steps": int(steps), "peak_mib": round(torch.cuda.max_memory_allocated() / 2 ** 20) if cuda else None}
 

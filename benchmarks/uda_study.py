@@ -40,7 +40,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from hw3 import selection  # noqa: E402
+from hw3 import artifacts, selection  # noqa: E402
 import train_uda  # noqa: E402
 from hw3 import uda  # noqa: E402
 from hw3.common import atomic_path, cli, markdown_table  # noqa: E402
@@ -55,7 +55,7 @@ SPLITS = {"dev": "dev", "heldout": "held-out"}  # the data tree's role: where re
 
 def evaluations(run_dir: Path) -> pd.DataFrame:
     """The evaluation rows of a run's log: one per epoch, with every criterion and the test accuracy."""
-    log = pd.read_csv(run_dir / "log.csv")
+    log = pd.read_csv(run_dir / artifacts.LOG)
     return log.dropna(subset=["source_val_acc"]).reset_index(drop=True)
 
 
@@ -74,9 +74,9 @@ def collect(out: Path, splits, methods, pairs: dict, seeds) -> tuple[pd.DataFram
             for method, pair, seed in itertools.product(methods, pairs[split], seeds)]
     for split, method, (source, target), seed in runs:
         folder = run_dir(out, split, seed, method, source, target)
-        if not (folder / "metrics.json").is_file():
+        if not (folder / artifacts.METRICS).is_file():
             continue
-        metrics = json.loads((folder / "metrics.json").read_text())
+        metrics = json.loads((folder / artifacts.METRICS).read_text())
         evals = evaluations(folder)
         key = {"split": split, "method": method, "scenario": f"{source}->{target}", "seed": seed}
         row = {**key, "kept": metrics["target_test_accuracy"], "selection": metrics["selection"],
@@ -234,7 +234,7 @@ def main(argv=None) -> int:
     for seed, split in [] if args.no_train else itertools.product(args.seeds, trees):
         for (source, target), method in itertools.product(pairs[split], args.methods):
             folder = run_dir(args.out, split, seed, method, source, target)
-            if not (folder / "metrics.json").is_file():
+            if not (folder / artifacts.METRICS).is_file():
                 jobs[f"train {folder}"] = [["train_uda.py", "--data", str(trees[split]), "--source", source,
                                             "--target", target, "--method", method, "--seed", str(seed),
                                             "--out-dir", str(folder), "--quiet", "--log-test-accuracy", *BUDGET, *extra]]

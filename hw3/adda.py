@@ -12,16 +12,23 @@ https://arxiv.org/abs/1702.05464. Two stages:
 
 At inference target images go through the target extractor and the fixed
 classifier. Inference contract as in :class:`digitnet.DigitNet`; the discriminator
-loss is :func:`digitnet.domain_bce`.
+loss is :func:`adversarial.domain_bce`. This file holds the network, ADDA's own settings and
+flags, its optimizers, its update and its record.
 """
 
 from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from hw3.adversarial import domain_bce
+from hw3.common import autocast
 from hw3.digitnet import DigitNet, FeatureExtractor
+from hw3.method import Method, Settings, StepInput, UDARecipe, supervised_step, update
 
 
 class ADDA(DigitNet):
@@ -46,3 +53,53 @@ class ADDA(DigitNet):
 def mapping_loss(target_logits: torch.Tensor) -> torch.Tensor:
     """The target extractor's loss with inverted labels: its features should be called source (eq. 9)."""
     return F.binary_cross_entropy_with_logits(target_logits, torch.ones_like(target_logits))
+
+
+@dataclass(frozen=True)
+class ADDASettings(Settings):
+    """ADDA's own knobs (``train_uda.py --method adda``)."""
+
+    adda_pretrain_steps: int
+    adda_lr: float
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--adda-pretrain-steps", type=int, default=500, help="ADDA: source-only updates first")
+        parser.add_argument("--adda-lr", type=float, default=2e-4, help="ADDA: lr of the adversarial stage")
+
+    def shortened(self) -> ADDASettings:
+        """A dry run's two updates: one of pre-training, one of adaptation."""
+        return replace(self, adda_pretrain_steps=min(self.adda_pretrain_steps, 1))
+
+
+def optimizers(model: ADDA, recipe: UDARecipe) -> dict[str, torch.optim.Optimizer]:
+    """Stage 1's Adam on extractor and classifier; stage 2's at the paper's lr and betas (0.5, 0.999), no decay."""
+    gan = {"lr": recipe.settings.adda_lr, "betas": (0.5, 0.999), "weight_decay": 0.0}
+    return {"model": torch.optim.Adam([*model.extractor.parameters(), *model.classifier.parameters()],
+                                      lr=recipe.lr, weight_decay=recipe.weight_decay),
+            "target": torch.optim.Adam(model.extractor.parameters(), **gan),
+            "discriminator": torch.optim.Adam(model.discriminator.parameters(), **gan)}
+
+
+def step(model: ADDA, optimizers: dict, batch: StepInput, settings: ADDASettings) -> dict:
+    """The first ``adda_pretrain_steps`` train on the source; then one discriminator and one mapping update."""
+    if batch.step < settings.adda_pretrain_steps:
+        return supervised_step(model, optimizers, batch, settings)
+    if batch.step == settings.adda_pretrain_steps:
+        model.start_adaptation()
+    model.source_extractor.eval()  # fixed: batch norm uses its running statistics
+    with autocast(batch.source.device):
+        with torch.no_grad():
+            fs = model.source_extractor(batch.source)
+        ft = model.extractor(batch.target)
+        loss_disc = domain_bce(model.discriminator(fs).squeeze(1).float(),
+                               model.discriminator(ft.detach()).squeeze(1).float())
+    update(optimizers["discriminator"], loss_disc)
+    with autocast(batch.source.device):
+        loss_map = mapping_loss(model.discriminator(ft).squeeze(1).float())
+    update(optimizers["target"], loss_map)
+    return {"loss_disc": loss_disc.item(), "loss_map": loss_map.item()}
+
+
+METHOD = Method("adda", "Adaptation (ADDA)", "ADDA", ADDA, ("loss_cls", "loss_disc", "loss_map"), step,
+                optimizers=optimizers, settings=ADDASettings)

@@ -105,13 +105,3 @@ def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Ten
     """Cross-entropy of class logits ``(B, 10)`` against labels ``(B,)`` (Ganin et al., eq. 4, L_y)."""
     return F.cross_entropy(logits, labels)
 
-
-def domain_bce(source_logits: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor:
-    """A domain discriminator's binary cross-entropy, source labelled 1 and target 0.
-
-    DANN's domain loss (Ganin et al., eq. 4, L_d) and ADDA's discriminator loss
-    (Tzeng et al., eq. 7). Each domain's mean, summed, so unequal batch sizes weigh equally.
-    """
-    source = F.binary_cross_entropy_with_logits(source_logits, torch.ones_like(source_logits))
-    target = F.binary_cross_entropy_with_logits(target_logits, torch.zeros_like(target_logits))
-    return source + target

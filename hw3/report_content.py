@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Sequence
 import pandas as pd
 
 from datasets import DIGITS_DOMAIN, SCENARIOS
-from hw3 import report, uda
+from hw3 import artifacts, report, uda
 from hw3.checkpoints import DIGIT_GENERATORS as DIGIT_MODELS
 from hw3.common import atomic_path
 
@@ -35,8 +35,8 @@ def discussion_facts(results: Results) -> dict[str, list[str]]:
         return (f"{title}: FID {f['fid']:.1f}, KID {f['kid_mean']:.4f} ± {f['kid_std']:.4f}{isc} "
                 f"({f['n_generated']} generated vs {f['n_real']} real images)")
 
-    vae_log = pd.read_csv(plan.vae_dir / "log.csv")
-    gan_log = pd.read_csv(plan.gan_dir / "log.csv")
+    vae_log = pd.read_csv(plan.vae_dir / artifacts.LOG)
+    gan_log = pd.read_csv(plan.gan_dir / artifacts.LOG)
     kl_weight = results.cards["vae"].recipe.get("kl_weight", "?")
     facts = {
         "P1-6": [f"best validation MSE {results.vae.best_val_mse:.4f} at epoch {results.vae.best_epoch}; "
@@ -64,7 +64,7 @@ def discussion_facts(results: Results) -> dict[str, list[str]]:
         facts[said.item] = [f"{s}->{t}: " + ", ".join(f"{uda.METHODS[other].label} {accuracy(other, f'{s}->{t}')}"
                                                         for other in said.compare) for s, t in SCENARIOS]
         for source, target in SCENARIOS:
-            log = pd.read_csv(plan.uda_run(method.name, source, target) / "log.csv")
+            log = pd.read_csv(plan.uda_run(method.name, source, target) / artifacts.LOG)
             facts[said.item].append(f"{source}->{target}: {said.watch_label} over the last 10 % of updates "
                                     f"{_tail_mean(log, said.watch):.2f}")
     return facts
@@ -130,32 +130,32 @@ def report_blocks(results: Results) -> list[report.Block]:
         report.Heading("1-1 Architecture and implementation details (fig1_1)", 3),
         *_card_blocks(cards["vae"]),
         report.Heading("1-2 Learning curves (fig1_2)", 3),
-        image("fig1_2.png", "fig1_2 learning curves"),
+        image(artifacts.VAE_CURVES, "fig1_2 learning curves"),
         report.Heading("1-3 Reconstructions (table1_3)", 3),
         report.Text(f"Best validation MSE {vae.best_val_mse:.4f} (epoch {vae.best_epoch}); "
                     f"mean MSE of the 10 images below {vae.reconstructions.iloc[:, -1].mean():.4f}."),
-        image("table1_3.png", "table1_3 reconstructions"),
+        image(artifacts.VAE_TABLE, "table1_3 reconstructions"),
         report.Table(list(vae.reconstructions.columns), _frame_rows(vae.reconstructions)),
         report.Heading("1-4 Samples (fig1_4)", 3),
-        image("fig1_4.png", "fig1_4 samples"),
+        image(artifacts.VAE_SAMPLES, "fig1_4 samples"),
         report.Text(f"`bash hw3_p1.sh` wrote the same bytes as fig1_4.png: **{_yes(matches['vae'])}**."),
         report.Heading("1-5 t-SNE of the latent means (fig1_5)", 3),
-        image("fig1_5.png", "fig1_5 t-SNE of latent means"),
+        image(artifacts.VAE_TSNE, "fig1_5 t-SNE of latent means"),
         report.Heading("1-6 Discussion", 3),
         _prompt(results, "P1-6"),
         report.Heading("Problem 2: GAN"),
         report.Heading("2-1 Architecture and implementation details", 3),
         *_card_blocks(cards["gan"]),
         report.Heading("2-2 Samples (fig2_2)", 3),
-        image("fig2_2.png", "fig2_2 samples"),
+        image(artifacts.GAN_SAMPLES, "fig2_2 samples"),
         report.Text(f"`bash hw3_p2.sh` wrote the same bytes as fig2_2.png: **{_yes(matches['gan'])}**."),
-        image("fig2_losses.png", "GAN losses and discriminator accuracy"),
+        image(artifacts.GAN_LOSSES, "GAN losses and discriminator accuracy"),
         report.Text(fid_note),
         report.Table(FIDELITY_HEADER, _fidelity_rows(results.fidelity, ("VAE", "GAN"))),
         report.Heading("2-3 Discussion", 3),
         _prompt(results, "P2-3"),
         report.Heading("2-4 VAE and GAN compared", 3),
-        image("fig2_vae_vs_gan.png", "VAE vs GAN"),
+        image(artifacts.VAE_VS_GAN, "VAE vs GAN"),
         _prompt(results, "P2-4"),
         report.Heading("Problems 3 and 4: DANN and SWD+"),
         report.Text("Target test accuracy of each training run (the evaluation kept by train_uda.py's label-free "
@@ -168,10 +168,10 @@ def report_blocks(results: Results) -> list[report.Block]:
     ]
     for method in uda.GRADED_METHODS:
         for source, target in SCENARIOS:
-            stem = f"uda/tsne_{uda.run_name(method, source, target)}"
+            run = uda.run_name(method, source, target)
             title = f"{uda.METHOD_TITLES[method]} {source} -> {target}"
-            blocks.append(report.Figures([image(f"{stem}_class.png", f"{title}: t-SNE by class"),
-                                          image(f"{stem}_domain.png", f"{title}: t-SNE by domain")]))
+            blocks.append(report.Figures([image(f"uda/{artifacts.tsne_figure(run, colour)}", f"{title}: t-SNE by {colour}")
+                                          for colour in ("class", "domain")]))
     discussed = [m for m in uda.METHODS.values() if m.discussion]
     for method in discussed:
         if method.name in cards:
@@ -193,10 +193,10 @@ def report_blocks(results: Results) -> list[report.Block]:
         report.Text(f"FID and KID against the {DIGITS_DOMAIN} test digits"
                     + (f", on a seeded {digit_images} of each folder:" if digit_images else ":")),
         report.Table(FIDELITY_HEADER, _fidelity_rows(results.fidelity, [n.upper() for n in DIGIT_MODELS])),
-        *[image(f"fig5_{name}_grid.png", f"{name.upper()}: 10 digits per class, one class per row")
+        *[image(artifacts.digit_grid(name), f"{name.upper()}: 10 digits per class, one class per row")
           for name in DIGIT_MODELS],
-        image("fig5_reverse.png", "DDPM reverse process of one 0"),
-        image("fig5_curves.png", "Problem 5 training curves"),
+        image(artifacts.DDPM_REVERSE, "DDPM reverse process of one 0"),
+        image(artifacts.DIGIT_CURVES, "Problem 5 training curves"),
     ]
     for name in DIGIT_MODELS:
         if name in cards:

@@ -35,7 +35,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
 
@@ -44,6 +44,7 @@ import torch
 
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from hw3 import artifacts
 from hw3.common import UserError, add_runtime_args, atomic_path, precision_used, progress, runtime, seed_everything
 
 FORMAT = 3  # 3: with the recipe; 2: without; no "format": the first version of this repository
@@ -108,11 +109,21 @@ class Recipe:
     @classmethod
     def from_args(cls, args, **overrides):
         """The recipe of the parsed flags of its fields' names, with ``overrides`` (a dry run's lengths, say)."""
-        return cls(**{**{f.name: getattr(args, f.name) for f in fields(cls)}, **overrides})
+        return cls(**{f.name: overrides[f.name] if f.name in overrides else getattr(args, f.name)
+                      for f in fields(cls)})
+
+    def record(self) -> dict:
+        """The recipe as a checkpoint keeps it: field by field, a nested recipe's fields beside the others
+        (a UDA run's method settings), so every key is a flag."""
+        flat = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            flat.update(value.record() if isinstance(value, Recipe) else {f.name: value})
+        return flat
 
     def changed_from(self, saved: dict) -> list[str]:
         """The fields, other than ``RESUMABLE`` ones, whose value differs from the ``saved`` recipe."""
-        now = asdict(self)
+        now = self.record()
         return sorted(k for k in now.keys() | saved.keys()
                       if k not in self.RESUMABLE and _plain(now.get(k)) != _plain(saved.get(k)))
 
@@ -170,7 +181,7 @@ class Checkpointer:
 
     @property
     def latest(self) -> Path:
-        return Path(self.out_dir) / "latest.pt"
+        return Path(self.out_dir) / artifacts.LATEST
 
     def resume(self, restart: bool = False) -> Progress:
         """Restore everything from ``latest.pt`` when it exists (unless ``restart``); else a fresh start."""
@@ -202,7 +213,7 @@ class Checkpointer:
 
     def _inference(self, progress: Progress) -> dict:
         return {"format": FORMAT, "kind": self.kind, "config": self.config, "run": self.run,
-                "recipe": asdict(self.recipe), "precision": self.precision,
+                "recipe": self.recipe.record(), "precision": self.precision,
                 "optimizer_settings": self.optimizer_settings(),
                 "model": self.model.state_dict(),
                 "modules": {name: self.modules[name].state_dict() for name in self.published},
@@ -224,17 +235,17 @@ class Checkpointer:
                       "state": {name: s.state_dict() for name, s in self.state.items()},
                       "rng": rng_state(self.rngs)}
         if is_best:
-            save_checkpoint(Path(self.out_dir) / "best.pt", checkpoint)
+            save_checkpoint(Path(self.out_dir) / artifacts.BEST, checkpoint)
         if publish:
-            save_checkpoint(Path(self.out_dir) / "model.pt", self._inference(progress))
+            save_checkpoint(Path(self.out_dir) / artifacts.MODEL, self._inference(progress))
         save_checkpoint(self.latest, checkpoint)  # last, so a crash before it resumes from the previous one
 
     def publish_best(self) -> dict:
         """Write ``model.pt`` from ``best.pt`` (what inference needs) and return that checkpoint."""
-        best = load_checkpoint(Path(self.out_dir) / "best.pt", kind=self.kind)
+        best = load_checkpoint(Path(self.out_dir) / artifacts.BEST, kind=self.kind)
         model = {k: v for k, v in best.items() if k not in ("optimizers", "state", "rng")}
         model["modules"] = {name: best["modules"][name] for name in self.published}
-        save_checkpoint(Path(self.out_dir) / "model.pt", model)
+        save_checkpoint(Path(self.out_dir) / artifacts.MODEL, model)
         return model
 
 
