@@ -318,8 +318,8 @@ def write_uda_table(header: list[str], rows: list[list[str]], out_dir: Path) -> 
     return csv_path, md_path
 
 
-def plot_uda_tsne(run_dir: Path, data_root: Path, out_dir: Path, per_domain: int, seed: int) -> list[Path]:
-    """t-SNE of the source and target *test* features of one run, coloured by class and by domain."""
+def uda_tsne_features(run_dir: Path, data_root: Path, per_domain: int, seed: int) -> dict:
+    """One run's features of ``per_domain`` seeded source and target *test* images, with their classes and domains."""
     model, checkpoint = uda.load_model(run_dir / artifacts.MODEL)
     method, source, target = checkpoint["config"]["method"], checkpoint["run"]["source"], checkpoint["run"]["target"]
     rng = np.random.default_rng(seed)
@@ -330,24 +330,38 @@ def plot_uda_tsne(run_dir: Path, data_root: Path, out_dir: Path, per_domain: int
         features.append(batched(lambda x: model.features(to_float(x)), data.images[keep], 512).numpy())
         labels.append(data.labels.numpy()[keep])
         domains.append(np.full(len(keep), d))
-    points = tsne_2d(np.concatenate(features), seed)
-    labels, domains = np.concatenate(labels), np.concatenate(domains)
-    run = uda.run_name(method, source, target)
-    title = f"{method}, {source} -> {target}"
+    return {"method": method, "source": source, "target": target, "features": np.concatenate(features),
+            "labels": np.concatenate(labels), "domains": np.concatenate(domains)}
+
+
+def tsne_figure(points: np.ndarray, colours: np.ndarray, names: list[str], cmap: str, title: str) -> plt.Figure:
+    """A 2-D embedding ``(N, 2)`` as a scatter, point ``i`` coloured by ``names[colours[i]]``."""
+    fig, ax = plt.subplots(figsize=(6, 6))
+    palette = plt.get_cmap(cmap)
+    for value, name in enumerate(names):
+        mask = colours == value
+        colour = palette(value / max(1, len(names) - 1)) if cmap == "coolwarm" else palette(value)
+        ax.scatter(points[mask, 0], points[mask, 1], s=4, color=colour, label=name, alpha=0.7)
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(markerscale=3, fontsize=7, loc="best")
+    return fig
+
+
+def plot_uda_tsne(run_dir: Path, data_root: Path, out_dir: Path, per_domain: int, seed: int) -> list[Path]:
+    """t-SNE of the source and target *test* features of one run, coloured by class and by domain."""
+    run = uda_tsne_features(run_dir, data_root, per_domain, seed)
+    points = tsne_2d(run["features"], seed)
+    source, target = run["source"], run["target"]
+    name = uda.run_name(run["method"], source, target)
     written = []
-    for suffix, colours, names, cmap in (("class", labels, [str(i) for i in range(10)], "tab10"),
-                                         ("domain", domains, [f"source ({source})", f"target ({target})"], "coolwarm")):
-        fig, ax = plt.subplots(figsize=(6, 6))
-        palette = plt.get_cmap(cmap)
-        for value, name in enumerate(names):
-            mask = colours == value
-            colour = palette(value / max(1, len(names) - 1)) if cmap == "coolwarm" else palette(value)
-            ax.scatter(points[mask, 0], points[mask, 1], s=4, color=colour, label=name, alpha=0.7)
-        ax.set_title(f"t-SNE by {suffix}: {title}")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.legend(markerscale=3, fontsize=7, loc="best")
-        written.append(save_figure(fig, out_dir / artifacts.tsne_figure(run, suffix)))
+    for colour, values, names, cmap in (("class", run["labels"], [str(i) for i in range(10)], "tab10"),
+                                        ("domain", run["domains"], [f"source ({source})", f"target ({target})"],
+                                         "coolwarm")):
+        title = f"t-SNE by {colour}: {run['method']}, {source} -> {target}"
+        written.append(save_figure(tsne_figure(points, values, names, cmap, title),
+                                   out_dir / artifacts.tsne_figure(name, colour)))
     return written
 
 
@@ -411,6 +425,27 @@ def reverse_process_figure(sampler, digit: int = 0, shown: int = 6, seed: int = 
     return fig
 
 
+def digit_curves_figure(logs: dict[str, pd.DataFrame], smooth: int):
+    """Problem 5's training curves, one panel per model log (``acgan``: losses and D's class accuracy; ``ddpm``: loss)."""
+    fig, axes = plt.subplots(1, len(logs), figsize=(5.5 * len(logs), 3.8), squeeze=False)
+    for ax, (name, log) in zip(axes[0], logs.items()):
+        window = max(1, min(smooth, len(log)))
+        columns = ["loss_d", "loss_g"] if name == "acgan" else ["loss"]
+        for column in columns:
+            ax.plot(log["step"], moving_average(log[column], window), label=column)
+        if name == "acgan":
+            twin = ax.twinx()
+            twin.plot(log["step"], moving_average(log["d_class_acc"], window), color="tab:green",
+                      label="D class accuracy (real)")
+            twin.set(ylim=(0, 1.02), ylabel="accuracy")
+            twin.legend(loc="center right")
+        ax.set(xlabel="step", ylabel="loss", title=f"{name.upper()} (moving average of {window} steps)")
+        ax.legend(loc="upper right")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def digits_figures(args) -> int:
     """Problem 5: fig5_<model>_grid.png for each checkpoint, fig5_reverse.png (DDPM) and fig5_curves.png."""
     from generate_digits import load_generator
@@ -433,22 +468,7 @@ def digits_figures(args) -> int:
             save_figure(reverse_process_figure(generator, seed=args.seed), args.out_dir / artifacts.DDPM_REVERSE)
             written.append(artifacts.DDPM_REVERSE)
     if logs:
-        fig, axes = plt.subplots(1, len(logs), figsize=(5.5 * len(logs), 3.8), squeeze=False)
-        for ax, (name, log) in zip(axes[0], logs.items()):
-            window = max(1, min(args.smooth, len(log)))
-            columns = ["loss_d", "loss_g"] if name == "acgan" else ["loss"]
-            for column in columns:
-                ax.plot(log["step"], moving_average(log[column], window), label=column)
-            if name == "acgan":
-                twin = ax.twinx()
-                twin.plot(log["step"], moving_average(log["d_class_acc"], window), color="tab:green",
-                          label="D class accuracy (real)")
-                twin.set(ylim=(0, 1.02), ylabel="accuracy")
-                twin.legend(loc="center right")
-            ax.set(xlabel="step", ylabel="loss", title=f"{name.upper()} (moving average of {window} steps)")
-            ax.legend(loc="upper right")
-            ax.grid(alpha=0.3)
-        fig.tight_layout()
+        fig = digit_curves_figure(logs, args.smooth)
         save_figure(fig, args.out_dir / artifacts.DIGIT_CURVES)
         written.append(artifacts.DIGIT_CURVES)
     print(f"wrote {', '.join(written)} to {args.out_dir}")

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -567,3 +568,27 @@ def test_methods_name_their_bounds_and_discussions():
         if method.discussion is not None:
             assert method.graded and method.name in method.discussion.compare
             assert method.discussion.watch in method.losses and set(method.discussion.compare) <= set(uda.METHODS)
+
+
+def test_tsne_figure_draws_every_point_in_its_named_colour():
+    """The figure is a function of arrays: each name gets one legend entry and exactly its points."""
+    points = np.arange(20, dtype=float).reshape(10, 2)
+    colours = np.array([0, 1, 1, 0, 2, 2, 2, 0, 1, 2])
+    fig = plots.tsne_figure(points, colours, ["a", "b", "c"], "tab10", "t")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "c"]
+    drawn = [c.get_offsets() for c in ax.collections]
+    assert [len(d) for d in drawn] == [3, 3, 4]
+    np.testing.assert_array_equal(drawn[2], points[colours == 2])
+    plots.plt.close(fig)
+
+
+def test_digit_curves_figure_has_one_panel_per_log():
+    steps = np.arange(1, 31)
+    logs = {"acgan": pd.DataFrame({"step": steps, "loss_d": 1.0, "loss_g": 2.0, "d_class_acc": 0.5}),
+            "ddpm": pd.DataFrame({"step": steps, "loss": np.linspace(1, 0, 30)})}
+    fig = plots.digit_curves_figure(logs, smooth=5)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["ACGAN (moving average of 5 steps)", "DDPM (moving average of 5 steps)"]
+    assert len(fig.axes) == 3  # the ACGAN's class accuracy on a twin axis
+    plots.plt.close(fig)
