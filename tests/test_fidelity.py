@@ -65,6 +65,16 @@ def test_real_features_are_cached_and_reused(digit_sets, monkeypatch):
     assert second == first
 
 
+def test_real_features_cached_ahead_are_the_ones_score_reads(digit_sets, monkeypatch):
+    """What the pipeline computes before its scorers run side by side is what each scorer would have computed."""
+    fidelity.cache_real_features(digit_sets["c"], 28, device="cpu", max_images=20)
+    calls = []
+    original = fidelity.load_folder
+    monkeypatch.setattr(fidelity, "load_folder", lambda folder, size: calls.append(str(folder)) or original(folder, size))
+    result = fidelity.score(digit_sets["b"], digit_sets["c"], device="cpu", size=28, max_images=20)
+    assert calls == [digit_sets["b"]] and result["n_real"] == 20  # the real folder came from the cache
+
+
 def test_kid_subsets_fit_small_sets():
     rng = np.random.default_rng(0)
     a, b = torch.from_numpy(rng.normal(size=(30, 8))), torch.from_numpy(rng.normal(1.0, 1.0, size=(20, 8)))
