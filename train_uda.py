@@ -17,8 +17,8 @@ to report ``target_test_accuracy`` in ``metrics.json`` (and, with
 Runs go to ``runs/uda/<method>_<source>-<target>`` (``--out-dir``): ``log.csv`` (one row
 per step; each evaluation's scores on the epoch's last row), ``best.pt``, ``model.pt``
 (published as ``checkpoints/<method>_<source>-<target>.pt``) and ``metrics.json``.
-What each method does in one update, and its own flags, are in its file (``hw3/method.py``);
-this file is the loop.
+What each method does in one update, and its own flags, are in its own file (``dann.py``,
+``swd.py``, ``hw3/adda.py``; the bounds in ``hw3/method.py``); this file is the loop.
 Checkpoints and resuming: see ``hw3/training.py``.
 """
 
