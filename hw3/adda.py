@@ -72,7 +72,7 @@ class ADDASettings(Settings):
         return replace(self, adda_pretrain_steps=min(self.adda_pretrain_steps, 1))
 
 
-def optimizers(model: ADDA, recipe: UDARecipe) -> dict[str, torch.optim.Optimizer]:
+def two_stage_optimizers(model: ADDA, recipe: UDARecipe) -> dict[str, torch.optim.Optimizer]:
     """Stage 1's Adam on extractor and classifier; stage 2's at the paper's lr and betas (0.5, 0.999), no decay."""
     gan = {"lr": recipe.settings.adda_lr, "betas": (0.5, 0.999), "weight_decay": 0.0}
     return {"model": torch.optim.Adam([*model.extractor.parameters(), *model.classifier.parameters()],
@@ -102,4 +102,4 @@ def step(model: ADDA, optimizers: dict, batch: StepInput, settings: ADDASettings
 
 
 METHOD = Method("adda", "Adaptation (ADDA)", "ADDA", ADDA, ("loss_cls", "loss_disc", "loss_map"), step,
-                optimizers=optimizers, settings=ADDASettings)
+                optimizers=two_stage_optimizers, settings=ADDASettings)
