@@ -20,8 +20,9 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-fid.txt
 test: $(STAMP)
 	$(RUN) python -m pytest
 
-# The same suite against the lowest versions requirements*.txt allow (each `>=` read as `==`;
-# what they pull in is the newest that fits), in an environment of its own.
+# The suite against the lowest versions requirements*.txt allow (each `>=` read as `==`;
+# what they pull in is the newest that fits), in an environment of its own, less the five slow
+# whole-command runs (marker whole_run) whose parts the other tests also cover.
 FLOOR := .venv-floor
 test-floor:
 	$(PYTHON) -m venv --clear $(FLOOR)
@@ -29,7 +30,7 @@ test-floor:
 	$(FLOOR)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c $(FLOOR)/floor.txt
 	$(FLOOR)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-fid.txt
 	$(FLOOR)/bin/python -m pip list --format=freeze | grep -iE '^(torch|torchvision|numpy|pandas|scikit-learn|matplotlib|pillow|tqdm|torch-fidelity|fpdf2)=='
-	PATH="$(CURDIR)/$(FLOOR)/bin:$$PATH" python -m pytest
+	PATH="$(CURDIR)/$(FLOOR)/bin:$$PATH" python -m pytest -m "not whole_run"
 
 # Outputs only (runs, report, built-in data); distclean also removes the environments.
 clean:

@@ -36,6 +36,7 @@ def digit_sets(tmp_path_factory):
             "c": _write(root / "c", coloured)}
 
 
+@pytest.mark.whole_run
 def test_equal_sets_score_zero_and_another_domain_scores_higher(digit_sets):
     same = fidelity.score(digit_sets["a"], digit_sets["a"], device="cpu", size=28)
     near = fidelity.score(digit_sets["b"], digit_sets["a"], device="cpu", size=28)
@@ -55,6 +56,7 @@ def test_features_match_the_network_on_299_pixel_tf_range_input(digit_sets):
     assert torch.allclose(net(images), expected, atol=1e-4) and expected.shape == (1, 2048)
 
 
+@pytest.mark.whole_run
 def test_real_features_are_cached_and_reused(digit_sets, monkeypatch):
     first = fidelity.score(digit_sets["b"], digit_sets["a"], device="cpu", size=28)
     calls = []
@@ -65,6 +67,7 @@ def test_real_features_are_cached_and_reused(digit_sets, monkeypatch):
     assert second == first
 
 
+@pytest.mark.whole_run
 def test_real_features_cached_ahead_are_the_ones_score_reads(digit_sets, monkeypatch):
     """What the pipeline computes before its scorers run side by side is what each scorer would have computed."""
     fidelity.cache_real_features(digit_sets["c"], 28, device="cpu", max_images=20)

@@ -47,6 +47,7 @@ def test_report_blocks_render_as_markdown_and_as_a_pdf_of_non_blank_pages(tmp_pa
     assert len(pages) == 1 and pages[0].std() > 5
 
 
+@pytest.mark.whole_run
 def test_pipeline_writes_the_whole_report(tiny_data, tmp_path):
     out = tmp_path / "report"
     assert pipeline.main(["--data", str(tiny_data), "--quick", "--runs", str(tmp_path / "runs"),

@@ -72,6 +72,7 @@ def test_every_generative_trainer_steps_under_bf16_and_samplers_draw(script, arg
         assert len(list(out.iterdir())) == 10
 
 
+@pytest.mark.whole_run
 def test_gpu_check_runs_every_trainer_and_refuses_without_cuda(tmp_path):
     """The one-shot GPU check is ready for a GPU day: its wiring runs here on the CPU, in bf16."""
     import sys
