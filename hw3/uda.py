@@ -55,7 +55,7 @@ def published_model(method: str, target: str) -> str:
 class UDAConfig:
     """Everything that shapes the network of one method; saved whole in every checkpoint."""
 
-    method: str = "dann"
+    method: str = dann.METHOD.name
     c1: int = 32  # channels of the two conv layers
     c2: int = 48
     hidden: int = 100  # classifier and discriminator hidden units
