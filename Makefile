@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(RUN) python -m pytest
 
 # The suite against the lowest versions requirements*.txt allow (each `>=` read as `==`;
-# what they pull in is the newest that fits), in an environment of its own, less the five slow
+# what they pull in is the newest that fits), in an environment of its own, less the slow
 # whole-command runs (marker whole_run) whose parts the other tests also cover.
 FLOOR := .venv-floor
 test-floor:

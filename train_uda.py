@@ -164,11 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weight-decay", type=float, default=5e-4,
                         help="L2 penalty of the classifier's Adam (ADDA's adversarial stage uses none)")
     parser.add_argument("--conv-dropout", type=float, default=0.1, help="Dropout2d rate in the feature extractor")
+    defaults = ", ".join(f"{name} {method.augment}" for name, method in uda.METHODS.items())
     parser.add_argument("--augment", choices=["none", "source", "measured"], default=None,
                         help="source: random affine, colours and noise on the labelled images, one range for every "
                              "pair; measured: zoom, polarity and colour chosen from the unlabelled target images "
-                             "(reads them, so it belongs to the adaptation). Default: measured for DANN and SWD+ (it "
-                             "beat source on the development pairs), source for the others")
+                             "(reads them, so it belongs to the adaptation; chosen where it beat source on the "
+                             f"development pairs). Default per method: {defaults}")
     parser.add_argument("--augment-scale", type=float, default=0.5,
                         help="source augmentation's zoom, log-uniform in [1/(1+s), 1+s]: wide enough to cover digits "
                              "that fill the frame (USPS) and digits in a 20x20 box (MNIST)")

@@ -486,7 +486,7 @@ def test_dann_augments_target_images_only_when_asked(tiny_data, monkeypatch, fla
 
 @pytest.mark.parametrize("method, default", [("dann", "measured"), ("source-only", "source"), ("swd", "measured"),
                                              ("target-only", "source")])
-def test_only_adaptations_measure_their_augmentation_by_default(method, default):
+def test_each_method_defaults_to_its_chosen_augmentation(method, default):
     """Source-only keeps the fixed augmentation: reading target images would make it an adaptation."""
     args = train_uda.build_parser().parse_args(["--data", "-", "--source", "usps", "--target", "mnistm",
                                                  "--method", method])
