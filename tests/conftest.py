@@ -1,3 +1,10 @@
+import os
+
+# The suite runs on every core, one pytest-xdist worker per core (pyproject.toml): each worker
+# and the scripts it starts then use one thread, as side-by-side trainings do (hw3/jobs.py).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+
 import pytest
 import torch
 from torch import nn
@@ -57,3 +64,8 @@ def random_inception(tmp_path_factory):
     path = folder / fidelity.INCEPTION_FILE
     torch.save(net.state_dict(), path)
     return path
+
+
+def pytest_collection_modifyitems(items):
+    """The slow whole-command runs first: pytest-xdist hands them out in turn, so the workers end together."""
+    items.sort(key=lambda item: item.get_closest_marker("whole_run") is None)
