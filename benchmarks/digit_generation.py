@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import generate_digits  # noqa: E402
 import uda_study  # noqa: E402
-from datasets import DIGIT_SIZE, load_folder  # noqa: E402
+from datasets import DIGIT_SIZE, load_digits  # noqa: E402
 from hw3 import artifacts, ddpm  # noqa: E402
 from hw3.common import atomic_path, cli, markdown_table  # noqa: E402
 from hw3.digitnet import NUM_CLASSES  # noqa: E402
@@ -48,7 +48,7 @@ from hw3.jobs import run_jobs  # noqa: E402
 DOMAIN = "mnistm"  # the course judged Problem 5 on MNIST-M digits
 JUDGE_SEEDS = (0, 1, 2)
 TRAINERS = {"acgan": ["train_gan.py", "--task", "digits"], "ddpm": ["train_ddpm.py"]}
-TITLES = {"acgan": "ACGAN", "ddpm": "DDPM", "real": "real train digits (floor)"}
+TITLES = {"acgan": "ACGAN", "ddpm": "DDPM"}
 SPLITS = uda_study.SPLITS
 
 
@@ -57,9 +57,8 @@ def real_floor(tree: Path, out_dir: Path, per_class: int = 100, seed: int = 0) -
     every train digit when a class has fewer (a small held-out tree), with no image twice."""
     if out_dir.is_dir():
         return out_dir
-    train = load_folder(tree / "digits" / DOMAIN / "train", DIGIT_SIZE)
-    labels = pd.read_csv(tree / "digits" / DOMAIN / "train.csv").set_index("image_name").loc[train.names, "label"]
-    labels = labels.to_numpy()
+    train = load_digits(tree, DOMAIN, "train")
+    labels = train.labels.numpy()
     take = min(per_class, *(int((labels == d).sum()) for d in range(NUM_CLASSES))) or None
     rng = np.random.default_rng(seed)
     picked, names = [], []
@@ -69,6 +68,11 @@ def real_floor(tree: Path, out_dir: Path, per_class: int = 100, seed: int = 0) -
         picked += chosen.tolist()
         names += [f"{digit}_{i + 1:03d}.png" for i in range(len(chosen))]
     return write_folder(train.images[torch.tensor(picked)].float() / 255, names, out_dir)
+
+
+def run_dir(out: Path, split: str, model: str, tag: str) -> Path:
+    """A generator's training run on one tree."""
+    return out / split / f"{model}{tag}"
 
 
 def folders(out: Path, split: str, models: list[str], guidance: list[float], tag: str,
@@ -81,10 +85,9 @@ def folders(out: Path, split: str, models: list[str], guidance: list[float], tag
     steps, eta = sampler
     suffix = "" if sampler == (ddpm.SAMPLE_STEPS, 0.0) else f"_s{steps}_eta{eta:g}"
     for model in models:
-        run = out / split / f"{model}{tag}"
         for w in (guidance if model == "ddpm" else [None]):
             name = f"{model}{tag}" + ("" if w is None else f"_w{w:g}{suffix}")
-            found[name] = {"model": model, "w": w, "run": run, "checkpoint": run / artifacts.MODEL,
+            found[name] = {"model": model, "w": w, "checkpoint": run_dir(out, split, model, tag) / artifacts.MODEL,
                            "images": out / split / "generated" / name,
                            "sampler": [] if w is None else ["--guidance", f"{w:g}", "--sample-steps", str(steps),
                                                             "--eta", f"{eta:g}"]}
@@ -152,10 +155,9 @@ def report(table: pd.DataFrame, command: str) -> str:
 
 def plot_curve(table: pd.DataFrame, path: Path) -> None:
     """The DDPM's mean judge accuracy against FID, a point per guidance weight, a line per tree."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from plots import save_figure  # sets the Agg backend
 
     ddpm = table[table.model == "ddpm"]
     if ddpm.empty:
@@ -173,10 +175,7 @@ def plot_curve(table: pd.DataFrame, path: Path) -> None:
     ax.set_ylabel("judge accuracy (%), mean of 3")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def main(argv=None) -> int:
@@ -211,7 +210,7 @@ def main(argv=None) -> int:
                                                  "--out-dir", str(folder), "--quiet", *uda_study.BUDGET,
                                                  *args.judge_args.split()]]
             for model in args.models:
-                run = args.out / split / f"{model}{args.tag}"
+                run = run_dir(args.out, split, model, args.tag)
                 train[f"train {run}"] = [[*TRAINERS[model], "--data", str(tree), "--domain", DOMAIN,
                                           "--out-dir", str(run), "--quiet", *extra[model]]]
             n_floor[split] = n = len(list(real_floor(tree, args.out / split / "real_train").glob("*.png")))

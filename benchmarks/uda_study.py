@@ -185,10 +185,9 @@ def report(table: pd.DataFrame, curves: pd.DataFrame, default: str, command: str
 
 def plot_curves(curves: pd.DataFrame, path: Path) -> None:
     """One panel per (data, scenario): mean target test accuracy against updates, a line per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from plots import save_figure  # sets the Agg backend
 
     mean = mean_curves(curves)
     panels = list(dict.fromkeys((s, c) for s, c, _, _ in mean.index))
@@ -201,10 +200,7 @@ def plot_curves(curves: pd.DataFrame, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("target test accuracy (%)")
     axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def main(argv=None) -> int:
