@@ -61,10 +61,10 @@ class GANConfig:
             return AuxiliaryDiscriminator(self.channels)
         return Discriminator(self.arch, self.channels, self.d_norm)
 
-    def class_hook(self, weight: float = 1.0) -> "Unconditional | AuxiliaryClassifier":
+    def class_hook(self, weight: float = 1.0, fake_class_loss: bool = True) -> "Unconditional | AuxiliaryClassifier":
         """What the classes add to a training step: ACGAN's class loss (weighted ``weight``), or nothing."""
         if self.arch == "acgan":
-            return AuxiliaryClassifier(weight)
+            return AuxiliaryClassifier(weight, fake_class_loss)
         return Unconditional()
 
 
@@ -314,6 +314,7 @@ class AuxiliaryClassifier:
     """
 
     weight: float = 1.0  # the loss weight of L_C (1 in Odena et al.)
+    fake_class_loss: bool = True  # D's class head learns from generated digits too (Odena et al.), or real ones only
     num_classes: int = NUM_CLASSES
     columns = ("d_class_acc",)  # a class attribute, not a field
 
@@ -332,8 +333,13 @@ class AuxiliaryClassifier:
 
     def d_term(self, real_logits: torch.Tensor, real_labels: torch.Tensor, fake_logits: torch.Tensor,
                fake_labels: torch.Tensor) -> torch.Tensor:
-        """What D adds to its loss: ``weight * L_C`` on the real and on the generated digits."""
-        return self.weight * (class_loss(real_logits, real_labels) + class_loss(fake_logits, fake_labels))
+        """What D adds to its loss: ``weight * L_C`` on the real digits, and on the generated ones when
+        ``fake_class_loss`` (without it the head is a classifier of real digits only, as Keras's
+        ACGAN example came to train it, keras-team/keras PRs #8452 and #8482)."""
+        loss = class_loss(real_logits, real_labels)
+        if self.fake_class_loss:
+            loss = loss + class_loss(fake_logits, fake_labels)
+        return self.weight * loss
 
     def g_term(self, fake_logits: torch.Tensor, fake_labels: torch.Tensor) -> torch.Tensor:
         """What G adds to its loss: ``weight * L_C`` on its digits, for the classes it was asked."""

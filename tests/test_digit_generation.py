@@ -218,7 +218,7 @@ def tiny_acgan():
     ema = ema_of(generator, recipe.ema_decay)
     opt_g = torch.optim.Adam(generator.parameters(), lr=1e-3)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=1e-3)
-    hook = config.class_hook(recipe.class_weight)
+    hook = config.class_hook(recipe.class_weight, recipe.fake_class_loss)
     assert isinstance(hook, gan.AuxiliaryClassifier) and hook.columns == ("d_class_acc",)
     return generator, discriminator, ema, opt_g, opt_d, hook, recipe
 
@@ -265,6 +265,21 @@ def test_acgan_shapes_and_the_class_loss():
     confident[0, 3] = confident[1, 7] = 20.0
     assert gan.class_loss(confident, torch.tensor([3, 7])).item() < 1e-6
     assert gan.class_loss(torch.zeros(2, 10), torch.tensor([3, 7])).item() == pytest.approx(math.log(10))
+
+
+def test_without_the_fake_class_loss_d_learns_classes_from_real_digits_only():
+    right, wrong = torch.full((2, 10), -20.0), torch.zeros(2, 10)
+    right[0, 3] = right[1, 7] = 20.0
+    labels = torch.tensor([3, 7])
+    both, real_only = gan.AuxiliaryClassifier(2.0), gan.AuxiliaryClassifier(2.0, fake_class_loss=False)
+    assert both.d_term(right, labels, wrong, labels).item() == pytest.approx(2 * math.log(10), rel=1e-4)
+    assert real_only.d_term(right, labels, wrong, labels).item() < 1e-5
+    assert real_only.d_term(wrong, labels, right, labels).item() == pytest.approx(2 * math.log(10), rel=1e-4)
+    assert real_only.g_term(wrong, labels).item() == pytest.approx(both.g_term(wrong, labels).item())
+    args = train_gan.build_parser().parse_args(["--data", "unused", "--no-fake-class-loss", *TINY_ACGAN])
+    train_gan.check_args(args)
+    hook = train_gan.model_config(args).class_hook(1.0, train_gan.GANRecipe.from_args(args).fake_class_loss)
+    assert hook.fake_class_loss is False
 
 
 def test_task_and_arch_must_agree(tiny_data, tmp_path):

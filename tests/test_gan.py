@@ -43,7 +43,7 @@ def tiny_gan(args: argparse.Namespace, lr: float = 1e-3):
     ema = ema_of(generator, recipe.ema_decay)
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.9))
-    return generator, discriminator, ema, opt_g, opt_d, config.class_hook(recipe.class_weight), recipe
+    return generator, discriminator, ema, opt_g, opt_d, config.class_hook(recipe.class_weight, recipe.fake_class_loss), recipe
 
 
 @pytest.fixture(scope="module")
