@@ -293,7 +293,9 @@ def test_task_and_arch_must_agree(tiny_data, tmp_path):
 
 
 def test_parsers_hold_the_documented_defaults():
-    assert train_ddpm.build_parser().get_default("batch_size") == 64
+    ddpm_parser = train_ddpm.build_parser()
+    assert (ddpm_parser.get_default("batch_size"), ddpm_parser.get_default("steps")) == (64, 6000)
+    assert ddpm_parser.get_default("ema_decay") == 0.999
     assert generate_digits.build_parser().get_default("n_per_class") == 100
 
 
@@ -304,7 +306,7 @@ def test_ddpm_dry_run_outputs_and_resume(ddpm_run, tiny_data, capsys):
                                "patch": 2, "prediction": "x0", "image_size": 28}
     assert "optimizers" not in model and model["step"] == 2
     assert model["recipe"] == {"domain": "mnistm", "steps": 2, "batch_size": 8, "lr": 2e-3, "grad_clip": 1.0,
-                               "drop_class": 0.1, "ema_decay": 0.995, "sample_every": 1, "sample_steps": 2,
+                               "drop_class": 0.1, "ema_decay": 0.999, "sample_every": 1, "sample_steps": 2,
                                "guidance": ddpm.GUIDANCE, "seed": 0}
     assert train_ddpm.main(["--data", str(tiny_data), "--out-dir", str(ddpm_run), "--dry-run", *TINY_DDPM]) == 0
     assert "nothing to train" in capsys.readouterr().out
