@@ -276,10 +276,11 @@ def test_without_the_fake_class_loss_d_learns_classes_from_real_digits_only():
     assert real_only.d_term(right, labels, wrong, labels).item() < 1e-5
     assert real_only.d_term(wrong, labels, right, labels).item() == pytest.approx(2 * math.log(10), rel=1e-4)
     assert real_only.g_term(wrong, labels).item() == pytest.approx(both.g_term(wrong, labels).item())
-    args = train_gan.build_parser().parse_args(["--data", "unused", "--no-fake-class-loss", *TINY_ACGAN])
-    train_gan.check_args(args)
-    hook = train_gan.model_config(args).class_hook(1.0, train_gan.GANRecipe.from_args(args).fake_class_loss)
-    assert hook.fake_class_loss is False
+    for flags, expected in (([], False), (["--fake-class-loss"], True)):  # real digits only, unless asked
+        args = train_gan.build_parser().parse_args(["--data", "unused", *flags, *TINY_ACGAN])
+        train_gan.check_args(args)
+        hook = train_gan.model_config(args).class_hook(1.0, train_gan.GANRecipe.from_args(args).fake_class_loss)
+        assert hook.fake_class_loss is expected
 
 
 def test_task_and_arch_must_agree(tiny_data, tmp_path):
