@@ -74,7 +74,7 @@ def test_every_generative_trainer_steps_under_bf16_and_samplers_draw(script, arg
 
 @pytest.mark.whole_run
 def test_gpu_check_runs_every_trainer_and_refuses_without_cuda(tmp_path):
-    """The one-shot GPU check is ready for a GPU day: its wiring runs here on the CPU, in bf16."""
+    """The one-shot GPU check is ready for a GPU day: its wiring runs here on the CPU."""
     import sys
 
     from helpers import REPO
@@ -85,9 +85,11 @@ def test_gpu_check_runs_every_trainer_and_refuses_without_cuda(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(common.UserError, match="no CUDA device"):
             gpu_check.main(["--out", str(tmp_path / "x")])
-    assert gpu_check.main(["--out", str(tmp_path), "--device", "cpu", "--steps", "2", "--precision", "bf16",
+    # fp32: the full-size models' bf16 steps take minutes on a CPU without native bf16 (AMD EPYC here);
+    # the bf16 paths are tested above on small models.
+    assert gpu_check.main(["--out", str(tmp_path), "--device", "cpu", "--steps", "2", "--precision", "fp32",
                            "--no-scripts"]) == 0
     results = json.loads((tmp_path / "gpu_check.json").read_text())
     assert len(results["trainers"]) == 5 + len(uda.METHODS)
     assert all(r["steps"] >= 2 and r["s_per_100_steps"] > 0 for r in results["trainers"].values())
-    assert "| UDA swd | bf16 |" in (tmp_path / "gpu_check.md").read_text()
+    assert "| UDA swd | fp32 |" in (tmp_path / "gpu_check.md").read_text()
