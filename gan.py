@@ -61,8 +61,9 @@ class GANConfig:
             return AuxiliaryDiscriminator(self.channels)
         return Discriminator(self.arch, self.channels, self.d_norm)
 
-    def class_hook(self, weight: float = 1.0, fake_class_loss: bool = True) -> "Unconditional | AuxiliaryClassifier":
-        """What the classes add to a training step: ACGAN's class loss (weighted ``weight``), or nothing."""
+    def class_hook(self, weight: float, fake_class_loss: bool) -> "Unconditional | AuxiliaryClassifier":
+        """What the classes add to a training step: ACGAN's class loss (weighted ``weight``), or nothing.
+        Both come from the trainer's recipe, which holds their defaults."""
         if self.arch == "acgan":
             return AuxiliaryClassifier(weight, fake_class_loss)
         return Unconditional()
