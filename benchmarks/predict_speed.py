@@ -71,6 +71,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import torch
 
+    import dann
     from hw3 import uda
     from hw3.training import FORMAT, save_checkpoint
 
@@ -82,7 +83,7 @@ def main(argv=None) -> int:
         for i in range(args.n):
             Image.fromarray(rng.integers(0, 256, (28, 28, 3), dtype=np.uint8)).save(folder / f"{i:05d}.png")
         torch.manual_seed(0)
-        config = uda.UDAConfig("dann")
+        config = uda.UDAConfig(dann.METHOD.name)
         save_checkpoint(tmp / "model.pt", {"format": FORMAT, "kind": uda.KIND, "config": vars(config),
                                            "run": {"source": "mnistm", "target": "svhn"},
                                            "model": config.build().state_dict()})
