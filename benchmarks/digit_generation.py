@@ -44,6 +44,7 @@ from hw3.common import atomic_path, cli, markdown_table  # noqa: E402
 from hw3.digitnet import NUM_CLASSES  # noqa: E402
 from hw3.images import write_folder  # noqa: E402
 from hw3.jobs import run_jobs  # noqa: E402
+from hw3.method import TARGET_ONLY  # noqa: E402
 
 DOMAIN = "mnistm"  # the course judged Problem 5 on MNIST-M digits
 JUDGE_SEEDS = (0, 1, 2)
@@ -184,6 +185,8 @@ def main(argv=None) -> int:
     parser.add_argument("--dev", required=True, type=Path, help="the development hw3_data tree (recipes are chosen here)")
     parser.add_argument("--heldout", type=Path, default=None, help="a held-out tree, only reported")
     parser.add_argument("--out", type=Path, default=Path("runs/p5"), help="run and image folders (skipped when done)")
+    parser.add_argument("--splits", nargs="+", default=["dev", "heldout"], choices=["dev", "heldout"],
+                        help="the trees to train and report (of those given)")
     parser.add_argument("--models", nargs="+", default=list(TRAINERS), choices=list(TRAINERS))
     parser.add_argument("--guidance", nargs="+", type=float, default=[0, 1, 2, 3, 5], help="the DDPM's weights w")
     parser.add_argument("--sample-steps", type=int, default=ddpm.SAMPLE_STEPS, help="the DDPM's DDIM steps")
@@ -197,6 +200,9 @@ def main(argv=None) -> int:
     parser.add_argument("--no-train", action="store_true", help="only write the report from what is done")
     args = parser.parse_args(argv)
     trees = {"dev": args.dev, **({"heldout": args.heldout} if args.heldout else {})}
+    trees = {split: tree for split, tree in trees.items() if split in args.splits}
+    if not trees:
+        raise SystemExit("error: --splits names no tree that was given")
     sampler = (args.sample_steps, args.eta)
     extra = {"acgan": args.acgan_args.split(), "ddpm": args.ddpm_args.split()}
     if not args.no_train:
@@ -206,7 +212,7 @@ def main(argv=None) -> int:
                 folder = judge(args.out / split, seed)
                 if not (folder / artifacts.METRICS).is_file():
                     train[f"train {folder}"] = [["train_uda.py", "--data", str(tree), "--source", "usps", "--target",
-                                                 DOMAIN, "--method", "target-only", "--seed", str(seed),
+                                                 DOMAIN, "--method", TARGET_ONLY.name, "--seed", str(seed),
                                                  "--out-dir", str(folder), "--quiet", *uda_study.BUDGET,
                                                  *args.judge_args.split()]]
             for model in args.models:

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import digit_generation  # noqa: E402
@@ -39,3 +40,8 @@ def test_report_reads_fid_against_the_floor_and_each_judge():
     assert "| DDPM | 25 steps, eta 0 | 2 | 90.0 / 80.0 / 70.0 | 70.0 |" in text
     assert "| 75.0 | 1.50x | 0.0100 | 3000 | 10 |" in text
     assert "test digits: 95.0 % / 95.0 % / 95.0 %." in text  # the judges' own accuracy
+
+
+def test_splits_must_name_a_tree_that_was_given(tmp_path):
+    with pytest.raises(SystemExit, match="--splits names no tree"):
+        digit_generation.main(["--dev", str(tmp_path), "--splits", "heldout", "--no-train", "--out", str(tmp_path)])
