@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -241,7 +242,7 @@ def main(argv=None) -> int:
     table = collect(args.out, trees, args.models, args.guidance, args.tag, sampler)
     if table.empty or not (table.model == "real").any():
         raise SystemExit(f"error: nothing scored under {args.out}")
-    command = "python3 benchmarks/digit_generation.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python3 benchmarks/digit_generation.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     text = report(table, command)
     with atomic_path(args.report) as tmp:
         tmp.write_text(text)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -211,9 +212,9 @@ def main(argv=None) -> int:
                         help="a held-out tree (demo_data.py --variant heldout), only reported")
     parser.add_argument("--out", type=Path, default=Path("runs/study"), help="run folders (resumed, skipped when done)")
     parser.add_argument("--methods", nargs="+", default=list(uda.METHODS), choices=uda.METHODS)
-    parser.add_argument("--scenarios", nargs="+", default=[f"{s}-{t}" for s, t in SCENARIOS],
-                        help="SOURCE-TARGET pairs")
-    parser.add_argument("--heldout-scenarios", nargs="+", default=[f"{s}-{t}" for s, t in SCENARIOS],
+    parser.add_argument("--scenarios", nargs="*", default=[f"{s}-{t}" for s, t in SCENARIOS],
+                        help="SOURCE-TARGET pairs (none: the held-out tree only)")
+    parser.add_argument("--heldout-scenarios", nargs="*", default=[f"{s}-{t}" for s, t in SCENARIOS],
                         help="SOURCE-TARGET pairs run on the held-out tree")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one CPU thread each)")
@@ -239,7 +240,7 @@ def main(argv=None) -> int:
     table, curves = collect(args.out, trees, args.methods, pairs, args.seeds)
     if table.empty:
         raise SystemExit(f"error: no finished runs under {args.out}")
-    command = "python3 benchmarks/uda_study.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python3 benchmarks/uda_study.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     text = report(table, curves, default, command)
     with atomic_path(args.report) as tmp:
         tmp.write_text(text)

@@ -54,3 +54,14 @@ def test_gain_over_source_only_is_seed_against_seed(tmp_path):
     text = uda_study.report(table, curves, "info_max", "cmd")
     assert "| Adaptation (DANN) | +10.0 (worst +10.0) |" in text  # 70 kept against source-only's 60
     assert "Trained on source | +" not in text  # source-only is the reference, not a row
+
+
+def test_no_development_scenarios_reports_the_held_out_runs_alone_with_a_command_that_runs(tmp_path):
+    fake_run(tmp_path, "heldout", "dann", [0.4, 0.5], [1.0, 2.0])
+    report = tmp_path / "report.md"
+    uda_study.main(["--dev", str(tmp_path / "dev"), "--heldout", str(tmp_path / "heldout"), "--out", str(tmp_path),
+                    "--methods", "dann", "--seeds", "0", "--scenarios", "--heldout-scenarios", "usps-mnistm",
+                    "--train-args", "--steps-per-epoch 938", "--no-train", "--report", str(report)])
+    text = report.read_text()
+    assert "| method | usps->mnistm (held-out) |" in text and "(dev)" not in text
+    assert "--train-args '--steps-per-epoch 938'" in text  # quoted as a shell would need it
