@@ -300,6 +300,13 @@ def test_parsers_hold_the_documented_defaults():
     assert generate_digits.build_parser().get_default("n_per_class") == 100
 
 
+def test_ddpm_dry_run_is_a_narrow_unet_and_still_checks_the_width():
+    args = train_ddpm.build_parser().parse_args(["--data", "unused", "--dry-run"])
+    train_ddpm.check_args(args)
+    assert (args.channels, args.steps, args.batch_size) == (8, 2, 8)  # 1000 digits in seconds, not a minute
+    assert train_ddpm.build_parser().get_default("channels") == 32
+
+
 def test_ddpm_dry_run_outputs_and_resume(ddpm_run, tiny_data, capsys):
     assert {p.name for p in ddpm_run.iterdir()} >= {"latest.pt", "model.pt", "log.csv", "samples"}
     model = load_checkpoint(ddpm_run / "model.pt", kind="ddpm")
