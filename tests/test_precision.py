@@ -73,7 +73,7 @@ def test_every_generative_trainer_steps_under_bf16_and_samplers_draw(script, arg
 
 
 @pytest.mark.whole_run
-def test_gpu_check_runs_every_trainer_and_refuses_without_cuda(tmp_path):
+def test_gpu_check_runs_every_trainer_and_refuses_without_cuda(tiny_data, tmp_path):
     """The one-shot GPU check is ready for a GPU day: its wiring runs here on the CPU."""
     import sys
 
@@ -87,8 +87,9 @@ def test_gpu_check_runs_every_trainer_and_refuses_without_cuda(tmp_path):
             gpu_check.main(["--out", str(tmp_path / "x")])
     # fp32: the full-size models' bf16 steps take minutes on a CPU without native bf16 (AMD EPYC here);
     # the bf16 paths are tested above on small models.
-    assert gpu_check.main(["--out", str(tmp_path), "--device", "cpu", "--steps", "2", "--precision", "fp32",
-                           "--no-scripts"]) == 0
+    assert gpu_check.main(["--out", str(tmp_path), "--data", str(tiny_data), "--device", "cpu", "--steps", "2",
+                           "--precision", "fp32", "--no-scripts"]) == 0
+    assert not (tmp_path / "data").exists()  # the tree given was trained on, none built
     results = json.loads((tmp_path / "gpu_check.json").read_text())
     assert len(results["trainers"]) == 5 + len(uda.METHODS)
     assert all(r["steps"] >= 2 and r["s_per_100_steps"] > 0 for r in results["trainers"].values())
