@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -70,6 +71,37 @@ def real_floor(tree: Path, out_dir: Path, per_class: int = 100, seed: int = 0) -
         picked += chosen.tolist()
         names += [f"{digit}_{i + 1:03d}.png" for i in range(len(chosen))]
     return write_folder(train.images[torch.tensor(picked)].float() / 255, names, out_dir)
+
+
+def subset_tree(tree: Path, n: int, out_dir: Path) -> Path:
+    """``tree`` with only ``n`` of its mnistm train digits (sampled with seed 0, in their order), the rest linked.
+
+    A control for training-set size: judges, generators and the floor all see the same ``n`` digits.
+    """
+    if out_dir.is_dir():
+        return out_dir
+    train = tree / "digits" / DOMAIN / "train"
+    table = pd.read_csv(train.with_suffix(".csv"))
+    if not 0 < n <= len(table):
+        raise SystemExit(f"error: --train-digits must be between 1 and the {len(table)} train digits of {tree}")
+    kept = table.sample(n, random_state=0).sort_index()
+    tmp = out_dir.with_name(out_dir.name + ".partial")  # renamed onto out_dir once whole
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "digits" / DOMAIN / "train").mkdir(parents=True)
+    for top in tree.iterdir():
+        if top.name != "digits":
+            (tmp / top.name).symlink_to(top.resolve())
+    for domain in (tree / "digits").iterdir():
+        if domain.name != DOMAIN:
+            (tmp / "digits" / domain.name).symlink_to(domain.resolve())
+    for entry in (tree / "digits" / DOMAIN).iterdir():
+        if entry.name not in ("train", "train.csv"):
+            (tmp / "digits" / DOMAIN / entry.name).symlink_to(entry.resolve())
+    for name in kept.image_name:
+        (tmp / "digits" / DOMAIN / "train" / name).symlink_to((train / name).resolve())
+    kept.to_csv(tmp / "digits" / DOMAIN / "train.csv", index=False)
+    tmp.rename(out_dir)
+    return out_dir
 
 
 def run_dir(out: Path, split: str, model: str, tag: str) -> Path:
@@ -195,6 +227,9 @@ def main(argv=None) -> int:
     parser.add_argument("--acgan-args", default="", help="extra train_gan.py flags, quoted")
     parser.add_argument("--ddpm-args", default="", help="extra train_ddpm.py flags, quoted")
     parser.add_argument("--judge-args", default="", help="extra train_uda.py flags for the judges, quoted")
+    parser.add_argument("--train-digits", type=int, default=None,
+                        help="train judges and generators on this many of each tree's mnistm train digits "
+                             "(a control for training-set size; the tree is linked under OUT/<split>/tree<N>)")
     parser.add_argument("--tag", default="", help="suffix of the generators' folder names (a variant's runs)")
     parser.add_argument("--jobs", type=int, default=2, help="jobs in parallel (one CPU thread each)")
     parser.add_argument("--report", type=Path, default=REPO / "benchmarks" / "digit_generation.md")
@@ -204,6 +239,9 @@ def main(argv=None) -> int:
     trees = {split: tree for split, tree in trees.items() if split in args.splits}
     if not trees:
         raise SystemExit("error: --splits names no tree that was given")
+    if args.train_digits is not None:
+        trees = {split: subset_tree(tree, args.train_digits, args.out / split / f"tree{args.train_digits}")
+                 for split, tree in trees.items()}
     sampler = (args.sample_steps, args.eta)
     extra = {"acgan": args.acgan_args.split(), "ddpm": args.ddpm_args.split()}
     if not args.no_train:

@@ -45,3 +45,19 @@ def test_report_reads_fid_against_the_floor_and_each_judge():
 def test_splits_must_name_a_tree_that_was_given(tmp_path):
     with pytest.raises(SystemExit, match="--splits names no tree"):
         digit_generation.main(["--dev", str(tmp_path), "--splits", "heldout", "--no-train", "--out", str(tmp_path)])
+
+
+def test_train_digits_subset_keeps_n_train_digits_and_the_rest_of_the_tree(tiny_data, tmp_path):
+    full = pd.read_csv(tiny_data / "digits" / "mnistm" / "train.csv")
+    subset = digit_generation.subset_tree(tiny_data, 5, tmp_path / "tree5")
+    kept = pd.read_csv(subset / "digits" / "mnistm" / "train.csv")
+    assert len(kept) == 5 and kept.merge(full).shape == (5, 2)  # 5 of the tree's digits, with their labels
+    assert sorted(p.name for p in (subset / "digits" / "mnistm" / "train").iterdir()) == sorted(kept.image_name)
+    assert load_folder(subset / "digits" / "mnistm" / "test").names == load_folder(
+        tiny_data / "digits" / "mnistm" / "test").names  # the test digits are all there
+    assert {p.name for p in (subset / "digits").iterdir()} == {p.name for p in (tiny_data / "digits").iterdir()}
+    assert digit_generation.subset_tree(tiny_data, 5, tmp_path / "again").joinpath(
+        "digits", "mnistm", "train.csv").read_text() == (subset / "digits" / "mnistm" / "train.csv").read_text()
+    with pytest.raises(SystemExit, match="--train-digits must be between 1 and"):
+        digit_generation.subset_tree(tiny_data, len(full) + 1, tmp_path / "too_many")
+    assert not (tmp_path / "too_many").exists()
