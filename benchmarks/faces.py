@@ -24,7 +24,7 @@ import train_vae  # noqa: E402
 from datasets import load_faces, train_val_split  # noqa: E402
 from hw3 import artifacts  # noqa: E402
 from hw3.checkpoints import load_model  # noqa: E402
-from hw3.common import atomic_path, cli, markdown_table  # noqa: E402
+from hw3.common import atomic_path, cli, command_line, markdown_table  # noqa: E402
 from hw3.jobs import run_jobs  # noqa: E402
 
 
@@ -33,8 +33,9 @@ def measure(data: Path, run: Path) -> dict:
     model, checkpoint = load_model(run / artifacts.MODEL, ("vae",))
     test = load_faces(data, "test")
     scores = train_vae.evaluate(model, test.images, torch.device("cpu"))
-    train, val = train_val_split(load_faces(data, "train"), checkpoint["recipe"]["val_fraction"])
-    return {"train": len(train), "val": len(val), "test": len(test.images), "epochs": checkpoint["recipe"]["epochs"],
+    recipe = checkpoint["recipe"]
+    train, val = train_val_split(load_faces(data, "train"), recipe["val_fraction"], recipe["seed"])  # train_vae's split
+    return {"train": len(train), "val": len(val), "test": len(test.images), "epochs": recipe["epochs"],
             "kept_step": checkpoint["best_step"], "val_mse": checkpoint["best_metric"], "test_mse": scores["mse"],
             "test_kl": scores["kl"], "cpu_minutes": checkpoint["cpu_seconds"] / 60}
 
@@ -59,7 +60,7 @@ def main(argv=None) -> int:
     run = args.out / "vae"
     run_jobs({"train VAE": [["train_vae.py", "--data", str(args.data), "--out-dir", str(run), "--quiet",
                              *shlex.split(args.train_args)]]}, 1)
-    command = "python3 benchmarks/faces.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = command_line("benchmarks/faces.py", argv)
     text = report(measure(args.data, run), command)
     with atomic_path(args.report) as tmp:
         tmp.write_text(text)
