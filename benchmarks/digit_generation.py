@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -42,7 +41,7 @@ import generate_digits  # noqa: E402
 import uda_study  # noqa: E402
 from datasets import DIGIT_SIZE, load_digits  # noqa: E402
 from hw3 import artifacts, ddpm  # noqa: E402
-from hw3.common import atomic_path, cli, markdown_table  # noqa: E402
+from hw3.common import atomic_path, cli, command_line, markdown_table  # noqa: E402
 from hw3.digitnet import NUM_CLASSES  # noqa: E402
 from hw3.images import write_folder  # noqa: E402
 from hw3.jobs import run_jobs  # noqa: E402
@@ -280,7 +279,7 @@ def main(argv=None) -> int:
     table = collect(args.out, trees, args.models, args.guidance, args.tag, sampler)
     if table.empty or not (table.model == "real").any():
         raise SystemExit(f"error: nothing scored under {args.out}")
-    command = "python3 benchmarks/digit_generation.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = command_line("benchmarks/digit_generation.py", argv)
     text = report(table, command)
     with atomic_path(args.report) as tmp:
         tmp.write_text(text)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import shlex
 import sys
 from pathlib import Path
 
@@ -44,7 +43,7 @@ sys.path.insert(0, str(REPO))
 from hw3 import artifacts, selection  # noqa: E402
 import train_uda  # noqa: E402
 from hw3 import uda  # noqa: E402
-from hw3.common import atomic_path, cli, markdown_table  # noqa: E402
+from hw3.common import atomic_path, cli, command_line, markdown_table  # noqa: E402
 from hw3.jobs import run_jobs  # noqa: E402
 
 SCENARIOS = (("mnist", "mnistm"), ("usps", "mnistm"), ("mnistm", "svhn"), ("svhn", "usps"))
@@ -240,7 +239,7 @@ def main(argv=None) -> int:
     table, curves = collect(args.out, trees, args.methods, pairs, args.seeds)
     if table.empty:
         raise SystemExit(f"error: no finished runs under {args.out}")
-    command = "python3 benchmarks/uda_study.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = command_line("benchmarks/uda_study.py", argv)
     text = report(table, curves, default, command)
     with atomic_path(args.report) as tmp:
         tmp.write_text(text)

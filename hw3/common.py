@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import random
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -187,6 +188,11 @@ def batched(fn: Callable, inputs: "torch.Tensor", batch_size: int, device: "torc
     if outputs and isinstance(outputs[0], tuple):
         return tuple(torch.cat(parts) for parts in zip(*outputs))
     return torch.cat(outputs)
+
+
+def command_line(script: str, argv: Sequence[str] | None) -> str:
+    """How a report names the command that wrote it: ``python3 <script>`` and its arguments, quoted."""
+    return f"python3 {script} " + shlex.join(sys.argv[1:] if argv is None else argv)
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence]) -> str:
