@@ -124,6 +124,12 @@ def cached_features(extract, folder: str | Path, size: int, network: str, device
     return features
 
 
+def feature_statistics(features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The mean ``(D,)`` and sample covariance ``(D, D)`` of features ``(N, D)``, in float64: what FID compares."""
+    x = features.double().numpy()
+    return x.mean(0), np.cov(x, rowvar=False)
+
+
 def fid_from_features(fake: torch.Tensor, real: torch.Tensor) -> float:
     """FID between two feature sets ``(N, D)``: :func:`frechet_distance` of their means and sample
     covariances, clipped at 0 against rounding.
@@ -136,9 +142,8 @@ def fid_from_features(fake: torch.Tensor, real: torch.Tensor) -> float:
     """
     fake, real = fake.double(), real.double()
     if max(len(fake), len(real)) >= fake.shape[1]:
-        stats = [(f.mean(0).numpy(), np.cov(f.numpy(), rowvar=False)) for f in (fake, real)]
-        return max(frechet_distance(*stats[0], *stats[1]), 0.0)
-    a, b = ((f - f.mean(0)) / max(len(f) - 1, 1) ** 0.5 for f in (fake, real))
+        return max(frechet_distance(*feature_statistics(fake), *feature_statistics(real)), 0.0)
+    a, b = ((f - f.mean(0)) / (len(f) - 1) ** 0.5 for f in (fake, real))  # np.cov's N - 1
     diff = fake.mean(0) - real.mean(0)
     tr_covmean = torch.linalg.svdvals(a @ b.T).sum()
     return max(float(diff @ diff + (a * a).sum() + (b * b).sum() - 2 * tr_covmean), 0.0)
