@@ -140,11 +140,12 @@ def fid_from_features(fake: torch.Tensor, real: torch.Tensor) -> float:
     the squared singular values of ``A1 A2^T`` (N1 x N2), so ``tr((sigma1 sigma2)^(1/2))`` is their sum
     and ``tr(sigma) = ||A||_F^2``.
     """
-    fake, real = fake.double(), real.double()
     if max(len(fake), len(real)) >= fake.shape[1]:
         return max(frechet_distance(*feature_statistics(fake), *feature_statistics(real)), 0.0)
-    a, b = ((f - f.mean(0)) / (len(f) - 1) ** 0.5 for f in (fake, real))  # np.cov's N - 1
-    diff = fake.mean(0) - real.mean(0)
+    fake, real = fake.double(), real.double()
+    mean_fake, mean_real = fake.mean(0), real.mean(0)
+    a, b = ((f - m) / (len(f) - 1) ** 0.5 for f, m in ((fake, mean_fake), (real, mean_real)))  # np.cov's N - 1
+    diff = mean_fake - mean_real
     tr_covmean = torch.linalg.svdvals(a @ b.T).sum()
     return max(float(diff @ diff + (a * a).sum() + (b * b).sum() - 2 * tr_covmean), 0.0)
 
