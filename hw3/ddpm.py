@@ -1,9 +1,10 @@
 """Problem 5's conditional diffusion model: a small U-Net, the noise schedule, the loss and the sampler.
 
 - DDPM: Ho et al. 2020, https://arxiv.org/abs/2006.11239. The forward process adds
-  Gaussian noise over ``T`` steps with a linear beta schedule; the network learns to
-  predict that noise (the simplified loss, eq. 14) or, by default, the clean image x_0
-  (the parameterisation of sec. 3.2).
+  Gaussian noise over ``T`` steps; the network learns to predict that noise (the
+  simplified loss, eq. 14) or, by default, the clean image x_0 (the parameterisation of
+  sec. 3.2). The noise schedule is Nichol & Dhariwal's cosine one by default
+  (https://arxiv.org/abs/2102.09672, eq. 17), Ho et al.'s linear betas on request.
 - Classifier-free guidance: Ho & Salimans 2022, https://arxiv.org/abs/2207.12598. The
   class is dropped (replaced by a "no class" token) for a share of the training
   batches, and sampling mixes the conditional and unconditional noise predictions.
@@ -35,18 +36,23 @@ class DDPMConfig:
 
     channels: int = 32  # width of the U-Net's first level; 2x below it
     timesteps: int = 1000  # T, as in Ho et al.
-    beta_start: float = 1e-4  # Ho et al.'s linear schedule
+    beta_start: float = 1e-4  # Ho et al.'s linear schedule (noise_schedule "linear")
     beta_end: float = 0.02
     num_classes: int = 10
     patch: int = 2  # each 2x2 pixel block becomes 12 channels and the U-Net runs on a 14x14 grid (1: 28x28)
     prediction: str = "x0"  # the network's output: "x0" (the clean image) or "eps" (the noise, Ho et al.)
     image_size: int = 28  # the digits' side
+    noise_schedule: str = "cosine"  # "cosine" (Nichol & Dhariwal) or "linear" (Ho et al.; every checkpoint before this field)
 
     def build(self) -> "UNet":
         return UNet(self.channels, self.num_classes, self.patch, self.prediction, self.image_size)
 
     def schedule(self) -> "Schedule":
-        return Schedule(linear_betas(self.timesteps, self.beta_start, self.beta_end))
+        if self.noise_schedule == "linear":
+            return Schedule(linear_betas(self.timesteps, self.beta_start, self.beta_end))
+        if self.noise_schedule == "cosine":
+            return Schedule(cosine_betas(self.timesteps))
+        raise ValueError(f"unknown noise schedule {self.noise_schedule!r}: choose cosine or linear")
 
 
 # The sampler every caller uses unless told otherwise: 25 deterministic DDIM steps, guidance weight w = 2.
@@ -56,7 +62,8 @@ GUIDANCE = 2.0
 
 def from_checkpoint(checkpoint: dict) -> tuple["UNet", "Schedule"]:
     """The sampling network (the EMA weights) of a loaded ``ddpm`` checkpoint, in eval mode, and its schedule."""
-    config = DDPMConfig(**checkpoint["config"])
+    # A checkpoint written before the schedule was a field has none: its schedule was linear.
+    config = DDPMConfig(**{"noise_schedule": "linear", **checkpoint["config"]})
     model = config.build()
     model.load_state_dict(checkpoint["model"])
     return model.eval(), config.schedule()
@@ -70,6 +77,19 @@ def from_checkpoint(checkpoint: dict) -> tuple["UNet", "Schedule"]:
 def linear_betas(timesteps: int, start: float = 1e-4, end: float = 0.02) -> torch.Tensor:
     """beta_1 ... beta_T, evenly spaced (Ho et al. 2020, sec. 4), float64 ``(T,)``."""
     return torch.linspace(start, end, timesteps, dtype=torch.float64)
+
+
+def cosine_betas(timesteps: int, offset: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
+    """beta_1 ... beta_T of Nichol & Dhariwal's cosine schedule (2021, eq. 17), float64 ``(T,)``.
+
+    alpha-bar(t) = f(t) / f(0) with f(t) = cos^2(((t / T + s) / (1 + s)) pi / 2): it falls
+    slowly at both ends, where the linear schedule spends many steps near x_0 or near pure
+    noise, and each beta is capped at ``max_beta`` so the last step stays finite.
+    """
+    t = torch.arange(timesteps + 1, dtype=torch.float64) / timesteps
+    f = torch.cos((t + offset) / (1 + offset) * math.pi / 2) ** 2
+    alphas_cumprod = f / f[0]  # alpha-bar of steps 0 ... T
+    return (1 - alphas_cumprod[1:] / alphas_cumprod[:-1]).clamp(max=max_beta)
 
 
 class Schedule(nn.Module):

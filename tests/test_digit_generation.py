@@ -57,7 +57,7 @@ def classifier(tiny_data, tmp_path_factory):
 
 
 def test_alphas_cumprod_is_the_product_of_one_minus_beta():
-    schedule = ddpm.DDPMConfig().schedule()
+    schedule = ddpm.DDPMConfig(noise_schedule="linear").schedule()
     betas = np.linspace(1e-4, 0.02, 1000)
     assert np.allclose(schedule.betas.numpy(), betas)
     expected = np.array([math.prod(1 - betas[: t + 1]) for t in (0, 9, 499, 999)])
@@ -67,11 +67,30 @@ def test_alphas_cumprod_is_the_product_of_one_minus_beta():
     assert (schedule.alphas_cumprod.diff() < 0).all()
 
 
-def test_predict_start_from_noise_inverts_q_sample():
-    schedule = ddpm.DDPMConfig().schedule()
+def test_the_cosine_schedule_has_nichol_and_dhariwals_alpha_bar():
+    schedule = ddpm.DDPMConfig().schedule()  # the default
+    t = np.arange(1001) / 1000
+    f = np.cos((t + 0.008) / 1.008 * np.pi / 2) ** 2
+    abar = f[1:] / f[0]  # alpha-bar of steps 1 ... T (eq. 17)
+    # Equal wherever no beta reached the cap; the capped ones are the last few, near pure noise.
+    uncapped = schedule.betas.numpy() < 0.999
+    assert uncapped[:990].all() and not uncapped[-1]
+    assert np.allclose(schedule.alphas_cumprod.numpy()[uncapped], abar[uncapped], rtol=1e-10)
+    assert schedule.alphas_cumprod[0] > 0.9999 and schedule.alphas_cumprod[-1] < 1e-8
+    assert (schedule.alphas_cumprod.diff() < 0).all()
+    # Halfway, the cosine schedule has kept more of x_0 than the linear one (its point).
+    assert schedule.alphas_cumprod[499] > 5 * ddpm.DDPMConfig(noise_schedule="linear").schedule().alphas_cumprod[499]
+    with pytest.raises(ValueError, match="noise schedule"):
+        ddpm.DDPMConfig(noise_schedule="quadratic").schedule()
+
+
+@pytest.mark.parametrize("kind, last", [("linear", 999), ("cosine", 950)])
+def test_predict_start_from_noise_inverts_q_sample(kind, last):
+    # (the cosine schedule's last steps keep ~1e-9 of x_0: recovering it there multiplies float32 rounding by 1e4)
+    schedule = ddpm.DDPMConfig(noise_schedule=kind).schedule()
     gen = torch.Generator().manual_seed(0)
     x0, noise = torch.rand(6, 3, 8, 8, generator=gen) * 2 - 1, torch.randn(6, 3, 8, 8, generator=gen)
-    t = torch.tensor([0, 1, 100, 500, 900, 999])
+    t = torch.tensor([0, 1, 100, 500, 900, last])
     xt = schedule.q_sample(x0, t, noise)
     # x_t = sqrt(abar) x_0 + sqrt(1 - abar) eps, so each of x_0 and eps follows from x_t and the other.
     abar = schedule.alphas_cumprod[t].view(-1, 1, 1, 1)
@@ -169,6 +188,8 @@ def test_the_image_size_comes_from_the_config_and_old_configs_are_28():
     weights = ddpm.DDPMConfig(**old).build().state_dict()
     model, schedule = ddpm.from_checkpoint({"config": old, "model": weights})
     assert model.image_shape == (3, 28, 28) and schedule.timesteps == 20
+    # Nor a noise schedule: it was linear.
+    assert torch.allclose(schedule.betas, ddpm.linear_betas(20))
 
 
 @pytest.mark.parametrize("patch", [1, 2])
@@ -311,7 +332,7 @@ def test_ddpm_dry_run_outputs_and_resume(ddpm_run, tiny_data, capsys):
     assert {p.name for p in ddpm_run.iterdir()} >= {"latest.pt", "model.pt", "log.csv", "samples"}
     model = load_checkpoint(ddpm_run / "model.pt", kind="ddpm")
     assert model["config"] == {"channels": 8, "timesteps": 20, "beta_start": 1e-4, "beta_end": 0.02, "num_classes": 10,
-                               "patch": 2, "prediction": "x0", "image_size": 28}
+                               "patch": 2, "prediction": "x0", "image_size": 28, "noise_schedule": "cosine"}
     assert "optimizers" not in model and model["step"] == 2
     assert model["recipe"] == {"domain": "mnistm", "steps": 2, "batch_size": 8, "lr": 2e-3, "grad_clip": 1.0,
                                "drop_class": 0.1, "ema_decay": 0.999, "sample_every": 1, "sample_steps": 2,
