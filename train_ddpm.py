@@ -22,7 +22,8 @@ from torch import nn
 from hw3 import artifacts
 from hw3.common import UserError, autocast, cli
 from datasets import DOMAINS, EndlessBatches, load_digits, to_float
-from hw3.ddpm import GUIDANCE, SAMPLE_STEPS, DDPMConfig, DiffusionSampler, Schedule, diffusion_loss
+from hw3.ddpm import (GUIDANCE, NOISE_SCHEDULES, SAMPLE_STEPS, DDPMConfig, DiffusionSampler, Schedule,
+                      diffusion_loss)
 from hw3.images import class_grid, save_image
 from hw3.training import Checkpointer, Recipe, add_training_args, ema_of, start, train_loop
 
@@ -47,10 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prediction", choices=("eps", "x0"), default=DDPMConfig.prediction,
                         help="what the network learns to output: the noise or the clean image")
     parser.add_argument("--timesteps", type=int, default=DDPMConfig.timesteps, help="T of the noise schedule")
-    parser.add_argument("--noise-schedule", choices=("cosine", "linear"), default=DDPMConfig.noise_schedule,
-                        help="alpha-bar over the T steps: Nichol & Dhariwal's cosine (FID 119.6-121.4 against the "
-                             "linear one's 130.0-143.4 over two seeds of the development tree, docs/problem5_digits.md) "
-                             "or Ho et al.'s linear betas")
+    parser.add_argument("--noise-schedule", choices=NOISE_SCHEDULES, default=DDPMConfig.noise_schedule,
+                        help="alpha-bar over the T steps: Nichol & Dhariwal's cosine (FID 119.6-121.4 against "
+                             "the linear one's 130.0-143.4 over two seeds of the development tree, "
+                             "docs/problem5_digits.md) or Ho et al.'s linear betas")
     parser.add_argument("--drop-class", type=float, default=0.1,
                         help="probability that each training image is shown without its class "
                              "(classifier-free guidance)")

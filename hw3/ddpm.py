@@ -30,6 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 
+NOISE_SCHEDULES = ("cosine", "linear")  # DDPMConfig.noise_schedule's values
+
+
 @dataclass(frozen=True)
 class DDPMConfig:
     """Everything that shapes the network and the noise schedule; saved whole in every checkpoint."""
@@ -42,7 +45,7 @@ class DDPMConfig:
     patch: int = 2  # each 2x2 pixel block becomes 12 channels and the U-Net runs on a 14x14 grid (1: 28x28)
     prediction: str = "x0"  # the network's output: "x0" (the clean image) or "eps" (the noise, Ho et al.)
     image_size: int = 28  # the digits' side
-    noise_schedule: str = "cosine"  # "cosine" (Nichol & Dhariwal) or "linear" (Ho et al.; every checkpoint before this field)
+    noise_schedule: str = "cosine"  # Nichol & Dhariwal's, or "linear" (Ho et al.'s; every checkpoint before this field)
 
     def build(self) -> "UNet":
         return UNet(self.channels, self.num_classes, self.patch, self.prediction, self.image_size)
@@ -52,7 +55,7 @@ class DDPMConfig:
             return Schedule(linear_betas(self.timesteps, self.beta_start, self.beta_end))
         if self.noise_schedule == "cosine":
             return Schedule(cosine_betas(self.timesteps))
-        raise ValueError(f"unknown noise schedule {self.noise_schedule!r}: choose cosine or linear")
+        raise ValueError(f"unknown noise schedule {self.noise_schedule!r}: choose {' or '.join(NOISE_SCHEDULES)}")
 
 
 # The sampler every caller uses unless told otherwise: 25 deterministic DDIM steps, guidance weight w = 2.
