@@ -285,7 +285,7 @@ def guided_output(model: nn.Module, x: torch.Tensor, t: torch.Tensor, labels: to
 @torch.no_grad()
 def sample(model: nn.Module, schedule: Schedule, labels: torch.Tensor, steps: int = SAMPLE_STEPS,
            eta: float = 0.0, guidance: float = GUIDANCE, rng: torch.Generator | None = None,
-           trajectory: list | None = None) -> torch.Tensor:
+           trajectory: list | None = None, start: tuple[int, torch.Tensor] | None = None) -> torch.Tensor:
     """Images ``(B, *model.image_shape)`` in [-1, 1] of the classes ``labels`` ``(B,)``, by the DDIM update.
 
     ``steps`` evenly spaced steps from T down to 1; with ``steps = T`` and ``eta = 1`` this is
@@ -294,10 +294,20 @@ def sample(model: nn.Module, schedule: Schedule, labels: torch.Tensor, steps: in
     does, and moves to the previous kept step (Song et al., eq. 12, sigma of eq. 16). When
     ``trajectory`` is a list, ``(t, x_t)`` of every kept step is appended to it (CPU copies,
     ``t`` in the paper's 1-based count: ``x_T`` first, then down to ``(0, x_0)``, the result).
+
+    ``start = (t, x_t)`` begins at step ``t`` (0-based, as :meth:`Schedule.q_sample`'s) from
+    the given ``x_t`` instead of pure noise at T, over the same spacing's share of the steps
+    (at least 2): how much of the real images a network keeps when it denoises them from
+    ``t`` (``benchmarks/ddpm_partial_noise.py``).
     """
     device = labels.device
-    times = torch.linspace(schedule.timesteps - 1, 0, steps).round().long().unique_consecutive().tolist()
-    x = torch.randn((len(labels), *model.image_shape), generator=rng).to(device)
+    if start is None:
+        first = schedule.timesteps - 1
+        x = torch.randn((len(labels), *model.image_shape), generator=rng).to(device)
+    else:
+        first, x = start[0], start[1].to(device)
+        steps = max(2, round(steps * (first + 1) / schedule.timesteps))
+    times = torch.linspace(first, 0, steps).round().long().unique_consecutive().tolist()
     for i, t in enumerate(times):
         if trajectory is not None:
             trajectory.append((t + 1, x.float().cpu()))

@@ -143,6 +143,18 @@ def test_sampler_with_an_exact_network_recovers_x0(steps, eta, prediction):
     assert torch.equal(trajectory[-1][1], out) and trajectory[0][1].std() > 0.9  # x_T is noise
 
 
+@pytest.mark.parametrize("t, steps, kept", [(119, 25, 3), (999, 25, 25), (10, 25, 2)])
+def test_sampler_started_part_way_takes_its_share_of_the_steps(t, steps, kept):
+    schedule = ddpm.DDPMConfig().schedule()
+    x0 = torch.rand(2, 3, 28, 28) * 1.6 - 0.8
+    x_t = schedule.q_sample(x0, t, torch.randn(x0.shape, generator=torch.Generator().manual_seed(1)))
+    trajectory = []
+    out = ddpm.sample(Oracle(x0, schedule, "eps"), schedule, torch.tensor([3, 7]), steps=steps, guidance=2.0,
+                      trajectory=trajectory, start=(t, x_t))
+    assert torch.allclose(out, x0, atol=1e-3)
+    assert len(trajectory) == kept + 1 and trajectory[0][0] == t + 1 and torch.equal(trajectory[0][1], x_t)
+
+
 def test_guidance_weight_mixes_conditional_and_unconditional():
     class Const(nn.Module):
         null_class, prediction = 10, "eps"
