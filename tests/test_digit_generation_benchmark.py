@@ -61,3 +61,52 @@ def test_train_digits_subset_keeps_n_train_digits_and_the_rest_of_the_tree(tiny_
     with pytest.raises(SystemExit, match="--train-digits must be between 1 and"):
         digit_generation.subset_tree(tiny_data, len(full) + 1, tmp_path / "too_many")
     assert not (tmp_path / "too_many").exists()
+
+
+def test_partial_noise_gives_back_the_real_digits_when_the_network_is_exact(tmp_path):
+    import ddpm_partial_noise
+    import torch
+    from torch import nn
+
+    from hw3 import ddpm
+    from hw3.images import write_folder
+
+    real = torch.rand(20, 3, 28, 28, generator=torch.Generator().manual_seed(0))
+    names = [f"{i % 10}_{i // 10 + 1:03d}.png" for i in range(20)]
+    folder = write_folder(real, names, tmp_path / "real")
+    x0 = load_folder(folder).images.float() / 255 * 2 - 1  # as the PNGs hold them
+
+    calls = []
+
+    class Exact(nn.Module):  # predicts the true x_0 of every image in the batch (doubled by guidance)
+        null_class, prediction, image_shape = 10, "x0", (3, 28, 28)
+
+        def forward(self, x, t, labels):
+            calls.append((t[0].item(), x[:len(x0)].clone(), labels[:len(x0)].clone()))
+            return x0.repeat(len(x) // len(x0), 1, 1, 1)
+
+    schedule = ddpm.DDPMConfig().schedule()
+    out = ddpm_partial_noise.denoise_real(Exact(), schedule, folder, 249, tmp_path / "t250", guidance=2.0)
+    denoised = load_folder(out)
+    assert denoised.names == sorted(names)
+    assert (denoised.images.int() - load_folder(folder).images.int()).abs().max() <= 1
+    # It starts at the asked step from the real digits noised there (seed 0), under their own labels,
+    # and takes that step's share of the 25 steps.
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    first_t, first_x, labels = calls[0]
+    assert first_t == 249 and torch.allclose(first_x, schedule.q_sample(x0, 249, noise).float(), atol=1e-5)
+    assert labels.tolist() == [int(n[0]) for n in sorted(names)] and len(calls) == round(25 * 250 / 1000)
+
+
+def test_partial_noise_refuses_digits_not_named_by_class(tmp_path):
+    import ddpm_partial_noise
+    import torch
+
+    from hw3 import ddpm
+    from hw3.common import UserError
+    from hw3.images import write_folder
+
+    folder = write_folder(torch.rand(2, 3, 28, 28), ["a.png", "3_001.png"], tmp_path / "real")
+    with pytest.raises(UserError, match="<digit>_<nnn>.png"):
+        ddpm_partial_noise.denoise_real(None, ddpm.DDPMConfig().schedule(), folder, 10, tmp_path / "out", 2.0)
+    assert not (tmp_path / "out").exists()
