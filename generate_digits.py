@@ -54,13 +54,18 @@ def generate(generator, n_per_class: int = 100, seed: int = 0, batch_size: int =
     return images, names
 
 
-def score(folder: str | Path, classifier: str | Path, device: torch.device | str = "cpu") -> dict:
-    """Accuracy of ``classifier`` on the ``<digit>_<nnn>.png`` images of ``folder``, per digit and overall."""
+def load_named_digits(folder: str | Path):
+    """The ``<digit>_<nnn>.png`` images of ``folder`` (an ImageSet) and the digit each name asks for ``(N,)``."""
     data = load_folder(folder, DIGIT_SIZE)
     matches = [NAME.match(name) for name in data.names]
     if not data.names or not all(matches):
         raise UserError(f"{folder} must hold only images named <digit>_<nnn>.png")
-    asked = torch.tensor([int(m.group(1)) for m in matches])
+    return data, torch.tensor([int(m.group(1)) for m in matches])
+
+
+def score(folder: str | Path, classifier: str | Path, device: torch.device | str = "cpu") -> dict:
+    """Accuracy of ``classifier`` on the ``<digit>_<nnn>.png`` images of ``folder``, per digit and overall."""
+    data, asked = load_named_digits(folder)
     model, _ = load_model(classifier, CLASSIFIERS, device)
     right = (uda.predict_labels(model, data.images, device) == asked).float()
     per_digit = {str(d): right[asked == d].mean().item() for d in range(NUM_CLASSES) if (asked == d).any()}

@@ -30,34 +30,29 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import fidelity  # noqa: E402
-from datasets import DIGIT_SIZE, load_folder, to_float  # noqa: E402
-from generate_digits import NAME, load_generator  # noqa: E402
+from datasets import DIGIT_SIZE, ImageSet, to_float  # noqa: E402
+from generate_digits import load_generator, load_named_digits  # noqa: E402
 from hw3 import ddpm  # noqa: E402
-from hw3.common import UserError, atomic_path, cli, command_line, markdown_table  # noqa: E402
+from hw3.common import UserError, atomic_path, cli, command_line, markdown_table, write_json  # noqa: E402
 from hw3.images import write_folder  # noqa: E402
 
 
-def denoise_real(model, schedule: ddpm.Schedule, folder: Path, t: int, out_dir: Path, guidance: float,
-                 steps: int = ddpm.SAMPLE_STEPS, seed: int = 0, batch_size: int = 100) -> Path:
-    """The digits of ``folder`` noised to step ``t`` and denoised by ``model``, written to ``out_dir`` (same names)."""
-    data = load_folder(folder, DIGIT_SIZE)
-    matches = [NAME.match(name) for name in data.names]
-    if not data.names or not all(matches):
-        raise UserError(f"{folder} must hold only images named <digit>_<nnn>.png")
-    labels = torch.tensor([int(m.group(1)) for m in matches])
-    x0 = to_float(data.images) * 2 - 1  # (N, 3, 28, 28) in [-1, 1]
+def denoise_real(model, schedule: ddpm.Schedule, digits: ImageSet, labels: torch.Tensor, t: int, out_dir: Path,
+                 guidance: float, steps: int = ddpm.SAMPLE_STEPS, seed: int = 0, batch_size: int = 100) -> Path:
+    """``digits`` (of classes ``labels``) noised to step ``t`` and denoised by ``model``, written to ``out_dir``
+    under their own names."""
+    x0 = to_float(digits.images) * 2 - 1  # (N, 3, 28, 28) in [-1, 1]
     x_t = schedule.q_sample(x0, t, torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))).float()
     out = [ddpm.sample(model, schedule, labels[i:i + batch_size], steps, guidance=guidance,
                        start=(t, x_t[i:i + batch_size])) for i in range(0, len(x0), batch_size)]
-    return write_folder((torch.cat(out) + 1) / 2, data.names, out_dir)
+    return write_folder((torch.cat(out) + 1) / 2, digits.names, out_dir)
 
 
 def fid_of(images: Path, test: Path) -> dict:
     """FID/KID of ``images`` against ``test``, kept beside the folder as ``<folder>.fid.json``."""
     path = images.with_suffix(".fid.json")
     if not path.is_file():
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(fidelity.score(images, test, size=DIGIT_SIZE), indent=2))
+        write_json(path, fidelity.score(images, test, size=DIGIT_SIZE))
     return json.loads(path.read_text())
 
 
@@ -79,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
+    digits, labels = load_named_digits(args.real)  # decoded once for every t
     sampler = load_generator(args.checkpoint)  # one clear line for a missing or damaged checkpoint
     if not isinstance(sampler, ddpm.DiffusionSampler):
         raise UserError(f"{args.checkpoint} is not a DDPM checkpoint")
@@ -91,7 +87,7 @@ def main(argv=None) -> int:
     for t in sorted(args.t):
         images = args.out / f"t{t:04d}_w{args.guidance:g}"
         if not images.is_dir():
-            denoise_real(model, schedule, args.real, t, images, args.guidance)
+            denoise_real(model, schedule, digits, labels, t, images, args.guidance)
         scores = fid_of(images, args.test)
         abar = schedule.alphas_cumprod[t].item()
         rows.append({"t": t + 1, "abar": abar, "noise_sd": (1 - abar) ** 0.5, "fid": scores["fid"],
@@ -104,7 +100,7 @@ def main(argv=None) -> int:
     lines += [[r["t"], f"{r['abar']:.3f}", f"{r['noise_sd']:.3f}", f"{r['fid']:.1f}", f"{r['fid'] / floor:.2f}x",
                f"{r['kid']:.4f}"] for r in rows[1:]]
     text = (f"`{command_line('benchmarks/ddpm_partial_noise.py', argv)}`.\n\n"
-            f"{len(load_folder(args.real, DIGIT_SIZE).names)} real train digits noised to step t (1-based, as the "
+            f"{len(digits.names)} real train digits noised to step t (1-based, as the "
             f"paper counts; noise sd on the [-1, 1] pixel scale), denoised by the checkpoint's network at "
             f"w = {args.guidance:g} (DDIM, t's share of {ddpm.SAMPLE_STEPS} steps over T), FID and KID against "
             f"the test digits. t = {schedule.timesteps} starts from noise: it is how the generated digits are made.\n\n"

@@ -86,7 +86,8 @@ def test_partial_noise_gives_back_the_real_digits_when_the_network_is_exact(tmp_
             return x0.repeat(len(x) // len(x0), 1, 1, 1)
 
     schedule = ddpm.DDPMConfig().schedule()
-    out = ddpm_partial_noise.denoise_real(Exact(), schedule, folder, 249, tmp_path / "t250", guidance=2.0)
+    digits, asked = ddpm_partial_noise.load_named_digits(folder)
+    out = ddpm_partial_noise.denoise_real(Exact(), schedule, digits, asked, 249, tmp_path / "t250", guidance=2.0)
     denoised = load_folder(out)
     assert denoised.names == sorted(names)
     assert (denoised.images.int() - load_folder(folder).images.int()).abs().max() <= 1
@@ -102,11 +103,11 @@ def test_partial_noise_refuses_digits_not_named_by_class(tmp_path):
     import ddpm_partial_noise
     import torch
 
-    from hw3 import ddpm
     from hw3.common import UserError
     from hw3.images import write_folder
 
     folder = write_folder(torch.rand(2, 3, 28, 28), ["a.png", "3_001.png"], tmp_path / "real")
     with pytest.raises(UserError, match="<digit>_<nnn>.png"):
-        ddpm_partial_noise.denoise_real(None, ddpm.DDPMConfig().schedule(), folder, 10, tmp_path / "out", 2.0)
+        ddpm_partial_noise.main(["--checkpoint", str(tmp_path / "none.pt"), "--real", str(folder), "--test",
+                                 str(folder), "--out", str(tmp_path / "out"), "--report", str(tmp_path / "r.md")])
     assert not (tmp_path / "out").exists()
