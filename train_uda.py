@@ -259,7 +259,7 @@ def main(argv=None) -> int:
         "selected_epoch": best["epoch"], "selected_score": best["best_metric"],
         "target_test_accuracy": test_accuracy(model, data, device), "target_test_images": len(data.test_y),
         "epochs": recipe.epochs, "steps_per_epoch": steps, **measured,
-        "wall_seconds": round(state.wall_seconds, 1), "cpu_seconds": round(state.cpu_seconds, 1),
+        "wall_seconds": round(state.wall_seconds, 3), "cpu_seconds": round(state.cpu_seconds, 3),
     }
     write_json(out_dir / artifacts.METRICS, metrics)
     if not args.quiet:
