@@ -56,7 +56,7 @@ DEMO_ARGS = {
             "--lr-g", "2e-4", "--lr-d", "2e-4", "--betas-g", "0.5", "0.999", "--betas-d", "0.5", "0.999",
             "--ema-decay", "0.99", "--sample-every", "200"],
     # train_uda.py's recipe in a seventh of the updates.
-    "uda": ["--epochs", "3", "--steps-per-epoch", "50", "--adda-pretrain-steps", "50"],
+    "uda": ["--epochs", "3", "--steps-per-epoch", "50"],
     "tsne": ["--per-domain", "200"],
     # Problem 5 with short runs averaged over ~10 steps, about 90 s of one core each. The ACGAN at half the width and 5x the learning rate: 73 %
     # classifier accuracy after 600 steps, against 20 % after 500 at 2e-4.

@@ -109,7 +109,7 @@ def train_step(model, method: Method, optimizers: dict, streams: dict, augment: 
     xs, ys = next(streams["labelled"])
     xs = augment["labelled"](to_float(xs))
     xt = augment["target"](to_float(next(streams["target"])[0])) if method.reads_target else None
-    batch = StepInput(xs, ys, xt, step, step / total_steps)
+    batch = StepInput(xs, ys, xt, step, total_steps)
     return {"lr": lr, **method.step(model, optimizers, batch, recipe.settings)}
 
 

@@ -45,8 +45,7 @@ def trainers(steps: int) -> dict[str, tuple]:
     }
     for method in uda.METHODS:
         runs[f"UDA {method}"] = (train_uda, ["--source", "usps", "--target", "mnistm", "--method", method,
-                                              "--epochs", "1", "--steps-per-epoch", str(steps),
-                                              "--adda-pretrain-steps", str(steps // 2)])
+                                              "--epochs", "1", "--steps-per-epoch", str(steps)])
     return runs
 
 

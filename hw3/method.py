@@ -81,7 +81,12 @@ class StepInput:
     labels: torch.Tensor  # (B,)
     target: torch.Tensor | None  # (B, 3, 28, 28) unlabelled target images, for methods that read them
     step: int  # 0-based update index
-    progress: float  # step / total updates, in [0, 1)
+    total: int  # updates in the whole run
+
+    @property
+    def progress(self) -> float:
+        """Where training stands: step / total updates, in [0, 1)."""
+        return self.step / self.total
 
 
 def update(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:

@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ import predict
 import score
 import swd
 import datasets
-from hw3 import adversarial, augment, digitnet
+from hw3 import adda, adversarial, augment, digitnet
 import train_uda
 from hw3 import uda
 from hw3.common import UserError
@@ -152,7 +153,7 @@ def test_one_update_of_each_method_changes_its_parts(tiny_data, name):
     torch.manual_seed(0)
     recipe = train_uda.recipe_from(train_uda.build_parser().parse_args(
         ["--data", str(tiny_data), "--source", "usps", "--target", "mnistm", "--method", name,
-         "--adda-pretrain-steps", "0"]))
+         "--adda-pretrain-share", "0"]))
     method = uda.METHODS[name]
     data = train_uda.load_data(tiny_data, "usps", "mnistm", method.labelled, 0.2, 0, torch.device("cpu"))
     model = uda.UDAConfig(name, c1=8, c2=8, hidden=16).build()
@@ -177,6 +178,41 @@ def test_one_update_of_each_method_changes_its_parts(tiny_data, name):
         assert all(torch.equal(before[k], after[k]) for k in after if k.startswith("classifier."))
         assert all(torch.equal(before[k.replace("source_extractor", "extractor")], after[k])
                    for k in after if k.startswith("source_extractor.") and after[k].is_floating_point())
+
+
+def test_adda_pretrains_for_its_share_of_the_run_then_stays_in_stage_two(tiny_data):
+    settings = adda.ADDASettings(adda_pretrain_share=0.5, adda_lr=1e-3, adda_critic_lr=2e-5)
+    assert [settings.adaptation_start(n) for n in (1000, 9380, 2)] == [500, 4690, 1]
+    late = replace(settings, adda_pretrain_share=0.9)
+    assert late.adaptation_start(1000) == 900 and late.shortened().adaptation_start(2) == 1  # a dry run has both
+    with pytest.raises(UserError, match="adda-pretrain-share"):
+        replace(settings, adda_pretrain_share=1.0)
+    recipe = train_uda.recipe_from(train_uda.build_parser().parse_args(
+        ["--data", str(tiny_data), "--source", "usps", "--target", "mnistm", "--method", "adda"]))
+    recipe = replace(recipe, settings=settings)
+    data = train_uda.load_data(tiny_data, "usps", "mnistm", "source", 0.2, 0, torch.device("cpu"))
+    torch.manual_seed(0)
+    model = uda.UDAConfig("adda", c1=8, c2=8, hidden=16).build()
+    optimizers = uda.METHODS["adda"].optimizers(model, recipe)
+    streams = {"labelled": datasets.EndlessBatches(data.train_x, data.train_y, batch_size=8,
+                                                   rng=torch.Generator().manual_seed(0)),
+               "target": datasets.EndlessBatches(data.target_x, batch_size=8, rng=torch.Generator().manual_seed(1))}
+    augment, _ = train_uda.augmenters(recipe, uda.METHODS["adda"], data)
+    rows = []
+    for step in range(4):
+        if step == 2:
+            pretrained = {k: v.clone() for k, v in model.extractor.state_dict().items()}
+        rows.append(train_uda.train_step(model, uda.METHODS["adda"], optimizers, streams, augment, recipe, step, 4))
+    assert ["loss_cls" in row for row in rows] == [True, True, False, False]
+    assert model.adaptation_began.item() == 2
+    assert all(torch.equal(pretrained[k], v) for k, v in model.source_extractor.state_dict().items())
+    # The stage is saved with the weights: the same run lengthened to 16 updates (stage 2 would begin at 8)
+    # stays in stage 2.
+    resumed = uda.UDAConfig("adda", c1=8, c2=8, hidden=16).build()
+    resumed.load_state_dict(model.state_dict())
+    row = train_uda.train_step(resumed, uda.METHODS["adda"], uda.METHODS["adda"].optimizers(resumed, recipe),
+                               streams, augment, recipe, 4, 16)
+    assert "loss_map" in row and resumed.adaptation_began.item() == 2
 
 
 def test_target_only_trains_on_target_labels(tiny_data):
