@@ -28,7 +28,7 @@ import torch  # noqa: E402
 
 from hw3 import artifacts, uda  # noqa: E402
 import vae  # noqa: E402
-from hw3.common import UserError, atomic_path, batched, cli, markdown_table, progress  # noqa: E402
+from hw3.common import UserError, atomic_path, batched, cli, markdown_table, progress, write_text  # noqa: E402
 from datasets import SCENARIOS, load_digits, load_faces, to_float, train_val_split  # noqa: E402
 from hw3.ddpm import GUIDANCE, DiffusionSampler  # noqa: E402
 from hw3.images import class_grid, deterministic, save_image  # noqa: E402
@@ -313,8 +313,7 @@ def write_uda_table(header: list[str], rows: list[list[str]], out_dir: Path) -> 
     with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
         csv.writer(f, lineterminator="\n").writerows([header, *rows])
     table = markdown_table(["", *header[1:]], ([r[0], *(f"{c} %" if c else "–" for c in r[1:])] for r in rows))
-    with atomic_path(md_path) as tmp:
-        tmp.write_text("Target test accuracy\n\n" + table)
+    write_text(md_path, "Target test accuracy\n\n" + table)
     return csv_path, md_path
 
 

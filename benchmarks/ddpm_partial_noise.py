@@ -33,7 +33,7 @@ import fidelity  # noqa: E402
 from datasets import DIGIT_SIZE, ImageSet, to_float  # noqa: E402
 from generate_digits import load_generator, load_named_digits  # noqa: E402
 from hw3 import ddpm  # noqa: E402
-from hw3.common import UserError, atomic_path, cli, command_line, markdown_table, write_json  # noqa: E402
+from hw3.common import UserError, atomic_path, cli, command_line, markdown_table, write_json, write_text  # noqa: E402
 from hw3.images import write_folder  # noqa: E402
 
 
@@ -105,8 +105,7 @@ def main(argv=None) -> int:
             f"w = {args.guidance:g} (DDIM, t's share of {ddpm.SAMPLE_STEPS} steps over T), FID and KID against "
             f"the test digits. t = {schedule.timesteps} starts from noise: it is how the generated digits are made.\n\n"
             + markdown_table(header, lines))
-    with atomic_path(args.report) as tmp:
-        tmp.write_text(text)
+    write_text(args.report, text)
     print(text)
     return 0
 

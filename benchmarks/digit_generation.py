@@ -41,7 +41,7 @@ import generate_digits  # noqa: E402
 import uda_study  # noqa: E402
 from datasets import DIGIT_SIZE, load_digits  # noqa: E402
 from hw3 import artifacts, ddpm  # noqa: E402
-from hw3.common import atomic_path, cli, command_line, markdown_table  # noqa: E402
+from hw3.common import cli, command_line, markdown_table, write_text  # noqa: E402
 from hw3.digitnet import NUM_CLASSES  # noqa: E402
 from hw3.images import write_folder  # noqa: E402
 from hw3.jobs import run_jobs  # noqa: E402
@@ -281,8 +281,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"error: nothing scored under {args.out}")
     command = command_line("benchmarks/digit_generation.py", argv)
     text = report(table, command)
-    with atomic_path(args.report) as tmp:
-        tmp.write_text(text)
+    write_text(args.report, text)
     table.to_csv(args.report.with_suffix(".csv"), index=False)
     plot_curve(table, args.report.with_name(args.report.stem + "_curve.png"))
     print(text)

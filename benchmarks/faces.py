@@ -24,7 +24,7 @@ import train_vae  # noqa: E402
 from datasets import load_faces, train_val_split  # noqa: E402
 from hw3 import artifacts  # noqa: E402
 from hw3.checkpoints import load_model  # noqa: E402
-from hw3.common import atomic_path, cli, command_line, markdown_table  # noqa: E402
+from hw3.common import cli, command_line, markdown_table, write_text  # noqa: E402
 from hw3.jobs import run_jobs  # noqa: E402
 
 
@@ -62,8 +62,7 @@ def main(argv=None) -> int:
                              *shlex.split(args.train_args)]]}, 1)
     command = command_line("benchmarks/faces.py", argv)
     text = report(measure(args.data, run), command)
-    with atomic_path(args.report) as tmp:
-        tmp.write_text(text)
+    write_text(args.report, text)
     print(text)
     return 0
 

@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO))
 from hw3 import artifacts, selection  # noqa: E402
 import train_uda  # noqa: E402
 from hw3 import uda  # noqa: E402
-from hw3.common import atomic_path, cli, command_line, markdown_table  # noqa: E402
+from hw3.common import cli, command_line, markdown_table, write_text  # noqa: E402
 from hw3.jobs import run_jobs  # noqa: E402
 
 SCENARIOS = (("mnist", "mnistm"), ("usps", "mnistm"), ("mnistm", "svhn"), ("svhn", "usps"))
@@ -241,8 +241,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"error: no finished runs under {args.out}")
     command = command_line("benchmarks/uda_study.py", argv)
     text = report(table, curves, default, command)
-    with atomic_path(args.report) as tmp:
-        tmp.write_text(text)
+    write_text(args.report, text)
     table.to_csv(args.report.with_suffix(".csv"), index=False)
     curves.to_csv(args.report.with_name(args.report.stem + "_curves.csv"), index=False)
     plot_curves(curves, args.report.with_name(args.report.stem + "_curves.png"))

@@ -166,10 +166,15 @@ def atomic_path(path: str | os.PathLike, make_parent: bool = True) -> Iterator[P
         raise
 
 
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text``, atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
 def write_json(path: str | os.PathLike, data: dict) -> None:
     """Write ``data`` as indented JSON, atomically (see :func:`atomic_path`)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
+    write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def batched(fn: Callable, inputs: "torch.Tensor", batch_size: int, device: "torch.device | str" = "cpu"):

@@ -11,7 +11,7 @@ import pandas as pd
 from datasets import DIGITS_DOMAIN, SCENARIOS
 from hw3 import artifacts, report, uda
 from hw3.checkpoints import DIGIT_GENERATORS as DIGIT_MODELS
-from hw3.common import atomic_path
+from hw3.common import write_text
 
 if TYPE_CHECKING:
     from pipeline import ModelCard, Results
@@ -216,8 +216,7 @@ def write_report(results: Results, pdf: bool = True) -> Path:
     out = results.plan.out
     blocks = report_blocks(results)
     path = out / "README.md"
-    with atomic_path(path) as tmp:
-        tmp.write_text(report.to_markdown(blocks, out))
+    write_text(path, report.to_markdown(blocks, out))
     if pdf:
         report.to_pdf(blocks, out / "report.pdf")
     return path

@@ -148,22 +148,27 @@ CHANGED = {"source-only": ["extractor", "classifier"], "target-only": ["extracto
            "adda": ["extractor", "discriminator"]}
 
 
-@pytest.mark.parametrize("name", uda.METHODS)
-def test_one_update_of_each_method_changes_its_parts(tiny_data, name):
-    torch.manual_seed(0)
+def tiny_training(tiny_data, name: str, *flags: str):
+    """A small network of method ``name`` on the tiny usps -> mnistm, with what train_uda.py's loop hands a step."""
     recipe = train_uda.recipe_from(train_uda.build_parser().parse_args(
-        ["--data", str(tiny_data), "--source", "usps", "--target", "mnistm", "--method", name,
-         "--adda-pretrain-share", "0"]))
+        ["--data", str(tiny_data), "--source", "usps", "--target", "mnistm", "--method", name, *flags]))
     method = uda.METHODS[name]
     data = train_uda.load_data(tiny_data, "usps", "mnistm", method.labelled, 0.2, 0, torch.device("cpu"))
     model = uda.UDAConfig(name, c1=8, c2=8, hidden=16).build()
-    optimizers = method.optimizers(model, recipe)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
     streams = {"labelled": datasets.EndlessBatches(data.train_x, data.train_y, batch_size=8,
                                                    rng=torch.Generator().manual_seed(0))}
     if method.reads_target:  # the baselines get no target stream: they never see a target image
         streams["target"] = datasets.EndlessBatches(data.target_x, batch_size=8, rng=torch.Generator().manual_seed(1))
     augment, _ = train_uda.augmenters(recipe, method, data)
+    return model, method, recipe, streams, augment
+
+
+@pytest.mark.parametrize("name", uda.METHODS)
+def test_one_update_of_each_method_changes_its_parts(tiny_data, name):
+    torch.manual_seed(0)
+    model, method, recipe, streams, augment = tiny_training(tiny_data, name, "--adda-pretrain-share", "0")
+    optimizers = method.optimizers(model, recipe)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     row = train_uda.train_step(model, method, optimizers, streams, augment, recipe, 0, 10)
     assert {"lr"} < set(row) <= {"lr", *method.losses}  # ADDA logs loss_cls in stage 1 only
     assert row and all(np.isfinite(v) for v in row.values())
@@ -187,22 +192,14 @@ def test_adda_pretrains_for_its_share_of_the_run_then_stays_in_stage_two(tiny_da
     assert late.adaptation_start(1000) == 900 and late.shortened().adaptation_start(2) == 1  # a dry run has both
     with pytest.raises(UserError, match="adda-pretrain-share"):
         replace(settings, adda_pretrain_share=1.0)
-    recipe = train_uda.recipe_from(train_uda.build_parser().parse_args(
-        ["--data", str(tiny_data), "--source", "usps", "--target", "mnistm", "--method", "adda"]))
-    recipe = replace(recipe, settings=settings)
-    data = train_uda.load_data(tiny_data, "usps", "mnistm", "source", 0.2, 0, torch.device("cpu"))
     torch.manual_seed(0)
-    model = uda.UDAConfig("adda", c1=8, c2=8, hidden=16).build()
-    optimizers = uda.METHODS["adda"].optimizers(model, recipe)
-    streams = {"labelled": datasets.EndlessBatches(data.train_x, data.train_y, batch_size=8,
-                                                   rng=torch.Generator().manual_seed(0)),
-               "target": datasets.EndlessBatches(data.target_x, batch_size=8, rng=torch.Generator().manual_seed(1))}
-    augment, _ = train_uda.augmenters(recipe, uda.METHODS["adda"], data)
+    model, method, recipe, streams, augment = tiny_training(tiny_data, "adda", "--adda-pretrain-share", "0.5")
+    optimizers = method.optimizers(model, recipe)
     rows = []
     for step in range(4):
         if step == 2:
             pretrained = {k: v.clone() for k, v in model.extractor.state_dict().items()}
-        rows.append(train_uda.train_step(model, uda.METHODS["adda"], optimizers, streams, augment, recipe, step, 4))
+        rows.append(train_uda.train_step(model, method, optimizers, streams, augment, recipe, step, 4))
     assert ["loss_cls" in row for row in rows] == [True, True, False, False]
     assert model.adaptation_began.item() == 2
     assert all(torch.equal(pretrained[k], v) for k, v in model.source_extractor.state_dict().items())
@@ -210,8 +207,7 @@ def test_adda_pretrains_for_its_share_of_the_run_then_stays_in_stage_two(tiny_da
     # stays in stage 2.
     resumed = uda.UDAConfig("adda", c1=8, c2=8, hidden=16).build()
     resumed.load_state_dict(model.state_dict())
-    row = train_uda.train_step(resumed, uda.METHODS["adda"], uda.METHODS["adda"].optimizers(resumed, recipe),
-                               streams, augment, recipe, 4, 16)
+    row = train_uda.train_step(resumed, method, method.optimizers(resumed, recipe), streams, augment, recipe, 4, 16)
     assert "loss_map" in row and resumed.adaptation_began.item() == 2
 
 
