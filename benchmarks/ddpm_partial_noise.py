@@ -51,9 +51,11 @@ def denoise_real(model, schedule: ddpm.Schedule, digits: ImageSet, labels: torch
 def fid_of(images: Path, test: Path) -> dict:
     """FID/KID of ``images`` against ``test``, kept beside the folder as ``<folder>.fid.json``."""
     path = images.with_suffix(".fid.json")
-    if not path.is_file():
-        write_json(path, fidelity.score(images, test, size=DIGIT_SIZE))
-    return json.loads(path.read_text())
+    if path.is_file():
+        return json.loads(path.read_text())
+    scores = fidelity.score(images, test, size=DIGIT_SIZE)
+    write_json(path, scores)
+    return scores
 
 
 def build_parser() -> argparse.ArgumentParser:
