@@ -2,15 +2,17 @@
 
     python3 train_uda.py --data hw3_data --source usps --target mnistm --method dann
 
-Source-only, DANN, SWD+ and ADDA see source train images with labels and target
-train images *without* labels; target-only (the upper bound) sees target train
-images with labels. Every method trains the same network with the same recipe
-(updates, batch, optimizer, schedule, augmentation), so the table compares methods.
+DANN, SWD+ and ADDA see source train images with labels and target train images
+*without* labels; source-only (the lower bound) sees no target image at all, for
+training or for choosing what it keeps; target-only (the upper bound) sees target
+train images with labels. Every method trains the same network for the same number
+of updates, batch, optimizer and schedule; the augmentation and the kept evaluation
+are each method's default (``--augment``, ``--select``), so the table compares methods.
 
 Every ``--steps-per-epoch`` updates the run is evaluated with label-free scores
 (``hw3/selection.py``: source-validation accuracy, target entropy, information
 maximisation, SND, DEV); all are logged and ``--select`` picks the evaluation whose
-weights become ``model.pt``. Target test labels are read once, after training,
+weights become ``model.pt`` (source-only: ``source_val_acc`` or ``last`` only). Target test labels are read once, after training,
 to report ``target_test_accuracy`` in ``metrics.json`` (and, with
 ``--log-test-accuracy``, at every evaluation for the selection study; never to choose).
 
@@ -58,14 +60,15 @@ class DigitData:
     scored_target: torch.Tensor  # the SCORED target and labelled train images every evaluation scores
     scored_source: torch.Tensor
     norm_target: torch.Tensor  # the NORMED target train images whose statistics AdaBN takes
+    pass_images: int  # the larger of the source and target train sets (the source's less its validation split)
 
 
 def load_data(root: str, source: str, target: str, labelled: str, val_fraction: float, seed: int,
               device: torch.device) -> DigitData:
     """Decode (through the cache) and move to the device, once. ``labelled`` is "source" or "target"."""
     target_set = load_digits(root, target, "train")  # target-only trains on it with its labels
-    train, val = train_val_split(target_set if labelled == "target" else load_digits(root, source, "train"),
-                                 val_fraction, seed)
+    source_train, source_val = train_val_split(load_digits(root, source, "train"), val_fraction, seed)
+    train, val = train_val_split(target_set, val_fraction, seed) if labelled == "target" else (source_train, source_val)
     target_train = target_set.images
     test = load_digits(root, target, "test")
     rng = np.random.default_rng(seed)  # the same images at every evaluation, drawn once
@@ -73,7 +76,8 @@ def load_data(root: str, source: str, target: str, labelled: str, val_fraction: 
     scored_source = train.images[np.sort(rng.permutation(len(train.images))[:SCORED])]
     norm_target = target_train[np.sort(rng.permutation(len(target_train))[:NORMED])]
     return DigitData(*(t.to(device) for t in (train.images, train.labels, val.images, val.labels, target_train,
-                                              test.images, test.labels, scored_target, scored_source, norm_target)))
+                                              test.images, test.labels, scored_target, scored_source, norm_target)),
+                     pass_images=max(len(source_train.images), len(target_train)))
 
 
 def augmenters(recipe: UDARecipe, method: Method, data: DigitData) -> tuple[dict, dict]:
@@ -176,9 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
     for method in uda.METHODS.values():  # each method's own flags
         method.settings.add_arguments(parser)
     parser.add_argument("--val-fraction", type=float, default=0.1, help="share of the labelled train set held out")
-    parser.add_argument("--select", choices=list(selection.CHOICES), default="info_max",
-                        help="the label-free score that picks the evaluation kept as model.pt (info_max had the "
-                             "lowest mean regret on the development pairs of benchmarks/uda_study.md: 0.64 points)")
+    selects = ", ".join(f"{name} {method.select}" for name, method in uda.METHODS.items())
+    parser.add_argument("--select", choices=list(selection.CHOICES), default=None,
+                        help="the label-free score that picks the evaluation kept as model.pt (the adapting methods' "
+                             "info_max: low regret in benchmarks/uda_study.md; the lower bound may only use "
+                             f"{' or '.join(selection.TARGET_FREE)}, which read no target image). Default per method: "
+                             f"{selects}")
     parser.add_argument("--log-test-accuracy", action="store_true",
                         help="for selection studies: log target test accuracy at each evaluation (never used to choose)")
     parser.add_argument("--width", type=int, nargs=2, default=(32, 48), metavar=("C1", "C2"), help="conv channels")
@@ -200,9 +207,14 @@ def recipe_from(args) -> UDARecipe:
     method = uda.method(args.method)
     settings = method.settings.from_args(args)  # only this method's knobs: a resume compares only these
     augment = args.augment or method.augment
+    select = args.select or method.select
+    if method.bound == "lower" and (select not in selection.TARGET_FREE or augment == "measured"):
+        raise UserError(f"{method.name} reads no target image: --select must be {' or '.join(selection.TARGET_FREE)} "
+                        "and --augment not measured")
     if args.dry_run:
-        return UDARecipe.from_args(args, epochs=1, steps_per_epoch=2, augment=augment, settings=settings.shortened())
-    return UDARecipe.from_args(args, augment=augment, settings=settings)
+        return UDARecipe.from_args(args, epochs=1, steps_per_epoch=2, augment=augment, select=select,
+                                   settings=settings.shortened())
+    return UDARecipe.from_args(args, augment=augment, select=select, settings=settings)
 
 
 def main(argv=None) -> int:
@@ -218,7 +230,8 @@ def main(argv=None) -> int:
     optimizers = method.optimizers(model, recipe)
     augment, measured = augmenters(recipe, method, data)
 
-    steps = recipe.steps_per_epoch or math.ceil(max(len(data.train_x), len(data.target_x)) / recipe.batch_size)
+    # Every method of a scenario, target-only included, makes the same number of updates.
+    steps = recipe.steps_per_epoch or math.ceil(data.pass_images / recipe.batch_size)
     total_steps = steps * recipe.epochs
     streams = {"labelled": EndlessBatches(data.train_x, data.train_y, batch_size=recipe.batch_size,
                                           rng=torch.Generator().manual_seed(recipe.seed)),

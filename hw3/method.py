@@ -4,7 +4,8 @@ Each method lives in one file that holds its network, its :class:`Settings` (its
 their flags), its optimizers, its update and what the report says of it, and ends in its record:
 ``dann.py`` (Problem 3), ``swd.py`` (Problem 4), ``hw3/adda.py``. The two bounds, source-only and
 target-only, are the plain supervised update and their two records at the end of this file.
-Every method trains the same :class:`UDARecipe`: updates, batch, optimizer, schedule, augmentation.
+Every method trains the same :class:`UDARecipe`: updates, batch, optimizer and schedule; the augmentation
+and the score that keeps an evaluation are each method's default (``Method.augment``, ``Method.select``).
 """
 
 from __future__ import annotations
@@ -138,12 +139,14 @@ class Method:
     augment: str = "source"  # train_uda.py's --augment when none is given
     network_args: tuple[str, ...] = ()  # the UDAConfig fields (and flags) its network takes beyond the digit network's
     bound: str | None = None  # "lower" (no adaptation) or "upper" (target labels); None: it adapts
+    select: str = "info_max"  # train_uda.py's --select when none is given: the score that keeps an evaluation
     discussion: Discussion | None = None  # graded methods: what the report says of it
 
 
 # The two bounds train the same network with the plain supervised update: on the source labels (no
-# adaptation, the lower bound) and on the target labels (the upper bound); neither sees the other domain.
+# adaptation, the lower bound) and on the target labels (the upper bound); neither sees the other domain,
+# and each keeps the evaluation with the best accuracy on a held-out split of its own labelled train set.
 SOURCE_ONLY = Method("source-only", "Trained on source", "source-only", DigitNet, ("loss_cls",), supervised_step,
-                     reads_target=False, bound="lower")
+                     reads_target=False, bound="lower", select="source_val_acc")
 TARGET_ONLY = Method("target-only", "Trained on target", "target-only", DigitNet, ("loss_cls",), supervised_step,
-                     reads_target=False, labelled="target", bound="upper")
+                     reads_target=False, labelled="target", bound="upper", select="source_val_acc")

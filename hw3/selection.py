@@ -17,7 +17,9 @@ names the one that decides which evaluation's weights become ``model.pt``, or ``
   http://proceedings.mlr.press/v97/you19a.html): the source-validation loss weighted
   by a domain classifier's density ratio, with a control variate; lower is better.
 
-``last`` (the last evaluation) is a choice, not a score: nothing is logged for it.
+``last`` (the last evaluation) is a choice, not a score: nothing is logged for it. ``TARGET_FREE`` names
+the choices that read no target image (``source_val_acc`` and ``last``): the lower bound keeps its
+evaluation by one of them, so it stays unadapted.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import torch
 
 CRITERIA = {"source_val_acc": True, "entropy": False, "info_max": True, "snd": True, "dev": False}
 CHOICES = (*CRITERIA, "last")
+# The choices that read no target image: the only ones a method that must not see the target (source-only) may use.
+TARGET_FREE = ("source_val_acc", "last")
 
 
 def _entropy(probs: torch.Tensor) -> torch.Tensor:

@@ -218,6 +218,68 @@ def test_target_only_trains_on_target_labels(tiny_data):
     assert any(torch.equal(data.train_x[0], img) for img in mnistm.images)
 
 
+def _with_target_train(tiny_data: Path, root: Path, donor: str) -> Path:
+    """A copy of the tiny tree whose mnistm train images are ``donor``'s (same names, other pixels)."""
+    shutil.copytree(tiny_data, root)
+    target = root / "digits" / "mnistm" / "train"
+    for png in (root / "digits" / donor / "train").glob("*.png"):
+        shutil.copy(png, target / png.name)
+    return root
+
+
+def test_source_only_keeps_the_same_model_whatever_the_target_images(tiny_data, tmp_path, monkeypatch):
+    """The lower bound reads no target image, for training or for choosing its kept evaluation.
+
+    Here the target train images are swapped for usps' own. Anything of the target that reached the run
+    (a measured augmentation, AdaBN's statistics, a target score choosing the evaluation) would change
+    the kept weights; checked by giving source-only AdaBN once.
+    """
+    monkeypatch.setenv("HW3_CACHE_DIR", str(tmp_path / "cache"))
+    runs = []
+    for donor in ("mnistm", "usps"):
+        tree = tmp_path / f"tree_{donor}"
+        if donor == "mnistm":
+            shutil.copytree(tiny_data, tree)
+        else:
+            _with_target_train(tiny_data, tree, donor)
+        out = tmp_path / f"run_{donor}"
+        train_uda.main(["--data", str(tree), "--source", "usps", "--target", "mnistm", "--method", "source-only",
+                        "--epochs", "6", "--steps-per-epoch", "2", "--batch-size", "8", "--device", "cpu",
+                        "--quiet", "--out-dir", str(out)])
+        runs.append(out)
+    logs = [pd.read_csv(out / "log.csv").dropna(subset=["info_max"]) for out in runs]
+    # The swap is real: the target scores logged beside (never used to choose) differ ...
+    assert not np.allclose(logs[0]["info_max"], logs[1]["info_max"])
+    # ... yet the same evaluation is kept, with the same weights.
+    kept = [json.loads((out / "metrics.json").read_text()) for out in runs]
+    assert kept[0]["selection"] == "source_val_acc" == kept[1]["selection"]
+    assert kept[0]["selected_epoch"] == kept[1]["selected_epoch"]
+    a, b = (load_checkpoint(out / "model.pt")["model"] for out in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("flags", [["--select", "info_max"], ["--select", "entropy"], ["--augment", "measured"]])
+def test_source_only_refuses_what_reads_the_target(tiny_data, flags):
+    args = train_uda.build_parser().parse_args(["--data", str(tiny_data), "--source", "usps", "--target", "mnistm",
+                                                "--method", "source-only", *flags])
+    with pytest.raises(UserError, match="reads no target image"):
+        train_uda.recipe_from(args)
+
+
+def test_target_only_makes_as_many_updates_as_the_other_methods(tiny_data, tmp_path):
+    """A pass is sized by the larger of the two train sets for every method, whichever labels it reads."""
+    tree = tmp_path / "tree"
+    shutil.copytree(tiny_data, tree)
+    usps = tree / "digits" / "usps"
+    rows = (usps / "train.csv").read_text().splitlines()
+    (usps / "train.csv").write_text("\n".join(rows[:21]) + "\n")  # 20 of usps' 40 train images: the smaller set
+    for name in [r.split(",")[0] for r in rows[21:]]:
+        (usps / "train" / name).unlink()
+    sizes = {labelled: train_uda.load_data(tree, "svhn", "usps", labelled, 0.1, 0, torch.device("cpu")).pass_images
+             for labelled in ("source", "target")}
+    assert sizes["source"] == sizes["target"] == 36  # svhn's 40 less its validation split, not usps' 20
+
+
 # ---------------------------------------------------------------------------
 # Training script
 # ---------------------------------------------------------------------------
@@ -525,7 +587,7 @@ def test_each_method_defaults_to_its_chosen_augmentation(method, default):
     assert train_uda.recipe_from(args).augment == default
 
 
-@pytest.mark.parametrize("method, target_changed", [("dann", True), ("source-only", False)])
+@pytest.mark.parametrize("method, target_changed", [("dann", True), ("swd", False)])
 def test_measured_augmentation_reads_both_domains_and_is_logged(tiny_data, tmp_path, method, target_changed):
     """--augment measured: the plan comes from the labelled and the target train images and lands in metrics.json."""
     out = tmp_path / "run"
