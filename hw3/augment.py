@@ -86,53 +86,90 @@ def augment_strong(x: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------
 
 
-def _ink(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Background colour ``(B, C, 1, 1)`` and digit mask ``(B, H, W)`` of float images ``(B, C, H, W)``.
+QUIET_QUANTILE = 0.9
+FRAME_INK = 0.25  # at most this share of the frame may be ink (USPS's digits reach it; a busy texture fills it)
+QUIET = 0.2  # a frame is quiet when its colours stay within this share of the digit's contrast (see _ink)
+FALLBACK_ZOOM = (1 / 1.5, 1.5)  # augment_source's default range, for a domain whose digit height cannot be read
+
+
+def _ink(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Background colour ``(B, C, 1, 1)``, digit mask ``(B, H, W)`` and quiet frame ``(B,)`` of float images.
 
     The background is the median colour of the 2-pixel frame; the digit is where the colour
-    distance to it passes half of the image's 98th percentile.
+    distance to it passes half of the image's 98th percentile. That mask is only right on a quiet
+    background: over a busy texture (grass, gravel, fur; MNIST-M's |patch - digit| over BSDS500
+    crops) the texture passes the threshold too. So each image also says whether its frame is
+    quiet: the 90th percentile of the frame's distances to its median stays under ``QUIET`` of the
+    98th percentile of the whole image's. The frame holds background, not digit, and a domain's
+    backgrounds are drawn apart from its digits, so the quiet images' digits are a fair sample.
     """
     b, c, h, w = x.shape
-    frame = torch.cat([x[..., :2, :].flatten(2), x[..., -2:, :].flatten(2),
-                       x[..., 2:-2, :2].flatten(2), x[..., 2:-2, -2:].flatten(2)], 2)
-    background = frame.median(2).values.view(b, c, 1, 1)
+
+    def border(t: torch.Tensor) -> torch.Tensor:  # (B, ..., H, W) -> (B, ..., F): the 2-pixel frame
+        return torch.cat([t[..., :2, :].flatten(-2), t[..., -2:, :].flatten(-2),
+                          t[..., 2:-2, :2].flatten(-2), t[..., 2:-2, -2:].flatten(-2)], -1)
+
+    background = border(x).median(-1).values.view(b, c, 1, 1)
     distance = (x - background).square().sum(1).sqrt()  # (B, H, W); 80x faster than .norm(dim=1) on a CPU
-    top = distance.flatten(1).quantile(0.98, dim=1).view(b, 1, 1)
-    return background, distance > 0.5 * top
+    top = distance.flatten(1).quantile(0.98, dim=1)  # (B,)
+    ink = distance > 0.5 * top.view(b, 1, 1)
+    # The frame's background pixels (ink that reaches the frame, USPS's or a neighbour digit's, left out).
+    frame = border(torch.where(ink, torch.nan, distance))  # (B, F)
+    quiet = (frame.nanquantile(QUIET_QUANTILE, dim=1).nan_to_num(float("inf")) < QUIET * top) & \
+        (frame.isnan().float().mean(1) < FRAME_INK)
+    return background, ink, quiet
 
 
 def digit_bright(x: torch.Tensor) -> torch.Tensor:
     """Per image of float ``(B, 3, H, W)``: is the digit brighter than its background? ``(B,)`` bool."""
-    background, ink = _ink(x)
+    background, ink, _ = _ink(x)
     ink = ink.float()
     ink_grey = (x.mean(1) * ink).sum((1, 2)) / ink.sum((1, 2)).clamp_min(1)
     return ink_grey > background.mean(1).view(len(x))
 
 
-def digit_measures(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per image of float ``(B, 3, H, W)``: digit height / H, digit brighter than background, colourfulness.
+def digit_measures(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per image of float ``(B, 3, H, W)``: digit height / H, digit brighter than background, colourfulness,
+    and whether the first two can be trusted (the frame is quiet, see :func:`_ink`).
 
     The digit is :func:`_ink`'s mask; its height spans the rows holding the central 90 % of
     its pixels, so a stray blob in the frame moves it little. Colourfulness is the mean
     spread of the channels around their mean.
     """
     h = x.shape[2]
-    ink = _ink(x)[1].float()
+    background, mask, quiet = _ink(x)
+    ink = mask.float()
     rows = ink.sum(2).cumsum(1) / ink.sum((1, 2)).clamp_min(1).unsqueeze(1)  # (B, H) cumulative share
     height = ((rows < 0.95).sum(1) - (rows < 0.05).sum(1) + 1).float() / h
+    ink_grey = (x.mean(1) * ink).sum((1, 2)) / ink.sum((1, 2)).clamp_min(1)
+    bright = ink_grey > background.mean(1).view(len(x))
     spread = ((x - x.mean(1, keepdim=True)).square().sum(1) / (x.shape[1] - 1)).sqrt()
-    return height, digit_bright(x), spread.mean((1, 2))
+    return height, bright, spread.mean((1, 2)), quiet
 
 
 @dataclass(frozen=True)
 class DigitLook:
-    """What a domain's digits look like, measured on unlabelled images by :func:`digit_measures`."""
+    """What a domain's digits look like, measured on unlabelled images by :func:`digit_measures`.
 
-    height: tuple[float, float, float]  # 10th, 50th and 90th percentiles of digit height / image height
-    bright: float  # share of images whose digit is brighter than its background
+    Height and polarity are read on the images with a quiet frame only. Where fewer than
+    ``MIN_QUIET`` of them (and of ``MIN_QUIET_SHARE`` of the images) have one, as over busy
+    textures, the height is not read (None), and :class:`MeasuredAugment` falls back to the fixed
+    zoom range. A digit's size does not depend on its background, so the quiet images give a fair
+    height; its polarity can (over |patch - digit|, a dark patch makes a bright digit, and quiet
+    patches are often bright sky), so the polarity is read only where most frames are quiet
+    (``POLARITY_QUIET_SHARE``) and is otherwise None: both polarities are then trained equally.
+    Errors against known truth, per kind of background: ``benchmarks/digit_look.md``.
+    """
+
+    height: tuple[float, float, float] | None  # 10th, 50th and 90th percentiles of digit height / image height
+    bright: float | None  # share of images whose digit is brighter than its background
     colour: bool  # median colourfulness (channel spread) above COLOURFUL
+    quiet: float = 1.0  # share of the measured images with a quiet frame
 
     COLOURFUL = 0.02
+    MIN_QUIET = 50
+    MIN_QUIET_SHARE = 0.1
+    POLARITY_QUIET_SHARE = 0.5
 
     @classmethod
     def measure(cls, images: torch.Tensor, limit: int = 2000, batch: int = 500) -> "DigitLook":
@@ -141,10 +178,14 @@ class DigitLook:
             raise UserError("no images to measure")
         chosen = images[::max(1, len(images) // limit)][:limit]
         parts = [digit_measures(to_float(chosen[i:i + batch]).cpu()) for i in range(0, len(chosen), batch)]
-        height, bright, colourful = (torch.cat(p) for p in zip(*parts))
-        spread = height.quantile(torch.tensor([0.1, 0.5, 0.9])).tolist()
-        return cls(tuple(round(q, 4) for q in spread), round(bright.float().mean().item(), 4),
-                   bool(colourful.median().item() > cls.COLOURFUL))
+        height, bright, colourful, quiet = (torch.cat(p) for p in zip(*parts))
+        colour = bool(colourful.median().item() > cls.COLOURFUL)
+        share = round(quiet.float().mean().item(), 4)
+        if quiet.sum().item() < min(cls.MIN_QUIET, len(chosen)) or share < cls.MIN_QUIET_SHARE:
+            return cls(None, None, colour, share)
+        spread = height[quiet].quantile(torch.tensor([0.1, 0.5, 0.9])).tolist()
+        polarity = round(bright[quiet].float().mean().item(), 4) if share >= cls.POLARITY_QUIET_SHARE else None
+        return cls(tuple(round(q, 4) for q in spread), polarity, colour, share)
 
 
 @dataclass(frozen=True)
@@ -152,7 +193,8 @@ class MeasuredAugment:
     """Source images changed at random to cover what a target's unlabelled images show:
 
     - zoom log-uniform over the target's 10-90 % height range divided by the source's median
-      height, widened by ``margin``: a pair without a size gap gets little;
+      height, widened by ``margin``: a pair without a size gap gets little; where either height
+      could not be read (busy backgrounds), the fixed range ``FALLBACK_ZOOM``;
     - polarity: each image is inverted with the probability that gives the target's share of bright
       digits, whatever its own polarity (a bright digit with 1 - share, a dark one with share);
     - colour: random channel ranges for a colourful target, one shared grey range for a grey one;
@@ -166,11 +208,16 @@ class MeasuredAugment:
 
     @classmethod
     def between(cls, source: DigitLook, target: DigitLook, margin: float = 0.1) -> "MeasuredAugment":
-        mid = source.height[1]
-        zoom = (target.height[0] / mid / (1 + margin), target.height[2] / mid * (1 + margin))
-        zoom = (max(0.5, min(zoom[0], 2.0)), max(0.5, min(zoom[1], 2.0)))
-        return cls(tuple(round(z, 4) for z in zoom), round(1 - target.bright, 4), round(target.bright, 4),
-                   target.colour)
+        """The plan from ``source``'s look to ``target``'s; a height or polarity that could not be read
+        (None) gives the fixed zoom range ``FALLBACK_ZOOM`` or an even chance of inverting."""
+        if source.height is None or target.height is None:
+            zoom = FALLBACK_ZOOM
+        else:
+            mid = source.height[1]
+            zoom = (target.height[0] / mid / (1 + margin), target.height[2] / mid * (1 + margin))
+            zoom = (max(0.5, min(zoom[0], 2.0)), max(0.5, min(zoom[1], 2.0)))
+        bright = 0.5 if target.bright is None else target.bright
+        return cls(tuple(round(z, 4) for z in zoom), round(1 - bright, 4), round(bright, 4), target.colour)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         b = len(x)

@@ -266,3 +266,21 @@ def test_heldout_variant_differs_in_every_digit_domain(small_tree, heldout_tree)
 def test_held_out_fonts_are_the_computer_modern_faces_this_matplotlib_ships():
     fonts = demo_data.held_out_fonts()
     assert {"cmr10.ttf", "cmb10.ttf", "cmss10.ttf", "cmtt10.ttf"} <= set(fonts) <= set(demo_data.FONTS["heldout"])
+
+
+@pytest.mark.parametrize("variant", demo_data.VARIANTS)
+def test_busy_trees_blend_the_same_digits_over_busier_textures_and_draw_svhn_in_other_fonts(small_tree, heldout_tree,
+                                                                                         tmp_path, variant):
+    plain = {"dev": small_tree, "heldout": heldout_tree}[variant]
+    busy = demo_data.build(tmp_path / "busy", seed=0, sizes=SMALL, variant=variant, busy=True)
+    assert tree_hash(busy / "digits" / "mnist") == tree_hash(plain / "digits" / "mnist")  # the same digits
+    assert tree_hash(busy / "digits" / "usps") == tree_hash(plain / "digits" / "usps")
+
+    def busyness(domain_root: Path) -> float:  # mean |horizontal gradient| of the train images
+        images = datasets.load_digits(domain_root.parent.parent, domain_root.name, "train").images.float().mean(1)
+        return (images[..., 1:] - images[..., :-1]).abs().mean().item()
+
+    assert busyness(busy / "digits" / "mnistm") > busyness(plain / "digits" / "mnistm")
+    svhn_changed = tree_hash(busy / "digits" / "svhn") != tree_hash(plain / "digits" / "svhn")
+    assert svhn_changed == (variant == "dev")  # many fonts in dev; the held-out tree keeps its own
+    assert not set(demo_data.MANY_FONTS) & set(demo_data.FONTS["heldout"])

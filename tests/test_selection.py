@@ -98,10 +98,10 @@ def _bars(heights: list[int], bright: bool = True, size: int = 28) -> torch.Tens
 
 
 def test_digit_measures_find_height_polarity_and_colour():
-    height, bright, colourful = augment.digit_measures(_bars([10, 20]))
+    height, bright, colourful, quiet = augment.digit_measures(_bars([10, 20]))
     assert torch.allclose(height, torch.tensor([9 / 28, 19 / 28]), atol=1.5 / 28)  # rows of the central 90 %
-    assert bright.tolist() == [True, True] and colourful.max() == 0
-    _, bright, _ = augment.digit_measures(_bars([10, 20], bright=False))
+    assert bright.tolist() == [True, True] and colourful.max() == 0 and quiet.all()
+    _, bright, _, _ = augment.digit_measures(_bars([10, 20], bright=False))
     assert bright.tolist() == [False, False]
     red = _bars([10]) * torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
     assert augment.digit_measures(red)[2].item() > augment.DigitLook.COLOURFUL
@@ -118,7 +118,7 @@ def test_measured_augment_covers_the_target_look():
     assert same.zoom[0] < 1 < same.zoom[1] < 1.25  # no size gap: only the margin's zoom
     torch.manual_seed(0)
     out = plan(_bars([24] * 16))
-    height, bright, _ = augment.digit_measures(out)
+    height, bright, _, _ = augment.digit_measures(out)
     assert not bright.any() and height.max() < 22 / 28  # all inverted, all shrunk
     assert torch.allclose(out[:, 0], out[:, 1]) and torch.allclose(out[:, 1], out[:, 2])  # a grey target stays grey
     colour = augment.MeasuredAugment.between(source, augment.DigitLook((0.4, 0.5, 0.6), 0.5, True))
