@@ -192,9 +192,11 @@ class DigitLook:
 class MeasuredAugment:
     """Source images changed at random to cover what a target's unlabelled images show:
 
-    - zoom log-uniform over the target's 10-90 % height range divided by the source's median
-      height, widened by ``margin``: a pair without a size gap gets little; where either height
-      could not be read (busy backgrounds), the fixed range ``FALLBACK_ZOOM``;
+    - zoom log-uniform over the fixed range ``FALLBACK_ZOOM``, widened where the target's 10-90 %
+      height range divided by the source's median height (and by ``margin``) reaches beyond it: a
+      pair without a size gap gets the fixed range (a narrower one cost DANN 2.6-3.4 points on
+      mnist->mnistm), USPS -> MNIST-M its shrinking; where either height could not be read (busy
+      backgrounds), the fixed range;
     - polarity: each image is inverted with the probability that gives the target's share of bright
       digits, whatever its own polarity (a bright digit with 1 - share, a dark one with share);
     - colour: random channel ranges for a colourful target, one shared grey range for a grey one;
@@ -208,14 +210,14 @@ class MeasuredAugment:
 
     @classmethod
     def between(cls, source: DigitLook, target: DigitLook, margin: float = 0.1) -> "MeasuredAugment":
-        """The plan from ``source``'s look to ``target``'s; a height or polarity that could not be read
-        (None) gives the fixed zoom range ``FALLBACK_ZOOM`` or an even chance of inverting."""
-        if source.height is None or target.height is None:
-            zoom = FALLBACK_ZOOM
-        else:
+        """The plan from ``source``'s look to ``target``'s. The zoom covers the fixed range ``FALLBACK_ZOOM``
+        and, beyond it, what the target's heights need; a height or polarity that could not be read (None)
+        gives the fixed range or an even chance of inverting."""
+        zoom = FALLBACK_ZOOM
+        if source.height is not None and target.height is not None:
             mid = source.height[1]
-            zoom = (target.height[0] / mid / (1 + margin), target.height[2] / mid * (1 + margin))
-            zoom = (max(0.5, min(zoom[0], 2.0)), max(0.5, min(zoom[1], 2.0)))
+            need = (target.height[0] / mid / (1 + margin), target.height[2] / mid * (1 + margin))
+            zoom = (max(0.5, min(need[0], zoom[0])), min(2.0, max(need[1], zoom[1])))
         bright = 0.5 if target.bright is None else target.bright
         return cls(tuple(round(z, 4) for z in zoom), round(1 - bright, 4), round(bright, 4), target.colour)
 
