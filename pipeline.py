@@ -34,17 +34,19 @@ import argparse
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+import dann  # noqa: F401  (registers its method)
+import swd  # noqa: F401  (registers its method)
 from datasets import DIGITS_DOMAIN, DOMAINS, SCENARIOS
 from hw3 import artifacts, uda
 from hw3.checkpoints import DIGIT_GENERATORS as DIGIT_MODELS
 from hw3.common import UserError, cli, cores
 from hw3.jobs import REPO, Stages, run_jobs, run_script, script_env
-from hw3.report_content import discussion_facts, write_report
+from hw3.report_content import DigitResults, ModelCard, Results, VaeResults, discussion_facts, write_report
 
 
 # Short settings for the built-in data: every stage is a few seconds to a minute on 2 CPU cores.
@@ -115,56 +117,6 @@ class Plan:
         """The target-only classifier of the digits' domain, which scores the generated digits."""
         source = next(s for s, t in SCENARIOS if t == DIGITS_DOMAIN)
         return self.uda_run(uda.UPPER_BOUND, source, DIGITS_DOMAIN) / artifacts.MODEL
-
-
-@dataclass
-class VaeResults:
-    """Problem 1's numbers: the best validation epoch and the reconstruction table (``table1_3.csv``)."""
-
-    best_val_mse: float
-    best_epoch: int
-    reconstructions: pd.DataFrame
-
-
-@dataclass
-class DigitResults:
-    """Problem 5: each model's classifier accuracy (``generate_digits.py``'s JSON), the better one, job times."""
-
-    scores: dict[str, dict]
-    best: str  # the model published as digits.pt
-    job_seconds: dict[str, float]
-
-
-@dataclass
-class ModelCard:
-    """One trained model as the report shows it, read from its checkpoint: ``print(model)`` and its settings."""
-
-    title: str
-    printed: dict[str, str]  # "print(model)" of each network, by name ("generator", ...); may be empty
-    settings: list[list[str]]  # (setting, value) rows: recipe, model config, optimizers, length, time
-    recipe: dict = field(default_factory=dict)  # the checkpoint's recipe, for the facts the report quotes
-
-
-@dataclass
-class Results:
-    """Everything the report shows, as the stages returned it; :func:`write_report` only formats it.
-
-    To add an item to the report: add a field here (with a default when a stage may not run),
-    fill it in :func:`main` from the stage that measures it, and print it in :func:`report_blocks`.
-    """
-
-    plan: Plan
-    vae: VaeResults
-    uda_accuracy: pd.DataFrame  # plots.py's target test accuracy table (%): a row per method, a column per scenario
-    grader: pd.DataFrame  # one row per graded script and scenario: accuracy, images, seconds
-    digits: DigitResults
-    grader_matches: dict[str, bool]  # "vae", "gan", "digits": the grader's scripts wrote the report's files
-    stage_seconds: dict[str, float]
-    job_seconds: dict[str, float]
-    fidelity: dict[str, dict] = field(default_factory=dict)  # "VAE", "GAN", "ACGAN", "DDPM": fidelity.score's dict
-    cards: dict[str, ModelCard] = field(default_factory=dict)  # "vae", "gan", "dann", "swd", "acgan", "ddpm"
-    uda_metrics: dict[tuple[str, str], dict] = field(default_factory=dict)  # (method, "usps->mnistm"): metrics.json
-    facts: dict[str, list[str]] = field(default_factory=dict)  # "P1-6", ...: measured facts for each prompt
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -321,7 +273,7 @@ def _face_fidelity(plan: Plan, title: str, run_dir: Path) -> list[list[str]]:
              str(plan.out / f"fidelity_{title.lower()}.json"), "--device", plan.device, *weights]]
 
 
-def collect_fidelity(plan: Plan, digits: "DigitResults") -> dict[str, dict]:
+def collect_fidelity(plan: Plan, digits: DigitResults) -> dict[str, dict]:
     """FID/KID (and IS) of every generator by title, from the faces' JSON files and the digits' scores."""
     keys = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "n_generated", "n_real", "network")
     found = {title: json.loads((plan.out / f"fidelity_{title.lower()}.json").read_text()) for title in ("VAE", "GAN")}

@@ -26,8 +26,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+import dann  # noqa: E402, F401  (registers its method)
+import swd  # noqa: E402, F401  (registers its method)
 from hw3 import artifacts, uda  # noqa: E402
 import vae  # noqa: E402
+from hw3.checkpoints import CLASSIFIERS, load_model  # noqa: E402
 from hw3.common import UserError, atomic_path, batched, cli, markdown_table, progress, write_text  # noqa: E402
 from datasets import SCENARIOS, load_digits, load_faces, to_float, train_val_split  # noqa: E402
 from hw3.ddpm import GUIDANCE, DiffusionSampler  # noqa: E402
@@ -319,7 +322,7 @@ def write_uda_table(header: list[str], rows: list[list[str]], out_dir: Path) -> 
 
 def uda_tsne_features(run_dir: Path, data_root: Path, per_domain: int, seed: int) -> dict:
     """One run's features of ``per_domain`` seeded source and target *test* images, with their classes and domains."""
-    model, checkpoint = uda.load_model(run_dir / artifacts.MODEL)
+    model, checkpoint = load_model(run_dir / artifacts.MODEL, CLASSIFIERS)
     method, source, target = checkpoint["config"]["method"], checkpoint["run"]["source"], checkpoint["run"]["target"]
     rng = np.random.default_rng(seed)
     features, labels, domains = [], [], []

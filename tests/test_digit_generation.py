@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from hw3 import ddpm
+from hw3 import checkpoints, ddpm
 import fetch
 import gan
 import fidelity
@@ -397,7 +397,7 @@ def test_score_counts_the_asked_class(acgan_run, classifier, tmp_path):
     from hw3 import uda
     from datasets import load_folder
 
-    model, _ = uda.load_model(classifier)
+    model, _ = checkpoints.load_model(classifier, checkpoints.CLASSIFIERS)
     predicted = uda.predict_labels(model, load_folder(out).images, CPU).tolist()
     relabelled = tmp_path / "relabelled"
     relabelled.mkdir()

@@ -109,20 +109,20 @@ def test_write_report_formats_the_results_alone(tmp_path):
                          profile="demo", settings=pipeline.DEMO_ARGS, train_args=[], jobs=2, device="cpu",
                          attribute="Is_Face", inception_weights=None)
     fid = {"fid": 88.5, "kid_mean": 0.0421, "kid_std": 0.003, "n_generated": 200, "n_real": 40, "network": "TF net"}
-    results = pipeline.Results(
+    results = report_content.Results(
         plan=plan,
-        vae=pipeline.VaeResults(0.03, 7, pd.DataFrame({"image_name": ["a.png", "b.png"], "mse": [0.01, 0.02]})),
+        vae=report_content.VaeResults(0.03, 7, pd.DataFrame({"image_name": ["a.png", "b.png"], "mse": [0.01, 0.02]})),
         uda_accuracy=pd.DataFrame({"method": ["Adaptation (DANN)"], "usps->mnistm": ["48.00"], "svhn->usps": [""]}),
         grader=pd.DataFrame([{"script": "hw3_p3.sh", "scenario": "usps->mnistm", "accuracy": 0.48, "images": 20,
                               "seconds": "2.4"}]),
-        digits=pipeline.DigitResults({"ddpm": {"accuracy": 0.5, "per_digit": {str(d): 1.0 for d in range(10)}}},
+        digits=report_content.DigitResults({"ddpm": {"accuracy": 0.5, "per_digit": {str(d): 1.0 for d in range(10)}}},
                                      "ddpm", {}),
         grader_matches={"vae": True, "gan": False, "digits": True},
         stage_seconds={"data": 1.2, "figures": 3.0}, job_seconds={"train VAE": 2.0},
         fidelity={"GAN": fid},
-        cards={"vae": pipeline.ModelCard("VAE", {"VAE": "VAE(\n  (encoder): Sequential()\n)"},
+        cards={"vae": report_content.ModelCard("VAE", {"VAE": "VAE(\n  (encoder): Sequential()\n)"},
                                          [["--epochs", "30"], ["optimizer (adam)", "Adam, lr 0.001"]]),
-               "gan": pipeline.ModelCard("GAN", {"generator": "Generator()"}, [["--steps", "20000"]])},
+               "gan": report_content.ModelCard("GAN", {"generator": "Generator()"}, [["--steps", "20000"]])},
         facts={"P1-6": ["best validation MSE 0.0300 at epoch 7"]})
     report = report_content.write_report(results, pdf=False).read_text()
     assert report == (out / "README.md").read_text()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hw3 import common
+from hw3 import checkpoints, common
 import datasets
 import generate_digits
 import train_ddpm
@@ -44,7 +44,7 @@ def test_every_uda_method_trains_under_bf16(method, tiny_data, tmp_path):
     out = tmp_path / method
     assert train_uda.main(["--data", str(tiny_data), "--source", "usps", "--target", "mnistm", "--method", method,
                            "--out-dir", str(out), "--batch-size", "8", *DRY]) == 0
-    net, _ = uda.load_model(out / "model.pt")  # the reported accuracy is the bf16 prediction of the published model
+    net, _ = checkpoints.load_model(out / "model.pt", checkpoints.CLASSIFIERS)  # the reported accuracy is the bf16 prediction of the published model
     test = datasets.load_digits(tiny_data, "mnistm", "test")
     expected = (uda.predict_labels(net, test.images, "cpu") == test.labels).float().mean().item()
     assert json.loads((out / "metrics.json").read_text())["target_test_accuracy"] == pytest.approx(expected)

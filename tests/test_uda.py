@@ -22,7 +22,7 @@ import predict
 import score
 import swd
 import datasets
-from hw3 import adda, adversarial, augment, digitnet
+from hw3 import adda, adversarial, augment, checkpoints, digitnet
 import train_uda
 from hw3 import uda
 from hw3.common import UserError
@@ -244,7 +244,7 @@ def test_dry_run_writes_every_output(trained, tiny_data):
     assert "optimizers" not in model and "rng" not in model
     assert set(load_checkpoint(out / "latest.pt")["optimizers"]) == {"model"}
     metrics = json.loads((out / "metrics.json").read_text())
-    net, _ = uda.load_model(out / "model.pt")  # the reported accuracy is the published model's
+    net, _ = checkpoints.load_model(out / "model.pt", checkpoints.CLASSIFIERS)  # the reported accuracy is the published model's
     test = load_digits(tiny_data, "mnistm", "test")
     expected = (uda.predict_labels(net, test.images, "cpu") == test.labels).float().mean().item()
     assert metrics["target_test_accuracy"] == pytest.approx(expected) and metrics["target_test_images"] == len(test)
