@@ -1,24 +1,27 @@
 """Run the whole homework end to end and write ``report/``: what ``make demo`` and ``make report`` do.
 
-Steps, each printed as it starts and timed:
+Eight stages, each printed as it starts and timed (:func:`main`), then the report:
 
 1. data: the given ``hw3_data`` folder, or the built-in demo data (``demo_data.py``);
-2. train the VAE, the GAN, source-only / DANN / SWD+ / ADDA / target-only for the
-   three scenarios, and the ACGAN and the DDPM on mnistm digits (Problem 5). The training
-   runs are independent processes of one CPU thread each, ``--jobs`` at a time (one per
-   core by default); then each digit generator's 1000 images are scored by the target-only
-   mnistm classifier trained here;
-3. publish the model files into a model folder with its manifest (``fetch.py``); the
+2. decode every face and digit folder once, into the cache the training jobs read;
+3. the Inception features of the real test faces and digits, once, into the cache;
+4. train the VAE and the GAN (each then scored by FID/KID, ``fidelity.py``, no download),
+   source-only / DANN / SWD+ / ADDA / target-only for the three scenarios, and the ACGAN and
+   the DDPM on mnistm digits (Problem 5). The training runs are independent processes of one
+   CPU thread each, ``--jobs`` at a time (one per core by default);
+5. generate each digit generator's 1000 images and score them by the target-only mnistm
+   classifier trained here and by FID/KID;
+6. publish the model files into a model folder with its manifest (``fetch.py``); the
    digit generator with the higher classifier accuracy becomes ``digits.pt``;
-4. run ``hw3_p1.sh`` ... ``hw3_p5.sh`` exactly as the grader does (they find the
+7. run ``hw3_p1.sh`` ... ``hw3_p5.sh`` exactly as the grader does (they find the
    published files with the right hashes and download nothing) and score the
    CSVs against the test labels;
-5. (within the training jobs) FID and KID (``fidelity.py``, no download) of the VAE's and the
-   GAN's samples against the test faces and of both digit generators' images against the test digits;
-6. draw every figure and table (``plots.py``) and write ``report/README.md`` and
-   ``report/report.pdf`` (``hw3/report.py``): every item the assignment asks for, with each
-   model's ``print(model)`` and training details read from its checkpoint, and the
-   discussion questions as prompts beside the facts this run measured.
+8. draw every figure and table (``plots.py``);
+
+then write ``report/README.md`` and ``report/report.pdf`` (``hw3/report_content.py``,
+``hw3/report.py``): every item the assignment asks for, with each model's ``print(model)`` and
+training details read from its checkpoint, and the discussion questions as prompts beside the
+facts this run measured.
 
 ``--profile demo`` uses short settings that finish in minutes on a 2-core CPU;
 ``--profile full`` uses each training script's own defaults (hours on a GPU).
@@ -299,7 +302,7 @@ def score_digit_models(plan: Plan) -> DigitResults:
 
 
 def published_files(plan: Plan, best_digits: str) -> dict[str, Path]:
-    """The graded model files by published name: ``vae.pt``, ``gan.pt``, ``dann_mnistm.pt`` ..., ``digits.pt``."""
+    """The graded model files by published name: ``vae.pt``, ``gan.pt``, ``dann_usps-mnistm.pt`` ..., ``digits.pt``."""
     files = {artifacts.PUBLISHED_VAE: plan.vae_dir / artifacts.MODEL, artifacts.PUBLISHED_GAN: plan.gan_dir / artifacts.MODEL}
     for source, target in SCENARIOS:
         for method in uda.GRADED_METHODS:

@@ -25,7 +25,7 @@ from datasets import EndlessBatches, load_faces, random_hflip, to_float, train_v
 from hw3.training import Checkpointer, Recipe, add_training_args, start, train_loop
 from vae import VAE, VAEConfig, kl_per_image, vae_loss
 
-LOG_COLUMNS = ["step", "epoch", "recon", "kl", "loss", "val_mse", "val_kl"]
+LOG_FIELDS = ["step", "epoch", "recon", "kl", "loss", "val_mse", "val_kl"]
 DRY_RUN_STEPS = 2
 
 
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
 
     train_loop(state, steps=recipe.epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch,
                every=steps_per_epoch, step=lambda _: train_step(model, batches, optimizer, recipe),
-               log_path=args.out_dir / artifacts.LOG, log_fields=LOG_COLUMNS, evaluate=validation,
+               log_path=args.out_dir / artifacts.LOG, log_fields=LOG_FIELDS, evaluate=validation,
                checkpoint=checkpoint, name="vae", quiet=args.quiet, postfix=("recon",))
     return 0
 

@@ -14,9 +14,10 @@
   deterministic one (eq. 12 and 16).
 
 Images are ``(B, 3, S, S)`` in [-1, 1], ``S = DDPMConfig.image_size`` (28, the digits). The conversions
-between the noise and x_0 live on :class:`Schedule`, named as denoising-diffusion-pytorch names them
-(``q_sample``, ``predict_start_from_noise``, ``predict_noise_from_start``, ``q_posterior``); the one
-reading of the network's output is :func:`model_predictions`. :class:`DiffusionSampler`
+between the noise and x_0 live on :class:`Schedule`: ``q_sample``, ``predict_start_from_noise`` and
+``predict_noise_from_start`` as denoising-diffusion-pytorch names them; ``q_posterior`` is DDIM's
+generalised posterior, a DDIM step, which is that library's DDPM posterior only at ``eta = 1`` and
+``t_prev = t - 1``. The one reading of the network's output is :func:`model_predictions`. :class:`DiffusionSampler`
 gives the network the ACGAN's ``generate(labels, rng)``; the training loop lives in ``train_ddpm.py``.
 """
 
