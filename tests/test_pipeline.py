@@ -82,6 +82,27 @@ def test_pipeline_writes_the_whole_report(tiny_data, tmp_path):
     assert len(pages) >= 5 and all(page.std() > 5 for page in pages)  # every page has something on it
     # Publishing went to the run's own model folder, never the committed manifest.
     assert (tmp_path / "runs" / "models" / "manifest.json").is_file()
+    # The Quickstart's next step: make grade runs the grader's five scripts on the published models.
+    _make_grade(tmp_path / "runs" / "models", tiny_data, tmp_path / "grade")
+
+
+def _make_grade(models, data, out):
+    """``make grade`` as after ``make demo``, with this Python's environment standing in for ``.venv``."""
+    import sys
+    from pathlib import Path
+
+    stamp = out.parent / "installed"  # newer than requirements*.txt: nothing is installed
+    stamp.touch()
+    result = subprocess.run(["make", "--no-print-directory", "grade", f"MODELS={models}", f"DATA={data}", f"OUT={out}",
+                             f"STAMP={stamp}", f"RUN=PATH={Path(sys.executable).parent}:$$PATH"],
+                            cwd=pipeline.REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (out / "fig1_4.png").is_file() and (out / "fig2_2.png").is_file()
+    assert len(list((out / "digits").iterdir())) == 1000
+    for p in (3, 4):
+        for target in ("mnistm", "svhn", "usps"):
+            assert len(pd.read_csv(out / f"p{p}_{target}.csv")) == 20
+            assert re.search(rf"hw3_p{p}\.sh {target}: accuracy: [01]\.\d{{4}}", result.stdout), result.stdout
 
 
 def test_run_jobs_times_each_job_and_names_a_failed_one_and_needs_a_worker(tmp_path):
