@@ -77,7 +77,7 @@ def from_checkpoint(checkpoint: dict) -> "Generator | ConditionalGenerator":
     return generator.eval()
 
 
-checkpoints.register(("gan", "acgan"), from_checkpoint)  # the face GAN and Problem 5's ACGAN
+checkpoints.register((checkpoints.GAN, checkpoints.ACGAN), from_checkpoint)  # the face GAN and Problem 5's ACGAN
 
 
 def _check(name: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -45,8 +45,8 @@ import pandas as pd
 import dann  # noqa: F401  (registers its method)
 import swd  # noqa: F401  (registers its method)
 from datasets import DIGITS_DOMAIN, DOMAINS, SCENARIOS
-from hw3 import artifacts, uda
-from hw3.checkpoints import DIGIT_GENERATORS as DIGIT_MODELS
+from hw3 import artifacts, checkpoints, uda
+from hw3.checkpoints import DIGIT_GENERATORS as DIGIT_MODELS, load_model
 from hw3.common import UserError, cli, cores
 from hw3.jobs import REPO, Stages, run_jobs, run_script, script_env
 from hw3.report_content import DigitResults, ModelCard, Results, VaeResults, discussion_facts, write_report
@@ -106,7 +106,7 @@ class Plan:
 
     @property
     def uda_root(self) -> Path:
-        return self.runs / "uda"
+        return self.runs / artifacts.UDA_RUNS
 
     def uda_run(self, method: str, source: str, target: str) -> Path:
         return self.uda_root / uda.run_name(method, source, target)
@@ -273,13 +273,14 @@ def _face_fidelity(plan: Plan, title: str, run_dir: Path) -> list[list[str]]:
     return [["fidelity.py", "generate", "--checkpoint", str(run_dir / artifacts.MODEL), "--out-dir", str(fake), "--n",
              str(plan.fid_images[0]), "--device", plan.device],
             ["fidelity.py", "score", "--generated", str(fake), "--real", str(plan.data / "face" / "test"), "--json",
-             str(plan.out / f"fidelity_{title.lower()}.json"), "--device", plan.device, *weights]]
+             str(plan.out / artifacts.fidelity_scores(title.lower())), "--device", plan.device, *weights]]
 
 
 def collect_fidelity(plan: Plan, digits: DigitResults) -> dict[str, dict]:
     """FID/KID (and IS) of every generator by title, from the faces' JSON files and the digits' scores."""
     keys = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "n_generated", "n_real", "network")
-    found = {title: json.loads((plan.out / f"fidelity_{title.lower()}.json").read_text()) for title in ("VAE", "GAN")}
+    found = {title: json.loads((plan.out / artifacts.fidelity_scores(title.lower())).read_text())
+             for title in ("VAE", "GAN")}
     found |= {name.upper(): {k: v for k, v in scores.items() if k in keys} for name, scores in digits.scores.items()
               if "fid" in scores}
     return found
@@ -290,14 +291,14 @@ def score_digit_models(plan: Plan) -> DigitResults:
     jobs = {}
     for name in DIGIT_MODELS:
         run_dir = plan.digit_dir(name)
-        shutil.rmtree(run_dir / "generated", ignore_errors=True)
+        shutil.rmtree(run_dir / artifacts.GENERATED, ignore_errors=True)
         jobs[f"score {name.upper()}"] = [[
-            "generate_digits.py", "--checkpoint", str(run_dir / artifacts.MODEL), "--out-dir", str(run_dir / "generated"),
-            "--classifier", str(plan.digit_classifier), "--json", str(plan.out / f"digits_{name}.json"),
+            "generate_digits.py", "--checkpoint", str(run_dir / artifacts.MODEL), "--out-dir", str(run_dir / artifacts.GENERATED),
+            "--classifier", str(plan.digit_classifier), "--json", str(plan.out / artifacts.digit_scores(name)),
             "--device", plan.device, "--real", str(plan.data / "digits" / DIGITS_DOMAIN / "test"),
             *(["--max-images", str(plan.fid_images[1])] if plan.fid_images[1] else [])]]
     job_seconds = run_jobs(jobs, plan.jobs)
-    scores = {name: json.loads((plan.out / f"digits_{name}.json").read_text()) for name in DIGIT_MODELS}
+    scores = {name: json.loads((plan.out / artifacts.digit_scores(name)).read_text()) for name in DIGIT_MODELS}
     return DigitResults(scores, max(DIGIT_MODELS, key=lambda name: scores[name]["accuracy"]), job_seconds)
 
 
@@ -342,13 +343,14 @@ def run_grader_scripts(plan: Plan) -> pd.DataFrame:
 
     env, out, data = script_env(plan.model_dir), plan.out, plan.data
     out.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(out / "grader_digits", ignore_errors=True)
-    runs = {"p1": ["hw3_p1.sh", str(out / "grader_fig1_4.png")], "p2": ["hw3_p2.sh", str(out / "grader_fig2_2.png")],
-            "p5": ["hw3_p5.sh", str(out / "grader_digits")]}
+    shutil.rmtree(out / artifacts.GRADER_DIGITS, ignore_errors=True)
+    runs = {"p1": ["hw3_p1.sh", str(out / artifacts.grader_copy(artifacts.VAE_SAMPLES))],
+            "p2": ["hw3_p2.sh", str(out / artifacts.grader_copy(artifacts.GAN_SAMPLES))],
+            "p5": ["hw3_p5.sh", str(out / artifacts.GRADER_DIGITS)]}
     for method, script in uda.GRADED_METHODS.items():
         for source, target in SCENARIOS:
             runs[(method, source, target)] = [script, str(data / "digits" / target / "test"), target,
-                                              str(out / "predictions" / f"{method}_{target}.csv")]
+                                              str(out / artifacts.PREDICTIONS / artifacts.prediction_csv(method, target))]
 
     def timed(args: list[str]) -> float:
         started = time.perf_counter()
@@ -380,7 +382,7 @@ def draw_figures(plan: Plan) -> None:
                                                        f"--{name}-log", str(plan.digit_dir(name) / artifacts.LOG))]
     run_jobs({
         "t-SNE and accuracy table": [["plots.py", "uda", "--runs", str(plan.uda_root), "--data", str(plan.data),
-                                      "--out-dir", str(plan.out / "uda"), *plan.settings["tsne"], "--quiet"]],
+                                      "--out-dir", str(plan.out / artifacts.UDA_FOLDER), *plan.settings["tsne"], "--quiet"]],
         "VAE figures": [["plots.py", "vae", "--checkpoint", str(plan.vae_dir / artifacts.MODEL), "--data",
                          str(plan.data), "--out-dir", str(plan.out), "--attribute", plan.attribute, "--quiet"]],
         "GAN figures": [["plots.py", "gan", "--checkpoint", str(plan.gan_dir / artifacts.MODEL), "--log",
@@ -399,15 +401,15 @@ def vae_results(plan: Plan) -> VaeResults:
 
 def uda_table(plan: Plan) -> pd.DataFrame:
     """Problems 3-4's accuracy table as ``plots.py uda`` wrote it (%, a row per method, a column per scenario)."""
-    return pd.read_csv(plan.out / "uda" / artifacts.UDA_TABLE, dtype=str).fillna("")
+    return pd.read_csv(plan.out / artifacts.UDA_FOLDER / artifacts.UDA_TABLE, dtype=str).fillna("")
 
 
 def grader_matches(plan: Plan, best_digits: str) -> dict[str, bool]:
     """Whether ``hw3_p1.sh``, ``hw3_p2.sh`` and ``hw3_p5.sh`` wrote the very files of the report, byte for byte."""
     out = plan.out
-    same = {kind: (out / f"grader_{fig}.png").read_bytes() == (out / f"{fig}.png").read_bytes()
-            for kind, fig in (("vae", "fig1_4"), ("gan", "fig2_2"))}
-    same["digits"] = _same_files(plan.digit_dir(best_digits) / "generated", out / "grader_digits")
+    same = {kind: (out / artifacts.grader_copy(fig)).read_bytes() == (out / fig).read_bytes()
+            for kind, fig in (("vae", artifacts.VAE_SAMPLES), ("gan", artifacts.GAN_SAMPLES))}
+    same["digits"] = _same_files(plan.digit_dir(best_digits) / artifacts.GENERATED, out / artifacts.GRADER_DIGITS)
     return same
 
 
@@ -443,22 +445,21 @@ def settings_rows(checkpoint: dict) -> list[list[str]]:
 
 def model_cards(plan: Plan) -> dict[str, ModelCard]:
     """Every trained model's ``print(model)`` and training details, read from its published checkpoint."""
-    import gan
-    import vae
+    import gan  # registers its checkpoint kinds
+    import vae  # registers its checkpoint kind
     from hw3.training import load_checkpoint
 
     cards = {}
-    checkpoint = load_checkpoint(plan.vae_dir / artifacts.MODEL, kind="vae")
-    cards["vae"] = ModelCard("VAE", {"VAE": str(vae.from_checkpoint(checkpoint))}, settings_rows(checkpoint),
-                             checkpoint["recipe"])
-    checkpoint = load_checkpoint(plan.gan_dir / artifacts.MODEL, kind="gan")
-    config = gan.GANConfig(**checkpoint["config"])
-    cards["gan"] = ModelCard("GAN", {"generator": str(gan.from_checkpoint(checkpoint)),
-                                     "discriminator": str(config.discriminator())}, settings_rows(checkpoint))
+    model, checkpoint = load_model(plan.vae_dir / artifacts.MODEL, (checkpoints.VAE,))
+    cards["vae"] = ModelCard("VAE", {"VAE": str(model)}, settings_rows(checkpoint), checkpoint["recipe"])
+    model, checkpoint = load_model(plan.gan_dir / artifacts.MODEL, (checkpoints.GAN,))
+    cards["gan"] = ModelCard("GAN", {"generator": str(model),
+                                     "discriminator": str(gan.GANConfig(**checkpoint["config"]).discriminator())},
+                             settings_rows(checkpoint))
     source, target = SCENARIOS[0]
     for method in uda.METHODS.values():
-        checkpoint = load_checkpoint(plan.uda_run(method.name, source, target) / artifacts.MODEL, kind=uda.KIND)
-        printed = {method.title: str(uda.from_checkpoint(checkpoint))} if method.graded else {}
+        model, checkpoint = load_model(plan.uda_run(method.name, source, target) / artifacts.MODEL, checkpoints.CLASSIFIERS)
+        printed = {method.title: str(model)} if method.graded else {}
         cards[method.name] = ModelCard(f"{method.title}, {source}->{target}", printed, settings_rows(checkpoint))
     for name in DIGIT_MODELS:
         checkpoint = load_checkpoint(plan.digit_dir(name) / artifacts.MODEL)

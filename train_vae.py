@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import torch
 
-from hw3 import artifacts
+from hw3 import artifacts, checkpoints
 from hw3.common import UserError, autocast, batched, cli
 from datasets import EndlessBatches, load_faces, random_hflip, to_float, train_val_split
 from hw3.training import Checkpointer, Recipe, add_training_args, start, train_loop
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     config = VAEConfig(args.latent_dim, args.channels)
     model = config.build().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-    ckpt = Checkpointer(args.out_dir, "vae", asdict(config), model, recipe, optimizers={"adam": optimizer},
+    ckpt = Checkpointer(args.out_dir, checkpoints.VAE, asdict(config), model, recipe, optimizers={"adam": optimizer},
                         state={"data": batches}, extra={"val_fraction": recipe.val_fraction, "split_seed": recipe.seed,
                                                         "val_names": val_set.names})
     state = ckpt.resume(args.restart)

@@ -58,7 +58,7 @@ def from_checkpoint(checkpoint: dict) -> "VAE":
     return model.eval()
 
 
-checkpoints.register(("vae",), from_checkpoint)
+checkpoints.register((checkpoints.VAE,), from_checkpoint)
 
 
 class VAE(nn.Module):

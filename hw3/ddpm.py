@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hw3 import checkpoints
+
 
 NOISE_SCHEDULES = ("cosine", "linear")  # DDPMConfig.noise_schedule's values
 
@@ -340,3 +342,14 @@ class DiffusionSampler:
                  trajectory: list | None = None) -> torch.Tensor:
         x = sample(self.model, self.schedule, labels, self.steps, self.eta, self.guidance, rng, trajectory)
         return (x + 1) / 2
+
+
+def from_checkpoint_sampler(checkpoint: dict, steps: int | None = None, eta: float = 0.0,
+                            guidance: float | None = None) -> DiffusionSampler:
+    """The sampler of a loaded ``ddpm`` checkpoint: ``steps`` (default :data:`SAMPLE_STEPS`), DDIM's
+    ``eta`` and the guidance weight (default :data:`GUIDANCE`); what :func:`checkpoints.load_model` gives."""
+    model, schedule = from_checkpoint(checkpoint)
+    return DiffusionSampler(model, schedule, steps or SAMPLE_STEPS, eta, GUIDANCE if guidance is None else guidance)
+
+
+checkpoints.register((checkpoints.DDPM,), from_checkpoint_sampler, options=("steps", "eta", "guidance"))

@@ -116,7 +116,7 @@ def discussion_facts(results: Results) -> dict[str, list[str]]:
                  f"{_tail_mean(gan_log, 'd_real_acc'):.2f} and on generated {_tail_mean(gan_log, 'd_fake_acc'):.2f}",
                  fidelity_line("GAN")],
         "P2-4": [fidelity_line("VAE"), fidelity_line("GAN"),
-                 "fig2_vae_vs_gan.png shows both models' 32 samples from the same noise seed"],
+                 f"{artifacts.VAE_VS_GAN} shows both models' 32 samples from the same noise seed"],
     }
     metrics = results.uda_metrics
 
@@ -237,7 +237,7 @@ def report_blocks(results: Results) -> list[report.Block]:
         for source, target in SCENARIOS:
             run = uda.run_name(method, source, target)
             title = f"{uda.METHOD_TITLES[method]} {source} -> {target}"
-            blocks.append(report.Figures([image(f"uda/{artifacts.tsne_figure(run, colour)}", f"{title}: t-SNE by {colour}")
+            blocks.append(report.Figures([image(f"{artifacts.UDA_FOLDER}/{artifacts.tsne_figure(run, colour)}", f"{title}: t-SNE by {colour}")
                                           for colour in ("class", "domain")]))
     discussed = [m for m in uda.METHODS.values() if m.discussion]
     for method in discussed:

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from hw3 import adda
+from hw3 import adda, checkpoints
 from hw3.common import UserError, autocast, batched, to_float
 from hw3.digitnet import DigitNet
 from hw3.domains import SCENARIOS
 from hw3.method import SOURCE_ONLY, TARGET_ONLY, Method
 
-KIND = "uda"  # the checkpoint kind of every method
+KIND = checkpoints.UDA  # the checkpoint kind of every method
 
 # The registry, filled by register(), and the views of it the scripts read; all keep the
 # registry's order: the lower bound, the graded methods by their script, the others, the upper bound.
@@ -101,6 +101,9 @@ def from_checkpoint(checkpoint: dict) -> nn.Module:
     model = UDAConfig(**checkpoint["config"]).build()
     model.load_state_dict(checkpoint["model"])
     return model.eval()
+
+
+checkpoints.register((KIND,), from_checkpoint)
 
 
 @torch.no_grad()
