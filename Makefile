@@ -10,7 +10,7 @@ RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
 # as pip skips them.
 PIP := --quiet --disable-pip-version-check --no-compile
 
-.PHONY: install test test-floor demo data report clean distclean
+.PHONY: install test test-floor demo grade data report clean distclean
 
 install: $(STAMP)
 
@@ -48,6 +48,22 @@ distclean: clean
 # The whole homework on the built-in data, short settings: report/README.md.
 demo: $(STAMP)
 	$(RUN) python pipeline.py --profile demo
+
+# After `make demo`: the grader's five scripts as a grader runs them, on the models the demo published
+# (HW3_MODEL_DIR) and its test digits, with .venv's python3 first on PATH; outputs and accuracies in OUT:
+#   make grade [MODELS=runs/demo/models] [DATA=runs/demo/demo_data] [OUT=runs/grade]
+GRADE := $(RUN) HW3_MODEL_DIR="$(or $(MODELS),runs/demo/models)"
+GRADE_DIGITS = $(or $(DATA),runs/demo/demo_data)/digits
+GRADE_OUT = $(or $(OUT),runs/grade)
+grade: $(STAMP)
+	mkdir -p "$(GRADE_OUT)"
+	$(GRADE) bash hw3_p1.sh "$(GRADE_OUT)/fig1_4.png"
+	$(GRADE) bash hw3_p2.sh "$(GRADE_OUT)/fig2_2.png"
+	for p in 3 4; do for t in mnistm svhn usps; do \
+		$(GRADE) bash hw3_p$$p.sh "$(GRADE_DIGITS)/$$t/test" $$t "$(GRADE_OUT)/p$${p}_$$t.csv" && \
+		printf 'hw3_p%s.sh %s: ' $$p $$t && $(RUN) python score.py "$(GRADE_OUT)/p$${p}_$$t.csv" "$(GRADE_DIGITS)/$$t/test.csv" \
+		|| exit 1; done; done
+	$(GRADE) bash hw3_p5.sh "$(GRADE_OUT)/digits"
 
 # The real hw3_data, built from the public originals (downloads kept in DATA.downloads; a rerun resumes):
 #   make data [DATA=hw3_data] [MIRROR=URL]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from hw3 import uda
 from hw3.adversarial import DomainDiscriminator, domain_bce, grl_coefficient, reverse_gradient
 from hw3.common import autocast
 from hw3.digitnet import DigitNet, classification_loss
@@ -88,8 +89,8 @@ def step(model: DANN, optimizers: dict, batch: StepInput, settings: DANNSettings
             "domain_acc": domain_acc.item()}
 
 
-METHOD = Method("dann", "Adaptation (DANN)", "DANN", DANN, ("loss_cls", "loss_domain", "grl_coeff", "domain_acc"),
-                step, settings=DANNSettings, graded="hw3_p3.sh", augment="measured",
-                network_args=("disc_hidden", "disc_layers"),
-                discussion=Discussion("3-5", "P3-6", "domain_acc", "domain discriminator accuracy",
-                                      (SOURCE_ONLY.name, "dann", TARGET_ONLY.name)))
+METHOD = uda.register(Method(
+    "dann", "Adaptation (DANN)", "DANN", DANN, ("loss_cls", "loss_domain", "grl_coeff", "domain_acc"),
+    step, settings=DANNSettings, graded="hw3_p3.sh", augment="measured", network_args=("disc_hidden", "disc_layers"),
+    discussion=Discussion("3-5", "P3-6", "domain_acc", "domain discriminator accuracy",
+                          (SOURCE_ONLY.name, "dann", TARGET_ONLY.name))))

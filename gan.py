@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from hw3 import checkpoints
 from hw3.digitnet import NUM_CLASSES
 
 ARCHS = ("dcgan", "sagan", "acgan")
@@ -74,6 +75,9 @@ def from_checkpoint(checkpoint: dict) -> "Generator | ConditionalGenerator":
     generator = GANConfig(**checkpoint["config"]).generator()
     generator.load_state_dict(checkpoint["model"])
     return generator.eval()
+
+
+checkpoints.register((checkpoints.GAN, checkpoints.ACGAN), from_checkpoint)  # the face GAN and Problem 5's ACGAN
 
 
 def _check(name: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -25,6 +25,9 @@ from pathlib import Path
 
 import torch
 
+import dann  # noqa: F401  (registers its method)
+import gan  # noqa: F401  (registers the acgan checkpoint kind)
+import swd  # noqa: F401  (registers its method)
 from hw3 import ddpm
 from hw3 import uda
 from hw3.common import UserError, add_runtime_args, autocast, cli, precision_used, runtime, write_json

@@ -178,13 +178,26 @@ def _wget(url: str, part: Path, timeout: int, quiet: bool) -> str | None:
     return None if code == 0 else f"{WGET_ERRORS.get(code, 'wget failed')} (wget exit {code})"
 
 
+GDRIVE_TORCHVISION = (0, 17, 1)  # requirements.txt's floor, for the same reason
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """``(0, 16, 0)`` from ``0.16.0+cpu``."""
+    return tuple(int(part) for part in re.match(r"\d+(?:\.\d+)*", text).group().split("."))
+
+
 def _gdrive(source: Source, part: Path) -> str | None:
     """Download a Google Drive file with torchvision's helper (which needs gdown); an error's words, or None."""
     try:
         import gdown  # noqa: F401  (torchvision imports it itself; asked first for a clear message)
     except ImportError:
         return "Google Drive downloads need gdown (pip install gdown)"
+    import torchvision
     from torchvision.datasets.utils import download_file_from_google_drive
+
+    if _version(torchvision.__version__) < GDRIVE_TORCHVISION:  # older ones save a page that fails the MD5
+        return (f"Google Drive downloads need torchvision {'.'.join(map(str, GDRIVE_TORCHVISION))} or newer "
+                f"(this is {torchvision.__version__}; pytorch/vision#8204)")
 
     part.unlink(missing_ok=True)  # the helper neither resumes nor checks a file already there
     try:

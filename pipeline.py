@@ -1,24 +1,27 @@
 """Run the whole homework end to end and write ``report/``: what ``make demo`` and ``make report`` do.
 
-Steps, each printed as it starts and timed:
+Eight stages, each printed as it starts and timed (:func:`main`), then the report:
 
 1. data: the given ``hw3_data`` folder, or the built-in demo data (``demo_data.py``);
-2. train the VAE, the GAN, source-only / DANN / SWD+ / ADDA / target-only for the
-   three scenarios, and the ACGAN and the DDPM on mnistm digits (Problem 5). The training
-   runs are independent processes of one CPU thread each, ``--jobs`` at a time (one per
-   core by default); then each digit generator's 1000 images are scored by the target-only
-   mnistm classifier trained here;
-3. publish the model files into a model folder with its manifest (``fetch.py``); the
+2. decode every face and digit folder once, into the cache the training jobs read;
+3. the Inception features of the real test faces and digits, once, into the cache;
+4. train the VAE and the GAN (each then scored by FID/KID, ``fidelity.py``, no download),
+   source-only / DANN / SWD+ / ADDA / target-only for the three scenarios, and the ACGAN and
+   the DDPM on mnistm digits (Problem 5). The training runs are independent processes of one
+   CPU thread each, ``--jobs`` at a time (one per core by default);
+5. generate each digit generator's 1000 images and score them by the target-only mnistm
+   classifier trained here and by FID/KID;
+6. publish the model files into a model folder with its manifest (``fetch.py``); the
    digit generator with the higher classifier accuracy becomes ``digits.pt``;
-4. run ``hw3_p1.sh`` ... ``hw3_p5.sh`` exactly as the grader does (they find the
+7. run ``hw3_p1.sh`` ... ``hw3_p5.sh`` exactly as the grader does (they find the
    published files with the right hashes and download nothing) and score the
    CSVs against the test labels;
-5. (within the training jobs) FID and KID (``fidelity.py``, no download) of the VAE's and the
-   GAN's samples against the test faces and of both digit generators' images against the test digits;
-6. draw every figure and table (``plots.py``) and write ``report/README.md`` and
-   ``report/report.pdf`` (``hw3/report.py``): every item the assignment asks for, with each
-   model's ``print(model)`` and training details read from its checkpoint, and the
-   discussion questions as prompts beside the facts this run measured.
+8. draw every figure and table (``plots.py``);
+
+then write ``report/README.md`` and ``report/report.pdf`` (``hw3/report_content.py``,
+``hw3/report.py``): every item the assignment asks for, with each model's ``print(model)`` and
+training details read from its checkpoint, and the discussion questions as prompts beside the
+facts this run measured.
 
 ``--profile demo`` uses short settings that finish in minutes on a 2-core CPU;
 ``--profile full`` uses each training script's own defaults (hours on a GPU).
@@ -34,17 +37,19 @@ import argparse
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+import dann  # noqa: F401  (registers its method)
+import swd  # noqa: F401  (registers its method)
 from datasets import DIGITS_DOMAIN, DOMAINS, SCENARIOS
-from hw3 import artifacts, uda
-from hw3.checkpoints import DIGIT_GENERATORS as DIGIT_MODELS
+from hw3 import artifacts, checkpoints, uda
+from hw3.checkpoints import DIGIT_GENERATORS as DIGIT_MODELS, load_model
 from hw3.common import UserError, cli, cores
 from hw3.jobs import REPO, Stages, run_jobs, run_script, script_env
-from hw3.report_content import discussion_facts, write_report
+from hw3.report_content import DigitResults, ModelCard, Results, VaeResults, discussion_facts, write_report
 
 
 # Short settings for the built-in data: every stage is a few seconds to a minute on 2 CPU cores.
@@ -101,7 +106,7 @@ class Plan:
 
     @property
     def uda_root(self) -> Path:
-        return self.runs / "uda"
+        return self.runs / artifacts.UDA_RUNS
 
     def uda_run(self, method: str, source: str, target: str) -> Path:
         return self.uda_root / uda.run_name(method, source, target)
@@ -115,56 +120,6 @@ class Plan:
         """The target-only classifier of the digits' domain, which scores the generated digits."""
         source = next(s for s, t in SCENARIOS if t == DIGITS_DOMAIN)
         return self.uda_run(uda.UPPER_BOUND, source, DIGITS_DOMAIN) / artifacts.MODEL
-
-
-@dataclass
-class VaeResults:
-    """Problem 1's numbers: the best validation epoch and the reconstruction table (``table1_3.csv``)."""
-
-    best_val_mse: float
-    best_epoch: int
-    reconstructions: pd.DataFrame
-
-
-@dataclass
-class DigitResults:
-    """Problem 5: each model's classifier accuracy (``generate_digits.py``'s JSON), the better one, job times."""
-
-    scores: dict[str, dict]
-    best: str  # the model published as digits.pt
-    job_seconds: dict[str, float]
-
-
-@dataclass
-class ModelCard:
-    """One trained model as the report shows it, read from its checkpoint: ``print(model)`` and its settings."""
-
-    title: str
-    printed: dict[str, str]  # "print(model)" of each network, by name ("generator", ...); may be empty
-    settings: list[list[str]]  # (setting, value) rows: recipe, model config, optimizers, length, time
-    recipe: dict = field(default_factory=dict)  # the checkpoint's recipe, for the facts the report quotes
-
-
-@dataclass
-class Results:
-    """Everything the report shows, as the stages returned it; :func:`write_report` only formats it.
-
-    To add an item to the report: add a field here (with a default when a stage may not run),
-    fill it in :func:`main` from the stage that measures it, and print it in :func:`report_blocks`.
-    """
-
-    plan: Plan
-    vae: VaeResults
-    uda_accuracy: pd.DataFrame  # plots.py's target test accuracy table (%): a row per method, a column per scenario
-    grader: pd.DataFrame  # one row per graded script and scenario: accuracy, images, seconds
-    digits: DigitResults
-    grader_matches: dict[str, bool]  # "vae", "gan", "digits": the grader's scripts wrote the report's files
-    stage_seconds: dict[str, float]
-    job_seconds: dict[str, float]
-    fidelity: dict[str, dict] = field(default_factory=dict)  # "VAE", "GAN", "ACGAN", "DDPM": fidelity.score's dict
-    cards: dict[str, ModelCard] = field(default_factory=dict)  # "vae", "gan", "dann", "swd", "acgan", "ddpm"
-    uda_metrics: dict[tuple[str, str], dict] = field(default_factory=dict)  # (method, "usps->mnistm"): metrics.json
-    facts: dict[str, list[str]] = field(default_factory=dict)  # "P1-6", ...: measured facts for each prompt
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -318,13 +273,14 @@ def _face_fidelity(plan: Plan, title: str, run_dir: Path) -> list[list[str]]:
     return [["fidelity.py", "generate", "--checkpoint", str(run_dir / artifacts.MODEL), "--out-dir", str(fake), "--n",
              str(plan.fid_images[0]), "--device", plan.device],
             ["fidelity.py", "score", "--generated", str(fake), "--real", str(plan.data / "face" / "test"), "--json",
-             str(plan.out / f"fidelity_{title.lower()}.json"), "--device", plan.device, *weights]]
+             str(plan.out / artifacts.fidelity_scores(title.lower())), "--device", plan.device, *weights]]
 
 
-def collect_fidelity(plan: Plan, digits: "DigitResults") -> dict[str, dict]:
+def collect_fidelity(plan: Plan, digits: DigitResults) -> dict[str, dict]:
     """FID/KID (and IS) of every generator by title, from the faces' JSON files and the digits' scores."""
     keys = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "n_generated", "n_real", "network")
-    found = {title: json.loads((plan.out / f"fidelity_{title.lower()}.json").read_text()) for title in ("VAE", "GAN")}
+    found = {title: json.loads((plan.out / artifacts.fidelity_scores(title.lower())).read_text())
+             for title in ("VAE", "GAN")}
     found |= {name.upper(): {k: v for k, v in scores.items() if k in keys} for name, scores in digits.scores.items()
               if "fid" in scores}
     return found
@@ -335,19 +291,19 @@ def score_digit_models(plan: Plan) -> DigitResults:
     jobs = {}
     for name in DIGIT_MODELS:
         run_dir = plan.digit_dir(name)
-        shutil.rmtree(run_dir / "generated", ignore_errors=True)
+        shutil.rmtree(run_dir / artifacts.GENERATED, ignore_errors=True)
         jobs[f"score {name.upper()}"] = [[
-            "generate_digits.py", "--checkpoint", str(run_dir / artifacts.MODEL), "--out-dir", str(run_dir / "generated"),
-            "--classifier", str(plan.digit_classifier), "--json", str(plan.out / f"digits_{name}.json"),
+            "generate_digits.py", "--checkpoint", str(run_dir / artifacts.MODEL), "--out-dir", str(run_dir / artifacts.GENERATED),
+            "--classifier", str(plan.digit_classifier), "--json", str(plan.out / artifacts.digit_scores(name)),
             "--device", plan.device, "--real", str(plan.data / "digits" / DIGITS_DOMAIN / "test"),
             *(["--max-images", str(plan.fid_images[1])] if plan.fid_images[1] else [])]]
     job_seconds = run_jobs(jobs, plan.jobs)
-    scores = {name: json.loads((plan.out / f"digits_{name}.json").read_text()) for name in DIGIT_MODELS}
+    scores = {name: json.loads((plan.out / artifacts.digit_scores(name)).read_text()) for name in DIGIT_MODELS}
     return DigitResults(scores, max(DIGIT_MODELS, key=lambda name: scores[name]["accuracy"]), job_seconds)
 
 
 def published_files(plan: Plan, best_digits: str) -> dict[str, Path]:
-    """The graded model files by published name: ``vae.pt``, ``gan.pt``, ``dann_mnistm.pt`` ..., ``digits.pt``."""
+    """The graded model files by published name: ``vae.pt``, ``gan.pt``, ``dann_usps-mnistm.pt`` ..., ``digits.pt``."""
     files = {artifacts.PUBLISHED_VAE: plan.vae_dir / artifacts.MODEL, artifacts.PUBLISHED_GAN: plan.gan_dir / artifacts.MODEL}
     for source, target in SCENARIOS:
         for method in uda.GRADED_METHODS:
@@ -387,13 +343,14 @@ def run_grader_scripts(plan: Plan) -> pd.DataFrame:
 
     env, out, data = script_env(plan.model_dir), plan.out, plan.data
     out.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(out / "grader_digits", ignore_errors=True)
-    runs = {"p1": ["hw3_p1.sh", str(out / "grader_fig1_4.png")], "p2": ["hw3_p2.sh", str(out / "grader_fig2_2.png")],
-            "p5": ["hw3_p5.sh", str(out / "grader_digits")]}
+    shutil.rmtree(out / artifacts.GRADER_DIGITS, ignore_errors=True)
+    runs = {"p1": ["hw3_p1.sh", str(out / artifacts.grader_copy(artifacts.VAE_SAMPLES))],
+            "p2": ["hw3_p2.sh", str(out / artifacts.grader_copy(artifacts.GAN_SAMPLES))],
+            "p5": ["hw3_p5.sh", str(out / artifacts.GRADER_DIGITS)]}
     for method, script in uda.GRADED_METHODS.items():
         for source, target in SCENARIOS:
             runs[(method, source, target)] = [script, str(data / "digits" / target / "test"), target,
-                                              str(out / "predictions" / f"{method}_{target}.csv")]
+                                              str(out / artifacts.PREDICTIONS / artifacts.prediction_csv(method, target))]
 
     def timed(args: list[str]) -> float:
         started = time.perf_counter()
@@ -425,7 +382,7 @@ def draw_figures(plan: Plan) -> None:
                                                        f"--{name}-log", str(plan.digit_dir(name) / artifacts.LOG))]
     run_jobs({
         "t-SNE and accuracy table": [["plots.py", "uda", "--runs", str(plan.uda_root), "--data", str(plan.data),
-                                      "--out-dir", str(plan.out / "uda"), *plan.settings["tsne"], "--quiet"]],
+                                      "--out-dir", str(plan.out / artifacts.UDA_FOLDER), *plan.settings["tsne"], "--quiet"]],
         "VAE figures": [["plots.py", "vae", "--checkpoint", str(plan.vae_dir / artifacts.MODEL), "--data",
                          str(plan.data), "--out-dir", str(plan.out), "--attribute", plan.attribute, "--quiet"]],
         "GAN figures": [["plots.py", "gan", "--checkpoint", str(plan.gan_dir / artifacts.MODEL), "--log",
@@ -444,15 +401,15 @@ def vae_results(plan: Plan) -> VaeResults:
 
 def uda_table(plan: Plan) -> pd.DataFrame:
     """Problems 3-4's accuracy table as ``plots.py uda`` wrote it (%, a row per method, a column per scenario)."""
-    return pd.read_csv(plan.out / "uda" / artifacts.UDA_TABLE, dtype=str).fillna("")
+    return pd.read_csv(plan.out / artifacts.UDA_FOLDER / artifacts.UDA_TABLE, dtype=str).fillna("")
 
 
 def grader_matches(plan: Plan, best_digits: str) -> dict[str, bool]:
     """Whether ``hw3_p1.sh``, ``hw3_p2.sh`` and ``hw3_p5.sh`` wrote the very files of the report, byte for byte."""
     out = plan.out
-    same = {kind: (out / f"grader_{fig}.png").read_bytes() == (out / f"{fig}.png").read_bytes()
-            for kind, fig in (("vae", "fig1_4"), ("gan", "fig2_2"))}
-    same["digits"] = _same_files(plan.digit_dir(best_digits) / "generated", out / "grader_digits")
+    same = {kind: (out / artifacts.grader_copy(fig)).read_bytes() == (out / fig).read_bytes()
+            for kind, fig in (("vae", artifacts.VAE_SAMPLES), ("gan", artifacts.GAN_SAMPLES))}
+    same["digits"] = _same_files(plan.digit_dir(best_digits) / artifacts.GENERATED, out / artifacts.GRADER_DIGITS)
     return same
 
 
@@ -488,22 +445,21 @@ def settings_rows(checkpoint: dict) -> list[list[str]]:
 
 def model_cards(plan: Plan) -> dict[str, ModelCard]:
     """Every trained model's ``print(model)`` and training details, read from its published checkpoint."""
-    import gan
-    import vae
+    import gan  # also registers its checkpoint kinds
+    import vae  # noqa: F401  (registers its checkpoint kind)
     from hw3.training import load_checkpoint
 
     cards = {}
-    checkpoint = load_checkpoint(plan.vae_dir / artifacts.MODEL, kind="vae")
-    cards["vae"] = ModelCard("VAE", {"VAE": str(vae.from_checkpoint(checkpoint))}, settings_rows(checkpoint),
-                             checkpoint["recipe"])
-    checkpoint = load_checkpoint(plan.gan_dir / artifacts.MODEL, kind="gan")
-    config = gan.GANConfig(**checkpoint["config"])
-    cards["gan"] = ModelCard("GAN", {"generator": str(gan.from_checkpoint(checkpoint)),
-                                     "discriminator": str(config.discriminator())}, settings_rows(checkpoint))
+    model, checkpoint = load_model(plan.vae_dir / artifacts.MODEL, (checkpoints.VAE,))
+    cards["vae"] = ModelCard("VAE", {"VAE": str(model)}, settings_rows(checkpoint), checkpoint["recipe"])
+    model, checkpoint = load_model(plan.gan_dir / artifacts.MODEL, (checkpoints.GAN,))
+    cards["gan"] = ModelCard("GAN", {"generator": str(model),
+                                     "discriminator": str(gan.GANConfig(**checkpoint["config"]).discriminator())},
+                             settings_rows(checkpoint))
     source, target = SCENARIOS[0]
     for method in uda.METHODS.values():
-        checkpoint = load_checkpoint(plan.uda_run(method.name, source, target) / artifacts.MODEL, kind=uda.KIND)
-        printed = {method.title: str(uda.from_checkpoint(checkpoint))} if method.graded else {}
+        model, checkpoint = load_model(plan.uda_run(method.name, source, target) / artifacts.MODEL, checkpoints.CLASSIFIERS)
+        printed = {method.title: str(model)} if method.graded else {}
         cards[method.name] = ModelCard(f"{method.title}, {source}->{target}", printed, settings_rows(checkpoint))
     for name in DIGIT_MODELS:
         checkpoint = load_checkpoint(plan.digit_dir(name) / artifacts.MODEL)

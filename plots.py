@@ -26,14 +26,17 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+import dann  # noqa: E402, F401  (registers its method)
+import swd  # noqa: E402, F401  (registers its method)
 from hw3 import artifacts, uda  # noqa: E402
-import vae  # noqa: E402
+import vae  # noqa: E402, F401  (registers its checkpoint kind)
+from hw3 import checkpoints  # noqa: E402
+from hw3.checkpoints import CLASSIFIERS, load_model  # noqa: E402
 from hw3.common import UserError, atomic_path, batched, cli, markdown_table, progress, write_text  # noqa: E402
 from datasets import SCENARIOS, load_digits, load_faces, to_float, train_val_split  # noqa: E402
 from hw3.ddpm import GUIDANCE, DiffusionSampler  # noqa: E402
 from hw3.images import class_grid, deterministic, save_image  # noqa: E402
 from sample import face_grid, load_sampler  # noqa: E402
-from hw3.training import load_checkpoint  # noqa: E402
 
 
 def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
@@ -165,16 +168,12 @@ def plot_vae_tsne(means: np.ndarray, values: np.ndarray, attribute: str, path: P
 
 def vae_figures(args) -> int:
     """Write fig1_2, table1_3 (.png and .csv), fig1_4 and fig1_5 into ``args.out_dir``."""
-    checkpoint = load_checkpoint(args.checkpoint, kind="vae")
+    model, checkpoint = load_model(args.checkpoint, (checkpoints.VAE,))
     log = read_log(args.log or args.checkpoint.parent / artifacts.LOG, {"step", "recon", "kl", "val_mse"}, "train_vae.py")
     data, source = _vae_eval_set(args.data, checkpoint)
     if data.attributes is None or args.attribute not in data.attributes.columns:
         columns = [] if data.attributes is None else list(data.attributes.columns)
         raise UserError(f"attribute {args.attribute!r} not found; choose one of: {', '.join(columns) or '(none)'}")
-    try:
-        model = vae.from_checkpoint(checkpoint)
-    except (KeyError, TypeError, RuntimeError) as err:
-        raise UserError(f"checkpoint {args.checkpoint} does not fit the VAE ({type(err).__name__})") from None
     out = args.out_dir
 
     plot_vae_curves(log, out / artifacts.VAE_CURVES)
@@ -319,7 +318,7 @@ def write_uda_table(header: list[str], rows: list[list[str]], out_dir: Path) -> 
 
 def uda_tsne_features(run_dir: Path, data_root: Path, per_domain: int, seed: int) -> dict:
     """One run's features of ``per_domain`` seeded source and target *test* images, with their classes and domains."""
-    model, checkpoint = uda.load_model(run_dir / artifacts.MODEL)
+    model, checkpoint = load_model(run_dir / artifacts.MODEL, CLASSIFIERS)
     method, source, target = checkpoint["config"]["method"], checkpoint["run"]["source"], checkpoint["run"]["target"]
     rng = np.random.default_rng(seed)
     features, labels, domains = [], [], []

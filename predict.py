@@ -21,7 +21,10 @@ import csv
 
 import torch
 
+import dann  # noqa: F401  (registers its method)
+import swd  # noqa: F401  (registers its method)
 from hw3 import uda
+from hw3.checkpoints import CLASSIFIERS, load_model
 from hw3.common import UserError, add_runtime_args, atomic_path, cli, runtime
 from datasets import DIGIT_SIZE, list_images, load_folder
 
@@ -64,7 +67,7 @@ def main(argv=None) -> int:
         from fetch import ensure
 
         checkpoint_path = ensure(name)
-    model, checkpoint = uda.load_model(checkpoint_path, device)
+    model, checkpoint = load_model(checkpoint_path, CLASSIFIERS, device)
     adapted_to = checkpoint["run"].get("target")
     if args.target is not None and adapted_to != args.target:
         raise UserError(f"{checkpoint_path} was adapted to {adapted_to!r}, not {args.target!r}")

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+import gan  # noqa: F401  (registers its checkpoint kind)
+import vae  # noqa: F401  (registers its checkpoint kind)
 from hw3.common import cli
 from hw3.images import deterministic, sample_grid, save_image
 from hw3.checkpoints import FACE_SAMPLERS, load_model

@@ -31,8 +31,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-import dann
-from hw3 import adda
+from hw3 import uda
 from hw3.adversarial import reverse_gradient
 from hw3.augment import augment_strong
 from hw3.common import UserError, autocast
@@ -203,7 +202,8 @@ def step(model: SWDNet, optimizers: dict, batch: StepInput, settings: SWDSetting
             "loss_pl": loss_pl.item(), "pl_share": share.item()}
 
 
-METHOD = Method("swd", "Adaptation (SWD+)", "SWD+", SWDNet, ("loss_cls", "discrepancy", "loss_im", "loss_pl", "pl_share"),
-                step, settings=SWDSettings, graded="hw3_p4.sh", augment="measured",
-                discussion=Discussion("4-3", "P4-4", "pl_share", "share of target images with a pseudo-label",
-                                      (dann.METHOD.name, "swd", adda.METHOD.name)))
+METHOD = uda.register(Method(
+    "swd", "Adaptation (SWD+)", "SWD+", SWDNet, ("loss_cls", "discrepancy", "loss_im", "loss_pl", "pl_share"),
+    step, settings=SWDSettings, graded="hw3_p4.sh", augment="measured",
+    discussion=Discussion("4-3", "P4-4", "pl_share", "share of target images with a pseudo-label",
+                          ("dann", "swd", "adda"))))

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from hw3 import artifacts
+from hw3 import artifacts, checkpoints
 from hw3.common import UserError, autocast, cli
 from datasets import DOMAINS, EndlessBatches, load_digits, to_float
 from hw3.ddpm import (GUIDANCE, NOISE_SCHEDULES, SAMPLE_STEPS, DDPMConfig, DiffusionSampler, Schedule,
@@ -143,7 +143,7 @@ def main(argv=None) -> int:
     ema.module.eval()
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     data = EndlessBatches(images, labels, batch_size=recipe.batch_size, rng=torch.Generator().manual_seed(recipe.seed))
-    ckpt = Checkpointer(args.out_dir, "ddpm", asdict(config), ema.module, recipe,
+    ckpt = Checkpointer(args.out_dir, checkpoints.DDPM, asdict(config), ema.module, recipe,
                         modules={"model": model, "ema": ema}, optimizers={"adam": optimizer}, state={"data": data})
     state = ckpt.resume(args.restart)
 
@@ -151,7 +151,7 @@ def main(argv=None) -> int:
 
     def checkpoint(scores: dict) -> None:
         # No cheap score either: the grid is how a run is watched, and the last EMA network is the model.
-        save_image(class_grid(sampler.generate, device=device), args.out_dir / "samples" / f"step_{state.step:06d}.png")
+        save_image(class_grid(sampler.generate, device=device), args.out_dir / artifacts.sample_grid(state.step))
         ckpt.save(state, publish=True)
 
     train_loop(state, steps=recipe.steps, steps_per_epoch=max(1, len(images) // data.batch_size),

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from hw3 import artifacts
+from hw3 import artifacts, checkpoints
 from hw3.common import UserError, autocast, cli
 from datasets import DOMAINS, EndlessBatches, load_digits, load_faces, random_hflip, to_float
 from gan import (ARCHS, LOSSES, AuxiliaryClassifier, GANConfig, Unconditional, discriminator_accuracy,
@@ -279,7 +279,7 @@ def main(argv=None) -> int:
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=recipe.lr_d, betas=recipe.betas_d)
     # Batches never exceed the training set; G's batch is D's real batch (data.batch_size).
     data = EndlessBatches(*tensors, batch_size=recipe.batch_size, rng=torch.Generator().manual_seed(recipe.seed))
-    kind = "acgan" if recipe.task == "digits" else "gan"  # hw3/checkpoints.py: a digit generator, or a face sampler
+    kind = checkpoints.ACGAN if recipe.task == "digits" else checkpoints.GAN  # a digit generator, or a face sampler
     ckpt = Checkpointer(args.out_dir, kind, asdict(config), ema.module, recipe,
                         modules={"generator": generator, "discriminator": discriminator, "ema": ema},
                         optimizers={"g": opt_g, "d": opt_d}, state={"data": data})
@@ -287,7 +287,7 @@ def main(argv=None) -> int:
 
     def checkpoint(scores: dict) -> None:
         # A GAN has no cheap score: the grid is how a run is watched, and the last EMA generator is the model.
-        save_image(evaluate(ema.module, device, digits=recipe.task == "digits"), args.out_dir / "samples" / f"step_{state.step:06d}.png")
+        save_image(evaluate(ema.module, device, digits=recipe.task == "digits"), args.out_dir / artifacts.sample_grid(state.step))
         ckpt.save(state, publish=True)
 
     steps_per_epoch = max(1, len(tensors[0]) // (data.batch_size * recipe.n_critic))  # a pass of D over the data

@@ -35,6 +35,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import dann  # noqa: F401  (registers its method)
+import swd  # noqa: F401  (registers its method)
 from hw3 import artifacts, selection, uda
 from hw3.common import UserError, batched, cli, write_json
 from datasets import DOMAINS, EndlessBatches, load_digits, to_float, train_val_split

@@ -19,13 +19,13 @@ from typing import ClassVar
 
 import torch
 
-from hw3 import artifacts
+from hw3 import artifacts, checkpoints
 from hw3.common import UserError, autocast, batched, cli
 from datasets import EndlessBatches, load_faces, random_hflip, to_float, train_val_split
 from hw3.training import Checkpointer, Recipe, add_training_args, start, train_loop
 from vae import VAE, VAEConfig, kl_per_image, vae_loss
 
-LOG_COLUMNS = ["step", "epoch", "recon", "kl", "loss", "val_mse", "val_kl"]
+LOG_FIELDS = ["step", "epoch", "recon", "kl", "loss", "val_mse", "val_kl"]
 DRY_RUN_STEPS = 2
 
 
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     config = VAEConfig(args.latent_dim, args.channels)
     model = config.build().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-    ckpt = Checkpointer(args.out_dir, "vae", asdict(config), model, recipe, optimizers={"adam": optimizer},
+    ckpt = Checkpointer(args.out_dir, checkpoints.VAE, asdict(config), model, recipe, optimizers={"adam": optimizer},
                         state={"data": batches}, extra={"val_fraction": recipe.val_fraction, "split_seed": recipe.seed,
                                                         "val_names": val_set.names})
     state = ckpt.resume(args.restart)
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
 
     train_loop(state, steps=recipe.epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch,
                every=steps_per_epoch, step=lambda _: train_step(model, batches, optimizer, recipe),
-               log_path=args.out_dir / artifacts.LOG, log_fields=LOG_COLUMNS, evaluate=validation,
+               log_path=args.out_dir / artifacts.LOG, log_fields=LOG_FIELDS, evaluate=validation,
                checkpoint=checkpoint, name="vae", quiet=args.quiet, postfix=("recon",))
     return 0
 

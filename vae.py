@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from datasets import FACE_SIZE
+from hw3 import checkpoints
 
 # Four stride-2 stages take 64x64 down to 4x4 and back.
 _STAGES = 4
@@ -55,6 +56,9 @@ def from_checkpoint(checkpoint: dict) -> "VAE":
     model = VAEConfig(**checkpoint["config"]).build()
     model.load_state_dict(checkpoint["model"])
     return model.eval()
+
+
+checkpoints.register((checkpoints.VAE,), from_checkpoint)
 
 
 class VAE(nn.Module):

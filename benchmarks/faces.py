@@ -22,7 +22,7 @@ import torch  # noqa: E402
 
 import train_vae  # noqa: E402
 from datasets import load_faces, train_val_split  # noqa: E402
-from hw3 import artifacts  # noqa: E402
+from hw3 import artifacts, checkpoints  # noqa: E402
 from hw3.checkpoints import load_model  # noqa: E402
 from hw3.common import cli, command_line, markdown_table, write_text  # noqa: E402
 from hw3.jobs import run_jobs  # noqa: E402
@@ -30,7 +30,7 @@ from hw3.jobs import run_jobs  # noqa: E402
 
 def measure(data: Path, run: Path) -> dict:
     """The finished run's kept model scored on the test faces, beside what its checkpoint recorded."""
-    model, checkpoint = load_model(run / artifacts.MODEL, ("vae",))
+    model, checkpoint = load_model(run / artifacts.MODEL, (checkpoints.VAE,))
     test = load_faces(data, "test")
     scores = train_vae.evaluate(model, test.images, torch.device("cpu"))
     recipe = checkpoint["recipe"]

@@ -34,7 +34,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.functional import to_tensor
 sys.path.insert(0, sys.argv[4])
-from hw3 import uda
+import dann, swd  # register their methods
+from hw3.checkpoints import CLASSIFIERS, load_model
 
 class Folder(Dataset):
     def __init__(self, root):
@@ -44,7 +45,7 @@ class Folder(Dataset):
     def __getitem__(self, i):
         return to_tensor(Image.open(os.path.join(self.root, self.names[i])).convert("RGB"))
 
-model, _ = uda.load_model(sys.argv[1])
+model, _ = load_model(sys.argv[1], CLASSIFIERS)
 data = Folder(sys.argv[2])
 labels = []
 with torch.no_grad():

@@ -13,6 +13,8 @@ BEST = "best.pt"  # the same at the kept evaluation
 MODEL = "model.pt"  # what inference needs: the file that is published
 LOG = "log.csv"  # one row per step, evaluations on their epoch's last row
 METRICS = "metrics.json"  # train_uda.py: the kept evaluation's target test accuracy and what chose it
+GENERATED = "generated"  # a digit generator's folder of 1000 digits (generate_digits.py), scored by the pipeline
+UDA_RUNS = "uda"  # the folder of the digit classifiers' run folders, under a runs folder
 
 # In the report folder (plots.py writes them; hw3/report_content.py shows them)
 VAE_CURVES = "fig1_2.png"
@@ -23,10 +25,14 @@ VAE_TSNE = "fig1_5.png"
 GAN_SAMPLES = "fig2_2.png"
 GAN_LOSSES = "fig2_losses.png"
 VAE_VS_GAN = "fig2_vae_vs_gan.png"
-UDA_TABLE = "uda_accuracy.csv"  # under the report's uda/ folder, with its markdown copy
+UDA_FOLDER = "uda"  # plots.py uda's table and t-SNE figures, in the report folder
+UDA_TABLE = "uda_accuracy.csv"  # under UDA_FOLDER, with its markdown copy
 UDA_TABLE_MD = "uda_accuracy.md"
 DDPM_REVERSE = "fig5_reverse.png"
 DIGIT_CURVES = "fig5_curves.png"
+# The pipeline's own files in the report folder: the grader scripts' outputs and the scores it reads back
+GRADER_DIGITS = "grader_digits"  # hw3_p5.sh's 1000 digits
+PREDICTIONS = "predictions"  # hw3_p3.sh's and hw3_p4.sh's CSVs
 
 # The published model files of the grader's scripts (their names also appear in hw3_p1.sh ... hw3_p5.sh)
 PUBLISHED_VAE = "vae.pt"
@@ -42,3 +48,28 @@ def tsne_figure(run_name: str, colour: str) -> str:
 def digit_grid(model: str) -> str:
     """A Problem 5 generator's grid of 10 digits per class (``model``: "acgan" or "ddpm")."""
     return f"fig5_{model}_grid.png"
+
+
+def sample_grid(step: int) -> str:
+    """The grid a GAN or DDPM trainer draws after update ``step``, in its run folder."""
+    return f"samples/step_{step:06d}.png"
+
+
+def grader_copy(figure: str) -> str:
+    """What the grader's script writes for ``figure`` (``fig1_4.png``), beside the report's own."""
+    return f"grader_{figure}"
+
+
+def prediction_csv(method: str, target: str) -> str:
+    """A grader script's CSV for ``method`` on ``target``'s test digits, under :data:`PREDICTIONS`."""
+    return f"{method}_{target}.csv"
+
+
+def fidelity_scores(model: str) -> str:
+    """``fidelity.py score``'s JSON for a face model (``vae`` or ``gan``)."""
+    return f"fidelity_{model}.json"
+
+
+def digit_scores(model: str) -> str:
+    """``generate_digits.py``'s JSON (classifier accuracy, FID/KID) for a Problem 5 model."""
+    return f"digits_{model}.json"

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from datasets import to_float
-from hw3.common import UserError
+from hw3.common import UserError, to_float
 
 
 def _uniform(n: int, spread: float, device) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Helpers every script shares: errors, seeding, devices and threads, atomic files, batched inference, markdown tables.
+"""Helpers every script shares: errors, seeding, devices and threads, atomic files, batched inference, uint8 to float, markdown tables.
 
 Nothing here knows about a particular model; the training and inference scripts
 do the wiring. torch is imported where it is used, so ``fetch.py`` starts fast.
@@ -193,6 +193,11 @@ def batched(fn: Callable, inputs: "torch.Tensor", batch_size: int, device: "torc
     if outputs and isinstance(outputs[0], tuple):
         return tuple(torch.cat(parts) for parts in zip(*outputs))
     return torch.cat(outputs)
+
+
+def to_float(images: "torch.Tensor") -> "torch.Tensor":
+    """uint8 ``(B, 3, H, W)`` in [0, 255] to float in [0, 1]."""
+    return images.float().div_(255)
 
 
 def command_line(script: str, argv: Sequence[str] | None) -> str:

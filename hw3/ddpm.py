@@ -14,9 +14,10 @@
   deterministic one (eq. 12 and 16).
 
 Images are ``(B, 3, S, S)`` in [-1, 1], ``S = DDPMConfig.image_size`` (28, the digits). The conversions
-between the noise and x_0 live on :class:`Schedule`, named as denoising-diffusion-pytorch names them
-(``q_sample``, ``predict_start_from_noise``, ``predict_noise_from_start``, ``q_posterior``); the one
-reading of the network's output is :func:`model_predictions`. :class:`DiffusionSampler`
+between the noise and x_0 live on :class:`Schedule`: ``q_sample``, ``predict_start_from_noise`` and
+``predict_noise_from_start`` as denoising-diffusion-pytorch names them; ``q_posterior`` is DDIM's
+generalised posterior, a DDIM step, which is that library's DDPM posterior only at ``eta = 1`` and
+``t_prev = t - 1``. The one reading of the network's output is :func:`model_predictions`. :class:`DiffusionSampler`
 gives the network the ACGAN's ``generate(labels, rng)``; the training loop lives in ``train_ddpm.py``.
 """
 
@@ -28,6 +29,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from hw3 import checkpoints
 
 
 NOISE_SCHEDULES = ("cosine", "linear")  # DDPMConfig.noise_schedule's values
@@ -339,3 +342,14 @@ class DiffusionSampler:
                  trajectory: list | None = None) -> torch.Tensor:
         x = sample(self.model, self.schedule, labels, self.steps, self.eta, self.guidance, rng, trajectory)
         return (x + 1) / 2
+
+
+def from_checkpoint_sampler(checkpoint: dict, steps: int | None = None, eta: float = 0.0,
+                            guidance: float | None = None) -> DiffusionSampler:
+    """The sampler of a loaded ``ddpm`` checkpoint: ``steps`` (default :data:`SAMPLE_STEPS`), DDIM's
+    ``eta`` and the guidance weight (default :data:`GUIDANCE`); what :func:`checkpoints.load_model` gives."""
+    model, schedule = from_checkpoint(checkpoint)
+    return DiffusionSampler(model, schedule, steps or SAMPLE_STEPS, eta, GUIDANCE if guidance is None else guidance)
+
+
+checkpoints.register((checkpoints.DDPM,), from_checkpoint_sampler, options=("steps", "eta", "guidance"))

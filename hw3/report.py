@@ -1,6 +1,6 @@
 """The homework report as a list of blocks, written both as Markdown and as a PDF.
 
-``pipeline.py`` decides what the report says; this module only lays it out. A report is
+``hw3/report_content.py`` decides what the report says; this module only lays it out. A report is
 a list of :data:`Block` s (headings, paragraphs, code, tables, images and discussion
 prompts), so the Markdown file and the PDF say the same thing. The PDF is drawn with
 fpdf2 in matplotlib's DejaVu fonts (Unicode: arrows, ±, Greek letters).

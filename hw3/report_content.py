@@ -1,20 +1,87 @@
-"""The report's content: the discussion facts a run measured and the report's blocks, item by item
-in the assignment's order, from the :class:`pipeline.Results` of a run (written by ``hw3/report.py``)."""
+"""The report's content: what a run measured (:class:`Results`, filled by ``pipeline.py``'s stages),
+the discussion facts and the report's blocks, item by item in the assignment's order (written by
+``hw3/report.py``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Protocol, Sequence
 
 import pandas as pd
 
-from datasets import DIGITS_DOMAIN, SCENARIOS
 from hw3 import artifacts, report, uda
 from hw3.checkpoints import DIGIT_GENERATORS as DIGIT_MODELS
 from hw3.common import write_text
+from hw3.domains import DIGITS_DOMAIN, SCENARIOS
 
-if TYPE_CHECKING:
-    from pipeline import ModelCard, Results
+
+class RunPlan(Protocol):
+    """What the report reads of a run's plan (``pipeline.Plan``): its settings and its folders."""
+
+    data: Path
+    out: Path  # the report folder
+    profile: str
+    jobs: int
+    fid_images: tuple[int, int | None]
+
+    @property
+    def vae_dir(self) -> Path: ...
+
+    @property
+    def gan_dir(self) -> Path: ...
+
+    def uda_run(self, method: str, source: str, target: str) -> Path: ...
+
+
+@dataclass
+class VaeResults:
+    """Problem 1's numbers: the best validation epoch and the reconstruction table (``table1_3.csv``)."""
+
+    best_val_mse: float
+    best_epoch: int
+    reconstructions: pd.DataFrame
+
+
+@dataclass
+class DigitResults:
+    """Problem 5: each model's classifier accuracy (``generate_digits.py``'s JSON), the better one, job times."""
+
+    scores: dict[str, dict]
+    best: str  # the model published as digits.pt
+    job_seconds: dict[str, float]
+
+
+@dataclass
+class ModelCard:
+    """One trained model as the report shows it, read from its checkpoint: ``print(model)`` and its settings."""
+
+    title: str
+    printed: dict[str, str]  # "print(model)" of each network, by name ("generator", ...); may be empty
+    settings: list[list[str]]  # (setting, value) rows: recipe, model config, optimizers, length, time
+    recipe: dict = field(default_factory=dict)  # the checkpoint's recipe, for the facts the report quotes
+
+
+@dataclass
+class Results:
+    """Everything the report shows, as the stages returned it; :func:`write_report` only formats it.
+
+    To add an item to the report: add a field here (with a default when a stage may not run),
+    fill it in ``pipeline.main`` from the stage that measures it, and print it in :func:`report_blocks`.
+    """
+
+    plan: RunPlan
+    vae: VaeResults
+    uda_accuracy: pd.DataFrame  # plots.py's target test accuracy table (%): a row per method, a column per scenario
+    grader: pd.DataFrame  # one row per graded script and scenario: accuracy, images, seconds
+    digits: DigitResults
+    grader_matches: dict[str, bool]  # "vae", "gan", "digits": the grader's scripts wrote the report's files
+    stage_seconds: dict[str, float]
+    job_seconds: dict[str, float]
+    fidelity: dict[str, dict] = field(default_factory=dict)  # "VAE", "GAN", "ACGAN", "DDPM": fidelity.score's dict
+    cards: dict[str, ModelCard] = field(default_factory=dict)  # "vae", "gan", "dann", "swd", "acgan", "ddpm"
+    uda_metrics: dict[tuple[str, str], dict] = field(default_factory=dict)  # (method, "usps->mnistm"): metrics.json
+    facts: dict[str, list[str]] = field(default_factory=dict)  # "P1-6", ...: measured facts for each prompt
 
 
 def _tail_mean(log: pd.DataFrame, column: str, share: float = 0.1) -> float:
@@ -49,7 +116,7 @@ def discussion_facts(results: Results) -> dict[str, list[str]]:
                  f"{_tail_mean(gan_log, 'd_real_acc'):.2f} and on generated {_tail_mean(gan_log, 'd_fake_acc'):.2f}",
                  fidelity_line("GAN")],
         "P2-4": [fidelity_line("VAE"), fidelity_line("GAN"),
-                 "fig2_vae_vs_gan.png shows both models' 32 samples from the same noise seed"],
+                 f"{artifacts.VAE_VS_GAN} shows both models' 32 samples from the same noise seed"],
     }
     metrics = results.uda_metrics
 
@@ -170,7 +237,7 @@ def report_blocks(results: Results) -> list[report.Block]:
         for source, target in SCENARIOS:
             run = uda.run_name(method, source, target)
             title = f"{uda.METHOD_TITLES[method]} {source} -> {target}"
-            blocks.append(report.Figures([image(f"uda/{artifacts.tsne_figure(run, colour)}", f"{title}: t-SNE by {colour}")
+            blocks.append(report.Figures([image(f"{artifacts.UDA_FOLDER}/{artifacts.tsne_figure(run, colour)}", f"{title}: t-SNE by {colour}")
                                           for colour in ("class", "domain")]))
     discussed = [m for m in uda.METHODS.values() if m.discussion]
     for method in discussed:

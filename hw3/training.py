@@ -286,15 +286,6 @@ class StepLog:
         self.close()
 
 
-@dataclass(frozen=True)
-class Segment:
-    """What one call of :func:`train_loop` did: updates, and the wall-clock and CPU seconds they took."""
-
-    steps: int
-    wall_seconds: float
-    cpu_seconds: float
-
-
 def start(args, recipe: Recipe) -> torch.device:
     """What every trainer does first, in this order: threads and precision, the device, the seeds."""
     device = runtime(args)
@@ -305,7 +296,7 @@ def start(args, recipe: Recipe) -> torch.device:
 def train_loop(state: Progress, *, steps: int, steps_per_epoch: int, every: int, step: Callable[[int], dict],
                log_path: Path, log_fields: Sequence[str], checkpoint: Callable[[dict], None],
                evaluate: Callable[[], dict] | None = None, name: str, quiet: bool = False,
-               postfix: Sequence[str] = ()) -> Segment:
+               postfix: Sequence[str] = ()) -> None:
     """The one training loop: from ``state.step`` to ``steps`` updates, evaluating every ``every``.
 
     ``step(i)`` makes update ``i`` (0-based) and returns its log row of floats, written to
@@ -322,7 +313,7 @@ def train_loop(state: Progress, *, steps: int, steps_per_epoch: int, every: int,
     if state.step >= steps:
         print(f"{name}: the run already holds {state.step} of {steps} updates; nothing to train "
               "(ask for more to train longer)")
-        return Segment(0, 0.0, 0.0)
+        return
     log = StepLog(log_path, log_fields, resume_step=state.step)
     bar = progress(range(state.step, steps), quiet, desc=name, initial=state.step, total=steps)
     first, wall, cpu = state.step, time.perf_counter(), time.process_time()
@@ -349,11 +340,10 @@ def train_loop(state: Progress, *, steps: int, steps_per_epoch: int, every: int,
     finally:
         log.close()
         bar.close()
-    done = Segment(state.step - first, time.perf_counter() - wall, time.process_time() - cpu)
     if not quiet:
-        print(f"{done.steps} steps in {done.wall_seconds:.1f} s wall, {done.cpu_seconds:.1f} s CPU "
-              f"({100 * done.wall_seconds / max(done.steps, 1):.1f} s per 100 steps); run folder {log.path.parent}")
-    return done
+        done, wall, cpu = state.step - first, time.perf_counter() - wall, time.process_time() - cpu
+        print(f"{done} steps in {wall:.1f} s wall, {cpu:.1f} s CPU "
+              f"({100 * wall / max(done, 1):.1f} s per 100 steps); run folder {log.path.parent}")
 
 
 def ema_of(model: torch.nn.Module, decay: float) -> AveragedModel:

@@ -1,8 +1,10 @@
-"""The domain-adaptation family: the registry of its methods, and the model config, names, loading, prediction.
+"""The domain-adaptation family: the registry of its methods, and the model config, names, prediction.
 
 Every method trains a :class:`digitnet.DigitNet` and lives in one file with its record
-(:class:`hw3.method.Method`): ``dann.py``, ``swd.py``, ``hw3/adda.py``, and the two bounds in
-``hw3/method.py``. Adding a method means one such file and one entry in ``METHODS`` below.
+(:class:`hw3.method.Method`), which registers itself here with :func:`register`: ``dann.py`` and
+``swd.py`` when they are imported; ``hw3/adda.py`` and the two bounds of ``hw3/method.py`` below.
+This package imports nothing above it, so a script that reads the registry imports ``dann`` and
+``swd`` first (as ``train_uda.py``, ``predict.py`` and ``pipeline.py`` do).
 
 Run folders and published model files are named ``<method>_<source>-<target>``.
 """
@@ -14,27 +16,51 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-import dann
-import swd
-from datasets import SCENARIOS, to_float
-from hw3 import adda
-from hw3.common import UserError, autocast, batched
+from hw3 import adda, checkpoints
+from hw3.common import UserError, autocast, batched, to_float
 from hw3.digitnet import DigitNet
+from hw3.domains import SCENARIOS
 from hw3.method import SOURCE_ONLY, TARGET_ONLY, Method
 
-KIND = "uda"  # the checkpoint kind of every method
+KIND = checkpoints.UDA  # the checkpoint kind of every method
 
-METHODS = {m.name: m for m in (SOURCE_ONLY, dann.METHOD, swd.METHOD, adda.METHOD, TARGET_ONLY)}
-ADAPTED = tuple(m.name for m in METHODS.values() if m.bound is None)
-LOWER_BOUND, UPPER_BOUND = (next(m.name for m in METHODS.values() if m.bound == b) for b in ("lower", "upper"))
-GRADED_METHODS = {m.name: m.graded for m in METHODS.values() if m.graded}  # Problem 3 and Problem 4
-METHOD_TITLES = {m.name: m.title for m in METHODS.values()}
+# The registry, filled by register(), and the views of it the scripts read; all keep the
+# registry's order: the lower bound, the graded methods by their script, the others, the upper bound.
+METHODS: dict[str, Method] = {}
+ADAPTED: list[str] = []  # the methods that adapt (neither bound)
+LOWER_BOUND, UPPER_BOUND = SOURCE_ONLY.name, TARGET_ONLY.name
+GRADED_METHODS: dict[str, str] = {}  # Problem 3 and Problem 4: name -> the homework script that publishes it
+METHOD_TITLES: dict[str, str] = {}
+
+
+def _position(method: Method) -> tuple:
+    """Where ``method`` sits in the registry (its accuracy table's row): see ``METHODS``."""
+    return {"lower": 0, None: 1, "upper": 2}[method.bound], method.graded is None, method.graded or ""
+
+
+def register(method: Method) -> Method:
+    """Add ``method`` to the registry (a method of the same name is replaced); return it."""
+    METHODS[method.name] = method
+    ordered = sorted(METHODS.values(), key=_position)  # stable: the ungraded keep their registration order
+    METHODS.clear()
+    METHODS.update((m.name, m) for m in ordered)
+    ADAPTED[:] = [m.name for m in ordered if m.bound is None]
+    GRADED_METHODS.clear()
+    GRADED_METHODS.update((m.name, m.graded) for m in ordered if m.graded)
+    METHOD_TITLES.clear()
+    METHOD_TITLES.update((m.name, m.title) for m in ordered)
+    return method
+
+
+for _method in (SOURCE_ONLY, adda.METHOD, TARGET_ONLY):  # the package's own; dann.py and swd.py register theirs
+    register(_method)
 
 
 def method(name: str) -> Method:
     """The :class:`Method` called ``name``; an unknown one is a UserError."""
     if name not in METHODS:
-        raise UserError(f"unknown UDA method {name!r}: choose one of {', '.join(METHODS)}")
+        raise UserError(f"unknown UDA method {name!r}: choose one of {', '.join(METHODS)} "
+                        "(a method registers itself when its file is imported)")
     return METHODS[name]
 
 
@@ -55,7 +81,7 @@ def published_model(method: str, target: str) -> str:
 class UDAConfig:
     """Everything that shapes the network of one method; saved whole in every checkpoint."""
 
-    method: str = dann.METHOD.name
+    method: str  # a registered name (every caller names it)
     c1: int = 32  # channels of the two conv layers
     c2: int = 48
     hidden: int = 100  # classifier and discriminator hidden units
@@ -77,11 +103,7 @@ def from_checkpoint(checkpoint: dict) -> nn.Module:
     return model.eval()
 
 
-def load_model(path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the model of a ``uda`` checkpoint file in eval mode; return it with the checkpoint dict."""
-    from hw3.checkpoints import load_model as load
-
-    return load(path, (KIND,), device)
+checkpoints.register((KIND,), from_checkpoint)
 
 
 @torch.no_grad()

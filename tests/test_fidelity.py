@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 import fidelity
+from datasets import load_folder
 from hw3.common import UserError
 from helpers import run
 
@@ -49,10 +50,11 @@ def test_equal_sets_score_zero_and_another_domain_scores_higher(digit_sets):
 
 
 def test_features_match_the_network_on_299_pixel_tf_range_input(digit_sets):
-    """The wrapper resizes to 299x299 and maps uint8 to [-1, 0.9921875] before the TorchScript graph."""
+    """The wrapper resizes to 299x299 (bilinear) and maps uint8 to [-1, 0.9921875] before the TorchScript graph."""
     net = fidelity.TFInception()
-    images = torch.full((1, 3, 28, 28), 255, dtype=torch.uint8)
-    expected = net.net(torch.full((1, 3, 299, 299), 255 / 128 - 1))
+    images = load_folder(digit_sets["a"]).images[:1]  # a digit: a constant image looks the same under any resize
+    resized = torch.nn.functional.interpolate(images.float(), size=(299, 299), mode="bilinear", align_corners=False)
+    expected = net.net(resized / 128 - 1)
     assert torch.allclose(net(images), expected, atol=1e-4) and expected.shape == (1, 2048)
 
 

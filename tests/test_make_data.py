@@ -66,15 +66,20 @@ def write_originals(folder: Path) -> dict:
     for name, n in (("usps.bz2", 30), ("usps.t.bz2", 20)):
         digits = rng.integers(0, 10, n)
         pixels = rng.uniform(-1, 1, (n, 256))
+        pixels[0] = -1  # the first digit: USPS's background (-1) with one stroke of ink (+1), columns 5-6
+        pixels[0, 5::16] = pixels[0, 6::16] = 1
         text = "".join(f"{d + 1} " + " ".join(f"{i + 1}:{v:.6f}" for i, v in enumerate(row)) + "\n"
                        for d, row in zip(digits, pixels))
         (folder / name).write_bytes(bz2.compress(text.encode()))
         truth[name] = digits
+        truth[name + " pixels"] = np.array([[f"{v:.6f}" for v in row] for row in pixels], dtype=np.float32).reshape(n, 16, 16)
     # SVHN: X (32, 32, 3, N) uint8 and y (N, 1) with 10 for the digit 0 (every class present).
     for name, n in (("train_32x32.mat", 30), ("test_32x32.mat", 20)):
         y = (np.arange(n) % 10 + 1).reshape(-1, 1)
-        scipy.io.savemat(folder / name, {"X": rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8), "y": y})
+        x = rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)  # (row, column, channel, image)
+        scipy.io.savemat(folder / name, {"X": x, "y": y})
         truth[name] = y[:, 0]
+        truth[name + " X"] = x
     # MNIST: gzipped idx files.
     for prefix, n in (("train", 40), ("t10k", 20)):
         images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
@@ -259,11 +264,29 @@ def test_build_from_loopback(originals, server, reference, tmp_path):
     assert 0 in labels(out / "digits/svhn/train.csv")
     assert labels(out / "digits/mnist/train.csv") == labels(out / "digits/mnistm/train.csv") == list(truth["train"][1])
     assert np.array_equal(np.asarray(Image.open(out / "digits/mnist/test/00003.png")), truth["t10k"][0][3])
-    # MNIST-M is |patch - digit| with the seeded patches of the BSDS photographs.
+
+    def png(path: str) -> np.ndarray:
+        return np.asarray(Image.open(out / path)).astype(np.int16)
+
+    def resized(image: np.ndarray) -> np.ndarray:  # every digit is resized to 28x28, bilinear
+        return np.asarray(Image.fromarray(image).resize((28, 28), Image.BILINEAR)).astype(np.int16)
+
+    # USPS: -1..1 to 0..255, ink white on black (as MNIST): the background is 0, the stroke 255.
+    usps = truth["usps.bz2 pixels"]
+    assert png("digits/usps/train/00000.png")[:, 0].max() == 0 and png("digits/usps/train/00000.png").max() == 255
+    for i in (0, 1, 29):
+        assert np.array_equal(png(f"digits/usps/train/{i:05d}.png"), resized(((usps[i] + 1) / 2 * 255).astype(np.uint8)))
+    # SVHN: X's first axis is the image's rows, its second the columns (a transposed digit fails).
+    svhn = truth["test_32x32.mat X"]
+    for i in (0, 7, 19):
+        assert np.array_equal(png(f"digits/svhn/test/{i:05d}.png"), resized(svhn[:, :, :, i]))
+        assert not np.array_equal(png(f"digits/svhn/test/{i:05d}.png"), resized(svhn[:, :, :, i].transpose(1, 0, 2)))
+    # MNIST-M (Ganin & Lempitsky, section 5): |patch - digit| for some 28x28 patch of a BSDS photograph.
     photos = make_data.bsds_photos(downloads / "BSR_bsds500.tgz")
-    rng = np.random.default_rng(np.random.SeedSequence([0, make_data.PARTS.index("mnistm")]))
-    first = next(iter(make_data.blend(truth["train"][0][:1], photos, rng)))
-    assert np.array_equal(np.asarray(Image.open(out / "digits/mnistm/train/00000.png")), first)
+    for i in (0, 1):
+        digit, blended = truth["train"][0][i].astype(np.int16)[..., None], png(f"digits/mnistm/train/{i:05d}.png")
+        assert any(np.array_equal(np.abs(photo[y:y + 28, x:x + 28].astype(np.int16) - digit), blended)
+                   for photo in photos for y in range(photo.shape[0] - 27) for x in range(photo.shape[1] - 27))
 
     # Faces: the 13 attributes in the assignment's order, -1/1 as 0.0/1.0, from the drawn CelebA images.
     lines = (out / "face/train.csv").read_text().splitlines()
@@ -425,6 +448,19 @@ def test_celeba_from_google_drive_without_gdown_says_where_to_put_the_files(tmp_
     assert message.startswith("cannot download img_align_celeba.zip from Google Drive id ")
     assert "need gdown" in message and f"put them in {tmp_path / 'downloads'}/" in message and "\n" not in message
     assert not (tmp_path / "downloads").exists()
+
+
+def test_celeba_from_google_drive_before_torchvision_0_17_1_says_so(tmp_path, monkeypatch):
+    """torchvision 0.16-0.17.0 save Google Drive's warning page, which then fails the MD5 (pytorch/vision#8204)."""
+    import types
+
+    import torchvision
+
+    monkeypatch.setitem(sys.modules, "gdown", types.ModuleType("gdown"))  # as if installed
+    monkeypatch.setattr(torchvision, "__version__", "0.17.0+cpu")
+    with pytest.raises(UserError, match=r"need torchvision 0\.17\.1 or newer \(this is 0\.17\.0\+cpu"):
+        make_data.fetch(make_data.sources()["img_align_celeba.zip"], tmp_path / "downloads")
+    assert make_data._version("0.17.1") == (0, 17, 1) and make_data._version("0.29.1+cu121") >= (0, 17, 1)
 
 
 @pytest.mark.parametrize("variables, expected", [([], '--out "hw3_data"'),

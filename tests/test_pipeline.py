@@ -82,6 +82,27 @@ def test_pipeline_writes_the_whole_report(tiny_data, tmp_path):
     assert len(pages) >= 5 and all(page.std() > 5 for page in pages)  # every page has something on it
     # Publishing went to the run's own model folder, never the committed manifest.
     assert (tmp_path / "runs" / "models" / "manifest.json").is_file()
+    # The Quickstart's next step: make grade runs the grader's five scripts on the published models.
+    _make_grade(tmp_path / "runs" / "models", tiny_data, tmp_path / "grade")
+
+
+def _make_grade(models, data, out):
+    """``make grade`` as after ``make demo``, with this Python's environment standing in for ``.venv``."""
+    import sys
+    from pathlib import Path
+
+    stamp = out.parent / "installed"  # newer than requirements*.txt: nothing is installed
+    stamp.touch()
+    result = subprocess.run(["make", "--no-print-directory", "grade", f"MODELS={models}", f"DATA={data}", f"OUT={out}",
+                             f"STAMP={stamp}", f"RUN=PATH={Path(sys.executable).parent}:$$PATH"],
+                            cwd=pipeline.REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (out / "fig1_4.png").is_file() and (out / "fig2_2.png").is_file()
+    assert len(list((out / "digits").iterdir())) == 1000
+    for p in (3, 4):
+        for target in ("mnistm", "svhn", "usps"):
+            assert len(pd.read_csv(out / f"p{p}_{target}.csv")) == 20
+            assert re.search(rf"hw3_p{p}\.sh {target}: accuracy: [01]\.\d{{4}}", result.stdout), result.stdout
 
 
 def test_run_jobs_times_each_job_and_names_a_failed_one_and_needs_a_worker(tmp_path):
@@ -109,20 +130,20 @@ def test_write_report_formats_the_results_alone(tmp_path):
                          profile="demo", settings=pipeline.DEMO_ARGS, train_args=[], jobs=2, device="cpu",
                          attribute="Is_Face", inception_weights=None)
     fid = {"fid": 88.5, "kid_mean": 0.0421, "kid_std": 0.003, "n_generated": 200, "n_real": 40, "network": "TF net"}
-    results = pipeline.Results(
+    results = report_content.Results(
         plan=plan,
-        vae=pipeline.VaeResults(0.03, 7, pd.DataFrame({"image_name": ["a.png", "b.png"], "mse": [0.01, 0.02]})),
+        vae=report_content.VaeResults(0.03, 7, pd.DataFrame({"image_name": ["a.png", "b.png"], "mse": [0.01, 0.02]})),
         uda_accuracy=pd.DataFrame({"method": ["Adaptation (DANN)"], "usps->mnistm": ["48.00"], "svhn->usps": [""]}),
         grader=pd.DataFrame([{"script": "hw3_p3.sh", "scenario": "usps->mnistm", "accuracy": 0.48, "images": 20,
                               "seconds": "2.4"}]),
-        digits=pipeline.DigitResults({"ddpm": {"accuracy": 0.5, "per_digit": {str(d): 1.0 for d in range(10)}}},
+        digits=report_content.DigitResults({"ddpm": {"accuracy": 0.5, "per_digit": {str(d): 1.0 for d in range(10)}}},
                                      "ddpm", {}),
         grader_matches={"vae": True, "gan": False, "digits": True},
         stage_seconds={"data": 1.2, "figures": 3.0}, job_seconds={"train VAE": 2.0},
         fidelity={"GAN": fid},
-        cards={"vae": pipeline.ModelCard("VAE", {"VAE": "VAE(\n  (encoder): Sequential()\n)"},
+        cards={"vae": report_content.ModelCard("VAE", {"VAE": "VAE(\n  (encoder): Sequential()\n)"},
                                          [["--epochs", "30"], ["optimizer (adam)", "Adam, lr 0.001"]]),
-               "gan": pipeline.ModelCard("GAN", {"generator": "Generator()"}, [["--steps", "20000"]])},
+               "gan": report_content.ModelCard("GAN", {"generator": "Generator()"}, [["--steps", "20000"]])},
         facts={"P1-6": ["best validation MSE 0.0300 at epoch 7"]})
     report = report_content.write_report(results, pdf=False).read_text()
     assert report == (out / "README.md").read_text()
@@ -149,9 +170,10 @@ def test_published_files_are_the_graded_names(tmp_path):
                          settings=pipeline.DEMO_ARGS, train_args=[], jobs=1, device="cpu", attribute="Male",
                          inception_weights=None)
     files = pipeline.published_files(plan, "acgan")
+    # The names hw3_p1.sh ... hw3_p5.sh fetch, written out: <method>_<source>-<target>.pt for Problems 3-4.
     assert sorted(files) == sorted(["vae.pt", "gan.pt", "digits.pt",
-                                    *(uda.published_model(m, t) for m in uda.GRADED_METHODS for _, t in
-                                      pipeline.SCENARIOS)])
+                                    "dann_usps-mnistm.pt", "dann_mnistm-svhn.pt", "dann_svhn-usps.pt",
+                                    "swd_usps-mnistm.pt", "swd_mnistm-svhn.pt", "swd_svhn-usps.pt"])
     assert files["digits.pt"] == tmp_path / "runs" / "acgan" / "model.pt"
 
 

@@ -48,10 +48,11 @@ def test_snd_is_higher_for_tight_clusters():
 def test_dev_reduces_to_the_mean_loss_with_unit_weights_and_uses_the_control_variate():
     losses = np.array([0.5, 1.0, 2.0, 0.1])
     assert selection.deep_embedded_validation(np.ones(4), losses) == pytest.approx(losses.mean())
-    # Weights perfectly correlated with the loss: the control variate removes the weighting noise.
-    weights = np.array([0.5, 1.0, 1.5, 1.0])
+    # A constant loss, weights of mean 1.25 (not 1): the weighted mean alone says 0.875, and only the
+    # control variate (eta = -0.7 here) brings it back to the loss, 0.7.
+    weights = np.array([0.5, 1.0, 2.0, 1.5])
     value = selection.deep_embedded_validation(weights, np.full(4, 0.7))
-    assert value == pytest.approx(0.7)
+    assert value == pytest.approx(0.7) and (weights * 0.7).mean() == pytest.approx(0.875)
 
 
 def test_density_ratio_favours_target_like_points():
