@@ -41,6 +41,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import dann  # noqa: E402,F401  (registers its method)
+import swd  # noqa: E402,F401  (registers its method)
 from hw3 import artifacts, selection  # noqa: E402
 from hw3 import uda  # noqa: E402
 from hw3.common import cli, command_line, markdown_table, write_text  # noqa: E402
