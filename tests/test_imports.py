@@ -77,3 +77,21 @@ def test_the_checks_see_an_upward_import_and_a_cycle(tmp_path):
     bad.write_text("import dann\nfrom hw3.common import cli\n\ndef f():\n    from datasets import to_float\n")
     assert imported(bad, set(repo_modules())) == {"dann", "datasets", "hw3.common"}
     assert cycles({"hw3.uda": {"dann"}, "dann": {"hw3.uda"}, "vae": set()}) == [["dann", "hw3.uda", "dann"]]
+
+
+def test_every_script_that_reads_the_method_registry_sees_every_method():
+    """The methods register themselves on import, so a script reading ``uda.METHODS`` must import
+    their files; one that forgets sees a shorter registry (benchmarks/uda_study.py once did)."""
+    import subprocess
+    import sys
+
+    scripts = [p for p in [*REPO.glob("*.py"), *(REPO / "benchmarks").glob("*.py")]
+               if "uda.METHODS" in p.read_text() or "uda.method(" in p.read_text()]
+    assert scripts
+    probe = ("import importlib, sys; sys.path[:0] = [{repo!r}, {folder!r}]; importlib.import_module({name!r}); "
+             "from hw3 import uda; print(' '.join(uda.METHODS))")
+    for path in scripts:
+        code = probe.format(repo=str(REPO), folder=str(path.parent), name=path.stem)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+        assert out.returncode == 0, f"{path.name}: {out.stderr[-500:]}"
+        assert out.stdout.split() == ["source-only", "dann", "swd", "adda", "target-only"], path.name
