@@ -40,7 +40,7 @@ test-floor:
 
 # Outputs only (runs, report, built-in data); distclean also removes the environments.
 clean:
-	rm -rf demo_data demo_heldout report runs .pytest_cache
+	rm -rf demo_data demo_heldout demo_busy demo_heldout_busy report runs .pytest_cache
 
 distclean: clean
 	rm -rf $(VENV) $(FLOOR)
