@@ -191,10 +191,11 @@ class DigitLook:
 class MeasuredAugment:
     """Source images changed at random to cover what a target's unlabelled images show:
 
-    - zoom log-uniform over the fixed range ``FALLBACK_ZOOM``, widened where the target's 10-90 %
-      height range divided by the source's median height (and by ``margin``) reaches beyond it: a
-      pair without a size gap gets the fixed range (a narrower one cost DANN 2.6-3.4 points on
-      mnist->mnistm), USPS -> MNIST-M its shrinking; where either height could not be read (busy
+    - zoom log-uniform over the target's 10-90 % height range divided by the source's median
+      height (widened by ``margin``), and at least as wide as the fixed range ``FALLBACK_ZOOM``
+      around its centre: a pair without a size gap gets the fixed range (a narrower one cost DANN
+      2.6-3.4 points on mnist->mnistm), USPS -> MNIST-M a range shifted to shrink (covering the
+      fixed range's enlargements cost it 10); where either height could not be read (busy
       backgrounds), the fixed range;
     - polarity: each image is inverted with the probability that gives the target's share of bright
       digits, whatever its own polarity (a bright digit with 1 - share, a dark one with share);
@@ -209,14 +210,17 @@ class MeasuredAugment:
 
     @classmethod
     def between(cls, source: DigitLook, target: DigitLook, margin: float = 0.1) -> "MeasuredAugment":
-        """The plan from ``source``'s look to ``target``'s. The zoom covers the fixed range ``FALLBACK_ZOOM``
-        and, beyond it, what the target's heights need; a height or polarity that could not be read (None)
-        gives the fixed range or an even chance of inverting."""
+        """The plan from ``source``'s look to ``target``'s. The zoom is centred on what the target's heights
+        need and at least as wide as the fixed range ``FALLBACK_ZOOM``; a height or polarity that could not
+        be read (None) gives the fixed range or an even chance of inverting."""
         zoom = FALLBACK_ZOOM
         if source.height is not None and target.height is not None:
             mid = source.height[1]
             need = (target.height[0] / mid / (1 + margin), target.height[2] / mid * (1 + margin))
-            zoom = (max(0.5, min(need[0], zoom[0])), min(2.0, max(need[1], zoom[1])))
+            # At least the fixed range's width, centred (in log scale) on what the target needs.
+            half = max(math.log(need[1] / need[0]), math.log(zoom[1] / zoom[0])) / 2
+            centre = math.log(need[0] * need[1]) / 2
+            zoom = (max(0.5, math.exp(centre - half)), min(2.0, math.exp(centre + half)))
         bright = 0.5 if target.bright is None else target.bright
         return cls(tuple(round(z, 4) for z in zoom), round(1 - bright, 4), round(bright, 4), target.colour)
 

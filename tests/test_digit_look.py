@@ -52,10 +52,10 @@ def test_busy_textures_are_not_read(measured):
         assert look.height is None and look.bright is None and look.quiet < 0.05
         plan = augment.MeasuredAugment.between(truth, look)
         assert plan.zoom == pytest.approx(augment.FALLBACK_ZOOM, abs=1e-4) and plan.invert_bright == plan.invert_dark == 0.5
-    # Where the height is read right, the same digits need nothing beyond the fixed range.
+    # Where the height is read right, the same digits get the fixed range's width, centred near no zoom.
     read = next(r["look"] for r in rows if r["kind"] == "diff/dev photos")
-    plan = augment.MeasuredAugment.between(truth, read)
-    assert plan.zoom == pytest.approx(augment.FALLBACK_ZOOM, abs=1e-4)
+    low, high = augment.MeasuredAugment.between(truth, read).zoom
+    assert high / low == pytest.approx(1.5 ** 2, rel=1e-3) and 0.95 < (low * high) ** 0.5 < 1.05
 
 
 def test_a_digit_reaching_the_frame_keeps_it_quiet():
