@@ -12,8 +12,8 @@ are each method's default (``--augment``, ``--select``), so the table compares m
 Every ``--steps-per-epoch`` updates the run is evaluated with label-free scores
 (``hw3/selection.py``: source-validation accuracy, target entropy, information
 maximisation, SND, DEV); all are logged and ``--select`` picks the evaluation whose
-weights become ``model.pt`` (source-only: ``source_val_acc`` or ``last`` only). Target test labels are read once, after training,
-to report ``target_test_accuracy`` in ``metrics.json`` (and, with
+weights become ``model.pt`` (the bounds: ``last`` by default; source-only may only use
+``source_val_acc`` or ``last``). Target test labels are read once, after training, to report ``target_test_accuracy`` in ``metrics.json`` (and, with
 ``--log-test-accuracy``, at every evaluation for the selection study; never to choose).
 
 Runs go to ``runs/uda/<method>_<source>-<target>`` (``--out-dir``): ``log.csv`` (one row

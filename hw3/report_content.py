@@ -226,7 +226,7 @@ def report_blocks(results: Results) -> list[report.Block]:
         _prompt(results, "P2-4"),
         report.Heading("Problems 3 and 4: DANN and SWD+"),
         report.Text("Target test accuracy of each training run (the evaluation kept by train_uda.py's label-free "
-                    "--select; source-only reads no target image and keeps its best source validation accuracy):"),
+                    "--select; the bounds keep their last evaluation, and source-only reads no target image):"),
         report.Table(["", *results.uda_accuracy.columns[1:]],
                      [[row[0], *[f"{v} %" if v else "–" for v in row[1:]]]
                       for row in results.uda_accuracy.itertuples(index=False)]),

@@ -57,7 +57,8 @@ def test_gain_over_source_only_is_seed_against_seed(tmp_path):
     # The lower bound both ways: the fake run's info_max keeps its second evaluation (60), its flat
     # source validation accuracy its first (50).
     assert "| kept by `info_max` (reads target train images) | 60.0 |" in text
-    assert "| kept by `source_val_acc` (no target image; the default) | 50.0 |" in text
+    assert "| kept by `source_val_acc` (no target image; first of ties) | 50.0 |" in text
+    assert "| the last evaluation (no target image; the default) | 60.0 |" in text
 
 
 def test_no_development_scenarios_reports_the_held_out_runs_alone_with_a_command_that_runs(tmp_path):
