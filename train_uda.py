@@ -251,7 +251,7 @@ def main(argv=None) -> int:
 
     def checkpoint(scores: dict) -> None:
         # "last" keeps every evaluation as it comes; a score keeps the best one so far.
-        if recipe.select == "last" or state.improves(scores[recipe.select], selection.CRITERIA[recipe.select]):
+        if selection.keeps(state.best_metric, scores.get(recipe.select), recipe.select):
             state.best_metric, state.best_step = scores.get(recipe.select), state.step
             ckpt.save(state, is_best=True)
         else:

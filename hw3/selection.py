@@ -86,12 +86,25 @@ def deep_embedded_validation(weights: np.ndarray, losses: np.ndarray) -> float:
     return float(weighted.mean() + eta * weights.mean() - eta)
 
 
+def keeps(best: float | None, new: float | None, choice: str) -> bool:
+    """Whether an evaluation scoring ``new`` replaces the one kept so far (scoring ``best``; None: none yet).
+
+    The one rule of which evaluation is kept, for training (``train_uda.py``) and for the study
+    (:func:`pick`) alike: ``last`` always replaces; a score replaces only when strictly better, so the
+    first of ties stays.
+    """
+    if choice == "last" or best is None:
+        return True
+    return new > best if CRITERIA[choice] else new < best
+
+
 def pick(values: list[float], choice: str) -> int:
-    """Index of the evaluation ``choice`` (one of ``CHOICES``) keeps: the first of ties; the last for ``last``.
+    """Index of the evaluation ``choice`` (one of ``CHOICES``) keeps among ``values``, by :func:`keeps`.
 
     For ``last`` only the number of ``values`` matters.
     """
-    if choice == "last":
-        return len(values) - 1
-    array = np.asarray(values, dtype=float)
-    return int(np.argmax(array) if CRITERIA[choice] else np.argmin(array))
+    kept = None
+    for i, value in enumerate(values):
+        if keeps(None if kept is None else values[kept], value, choice):
+            kept = i
+    return kept

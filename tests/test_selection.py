@@ -69,6 +69,19 @@ def test_pick_follows_each_criterion_direction():
     assert selection.pick(values, "last") == 2
 
 
+def test_training_and_the_study_keep_the_same_evaluation():
+    """train_uda.py keeps an evaluation as the scores come (selection.keeps); the study picks from the whole
+    log (selection.pick): both keep the first of ties, and the last for ``last``."""
+    values = [0.5, 0.7, 0.7, 0.6, 0.7]
+    for choice in ("source_val_acc", "entropy", "last"):
+        best, kept = None, None
+        for i, value in enumerate(values):  # what train_uda.py's checkpoint() does
+            if selection.keeps(best, value, choice):
+                best, kept = (None if choice == "last" else value), i
+        assert kept == selection.pick(values, choice)
+    assert selection.pick(values, "source_val_acc") == 1 and selection.pick(values, "entropy") == 0
+
+
 def test_last_is_a_choice_not_a_logged_score():
     assert "last" not in selection.CRITERIA
     assert selection.CHOICES == (*selection.CRITERIA, "last")
