@@ -147,7 +147,7 @@ def report(table: pd.DataFrame, curves: pd.DataFrame, default: str, command: str
         rows.append([uda.METHOD_TITLES[method], *cells])
     lines = [f"Built-in digits, `{command}`; {n_seeds} seed{'s' * (n_seeds > 1)} per cell unless marked.\n",
              f"Target test accuracy (%), mean ± std over seeds, of the evaluation each run kept (the adapting methods "
-             f"by `{default}`, the bounds by their labelled validation accuracy):\n",
+             f"by `{default}`, the bounds their last evaluation):\n",
              markdown_table(["method", *(f"{s} ({SPLITS[d]})" for d, s in columns)], rows)]
 
     if uda.LOWER_BOUND in set(table["method"]):
