@@ -8,31 +8,40 @@ gradient pushes the extractor towards features it cannot tell apart.
 
 The extractor and classifier are ``hw3/digitnet.py``'s, shared by every method; the
 discriminator, the reversal layer, its schedule and the domain loss are ``hw3/adversarial.py``'s.
-This file holds the network, DANN's own settings and flags, its update and its record.
+This file holds the network and its shape, DANN's own settings and flags, its update and its record.
 Inference contract: see :class:`digitnet.DigitNet`.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from hw3 import uda
 from hw3.adversarial import DomainDiscriminator, domain_bce, grl_coefficient, reverse_gradient
 from hw3.common import autocast
-from hw3.digitnet import DigitNet, classification_loss
+from hw3.digitnet import DigitNet, DigitShape, classification_loss
 from hw3.method import SOURCE_ONLY, TARGET_ONLY, Discussion, Method, Settings, StepInput, update
+
+
+@dataclass(frozen=True)
+class DANNShape(DigitShape):
+    """The digit network's shape and the discriminator's (``train_uda.py --disc-hidden``, ``--disc-layers``)."""
+
+    disc_hidden: int = field(default=100, metadata={"help": "units per discriminator hidden layer"})
+    disc_layers: int = field(default=1, metadata={"help": "discriminator hidden layers"})
 
 
 class DANN(DigitNet):
     """Feature extractor + label classifier + domain discriminator."""
 
-    def __init__(self, c1: int = 32, c2: int = 48, hidden: int = 100, dropout: float = 0.5,
-                 conv_dropout: float = 0.1, disc_hidden: int = 100, disc_layers: int = 1):
-        super().__init__(c1, c2, hidden, dropout, conv_dropout)
-        self.discriminator = DomainDiscriminator(self.feature_dim, disc_hidden, disc_layers)
+    Shape = DANNShape
+
+    def __init__(self, shape: DANNShape = DANNShape()):
+        super().__init__(shape)
+        self.discriminator = DomainDiscriminator(self.feature_dim, shape.disc_hidden, shape.disc_layers)
 
     def domain_logits(self, features: torch.Tensor, coeff: float) -> torch.Tensor:
         """Discriminator logits ``(B,)`` on features seen through the gradient reversal layer."""
@@ -58,8 +67,6 @@ class DANNSettings(Settings):
                             help="DANN: recompute batch-norm statistics on target train images before each "
                                  "evaluation (AdaBN, Li et al. 2016), so the kept model normalises target images as "
                                  "training did")
-        parser.add_argument("--disc-hidden", type=int, default=100, help="DANN: units per discriminator hidden layer")
-        parser.add_argument("--disc-layers", type=int, default=1, help="DANN: discriminator hidden layers")
 
     def augments_target(self) -> bool:
         return self.augment_target
@@ -91,6 +98,6 @@ def step(model: DANN, optimizers: dict, batch: StepInput, settings: DANNSettings
 
 METHOD = uda.register(Method(
     "dann", "Adaptation (DANN)", "DANN", DANN, ("loss_cls", "loss_domain", "grl_coeff", "domain_acc"),
-    step, settings=DANNSettings, graded="hw3_p3.sh", augment="measured", network_args=("disc_hidden", "disc_layers"),
+    step, settings=DANNSettings, graded="hw3_p3.sh", augment="measured",
     discussion=Discussion("3-5", "P3-6", "domain_acc", "domain discriminator accuracy",
                           (SOURCE_ONLY.name, "dann", TARGET_ONLY.name))))

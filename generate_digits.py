@@ -29,10 +29,9 @@ import dann  # noqa: F401  (registers its method)
 import gan  # noqa: F401  (registers the acgan checkpoint kind)
 import swd  # noqa: F401  (registers its method)
 from hw3 import ddpm
-from hw3 import uda
 from hw3.common import UserError, add_runtime_args, autocast, cli, precision_used, runtime, write_json
 from datasets import DIGIT_SIZE, load_folder
-from hw3.digitnet import NUM_CLASSES
+from hw3.digitnet import NUM_CLASSES, predict_labels
 from hw3.images import check_new_folder, deterministic, write_folder
 from hw3.checkpoints import CLASSIFIERS, DIGIT_GENERATORS, load_model
 
@@ -70,7 +69,7 @@ def score(folder: str | Path, classifier: str | Path, device: torch.device | str
     """Accuracy of ``classifier`` on the ``<digit>_<nnn>.png`` images of ``folder``, per digit and overall."""
     data, asked = load_named_digits(folder)
     model, _ = load_model(classifier, CLASSIFIERS, device)
-    right = (uda.predict_labels(model, data.images, device) == asked).float()
+    right = (predict_labels(model, data.images, device) == asked).float()
     per_digit = {str(d): right[asked == d].mean().item() for d in range(NUM_CLASSES) if (asked == d).any()}
     return {"accuracy": right.mean().item(), "per_digit": per_digit, "n_images": len(right),
             "classifier": str(classifier)}

@@ -386,7 +386,8 @@ def add_uda_commands(subparsers) -> None:
     """``plots.py uda``: Problems 3 and 4's accuracy table (markdown + CSV) and t-SNE by class and by domain."""
     parser = subparsers.add_parser("uda", help="domain-adaptation accuracy table and t-SNE figures",
                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--runs", default="runs/uda", help="folder of train_uda.py runs <method>_<source>-<target>")
+    parser.add_argument("--runs", default=str(Path(artifacts.RUNS) / artifacts.UDA_RUNS),
+                        help="folder of train_uda.py runs <method>_<source>-<target>")
     parser.add_argument("--data", default=None, help="the hw3_data folder (test images for t-SNE)")
     parser.add_argument("--out-dir", default="report/uda")
     parser.add_argument("--per-domain", type=int, default=1000, help="test images per domain in each t-SNE")
@@ -428,10 +429,10 @@ def digit_curves_figure(logs: dict[str, pd.DataFrame], smooth: int):
     fig, axes = plt.subplots(1, len(logs), figsize=(5.5 * len(logs), 3.8), squeeze=False)
     for ax, (name, log) in zip(axes[0], logs.items()):
         window = max(1, min(smooth, len(log)))
-        columns = ["loss_d", "loss_g"] if name == "acgan" else ["loss"]
+        columns = ["loss_d", "loss_g"] if name == checkpoints.ACGAN else ["loss"]
         for column in columns:
             ax.plot(log["step"], moving_average(log[column], window), label=column)
-        if name == "acgan":
+        if name == checkpoints.ACGAN:
             twin = ax.twinx()
             twin.plot(log["step"], moving_average(log["d_class_acc"], window), color="tab:green",
                       label="D class accuracy (real)")
@@ -448,15 +449,15 @@ def digits_figures(args) -> int:
     """Problem 5: fig5_<model>_grid.png for each checkpoint, fig5_reverse.png (DDPM) and fig5_curves.png."""
     from generate_digits import load_generator
 
-    checkpoints = {"acgan": args.acgan, "ddpm": args.ddpm}
-    if not any(checkpoints.values()):
+    paths = {checkpoints.ACGAN: args.acgan, checkpoints.DDPM: args.ddpm}
+    if not any(paths.values()):
         raise UserError("give --acgan and/or --ddpm")
     logs = {}  # read every input before writing anything
     if args.acgan_log is not None:
-        logs["acgan"] = read_log(args.acgan_log, {"step", "loss_d", "loss_g", "d_class_acc"}, "train_gan.py --task digits")
+        logs[checkpoints.ACGAN] = read_log(args.acgan_log, {"step", "loss_d", "loss_g", "d_class_acc"}, "train_gan.py --task digits")
     if args.ddpm_log is not None:
-        logs["ddpm"] = read_log(args.ddpm_log, {"step", "loss"}, "train_ddpm.py")
-    generators = {name: load_generator(path, guidance=args.guidance) for name, path in checkpoints.items() if path}
+        logs[checkpoints.DDPM] = read_log(args.ddpm_log, {"step", "loss"}, "train_ddpm.py")
+    generators = {name: load_generator(path, guidance=args.guidance) for name, path in paths.items() if path}
     written = []
     for name, generator in generators.items():
         with deterministic():

@@ -23,7 +23,7 @@ import torch
 
 import dann  # noqa: F401  (registers its method)
 import swd  # noqa: F401  (registers its method)
-from hw3 import uda
+from hw3 import digitnet, uda
 from hw3.checkpoints import CLASSIFIERS, load_model
 from hw3.common import UserError, add_runtime_args, atomic_path, cli, runtime
 from datasets import DIGIT_SIZE, list_images, load_folder
@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     # Decoding first and then the network on all cores beat overlapping the two on 2 cores: the
     # network's threads wait for each other when decoding processes take their cores.
     data = load_folder(args.img_dir, DIGIT_SIZE)
-    labels = uda.predict_labels(model, data.images, device, args.batch_size)
+    labels = digitnet.predict_labels(model, data.images, device, args.batch_size)
     write_predictions(args.out, data.names, labels)
     return 0
 

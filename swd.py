@@ -35,17 +35,16 @@ from hw3 import uda
 from hw3.adversarial import reverse_gradient
 from hw3.augment import augment_strong
 from hw3.common import UserError, autocast
-from hw3.digitnet import NUM_CLASSES, DigitNet, LabelClassifier
+from hw3.digitnet import NUM_CLASSES, DigitNet, DigitShape, LabelClassifier
 from hw3.method import Discussion, Method, Settings, StepInput, update
 
 
 class SWDNet(DigitNet):
     """Feature extractor + two classifiers of the same shape, initialised differently."""
 
-    def __init__(self, c1: int = 32, c2: int = 48, hidden: int = 100, dropout: float = 0.5,
-                 conv_dropout: float = 0.1):
-        super().__init__(c1, c2, hidden, dropout, conv_dropout)
-        self.classifier2 = LabelClassifier(self.feature_dim, hidden, dropout)
+    def __init__(self, shape: DigitShape = DigitShape()):
+        super().__init__(shape)
+        self.classifier2 = LabelClassifier(self.feature_dim, shape.hidden, shape.dropout)
         # Running mean of the pair's predictions on target batches, for distribution alignment.
         self.register_buffer("target_prior", torch.full((NUM_CLASSES,), 1.0 / NUM_CLASSES))
 

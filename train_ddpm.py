@@ -157,7 +157,7 @@ def main(argv=None) -> int:
     train_loop(state, steps=recipe.steps, steps_per_epoch=max(1, len(images) // data.batch_size),
                every=recipe.sample_every,
                step=lambda i: ddpm_step(model, schedule, ema, optimizer, data, recipe, device),
-               log_path=args.out_dir / artifacts.LOG, log_fields=LOG_FIELDS, checkpoint=checkpoint, name="ddpm",
+               log_path=args.out_dir / artifacts.LOG, log_fields=LOG_FIELDS, checkpoint=checkpoint, name=checkpoints.DDPM,
                quiet=args.quiet, postfix=("loss",))
     return 0
 

@@ -39,10 +39,13 @@ import dann  # noqa: F401  (registers its method)
 import swd  # noqa: F401  (registers its method)
 from hw3 import artifacts, selection, uda
 from hw3.common import UserError, batched, cli, write_json
+from hw3.digitnet import DigitShape, adapt_batch_norm, predict_labels
 from datasets import DOMAINS, EndlessBatches, load_digits, to_float, train_val_split
 from hw3.augment import DigitLook, MeasuredAugment, augment_source
 from hw3.training import Checkpointer, add_training_args, start, train_loop
 from hw3.method import Method, StepInput, UDARecipe
+
+UDA_RUNS = Path(artifacts.RUNS) / artifacts.UDA_RUNS  # where runs go without --out-dir
 
 NORMED = 5000  # target train images whose batch-norm statistics AdaBN takes (all of a smaller set)
 SCORED = 500  # target (and source) train images the label-free scores look at; DEV fits a classifier on them
@@ -148,7 +151,7 @@ def evaluate(model, data: DigitData, device, seed: int, with_test: bool) -> dict
 
 
 def test_accuracy(model, data: DigitData, device) -> float:
-    predicted = uda.predict_labels(model, data.test_x, device)
+    predicted = predict_labels(model, data.test_x, device)
     return (predicted == data.test_y.cpu()).float().mean().item()
 
 
@@ -169,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="anneal: Ganin et al.'s lr / (1 + 10 p)^0.75")
     parser.add_argument("--weight-decay", type=float, default=5e-4,
                         help="L2 penalty of the classifier's Adam (ADDA's adversarial stage uses none)")
-    parser.add_argument("--conv-dropout", type=float, default=0.1, help="Dropout2d rate in the feature extractor")
+    parser.add_argument("--conv-dropout", type=float, default=DigitShape.conv_dropout,
+                        help="Dropout2d rate in the feature extractor")
     defaults = ", ".join(f"{name} {method.augment}" for name, method in uda.METHODS.items())
     parser.add_argument("--augment", choices=["none", "source", "measured"], default=None,
                         help="source: random affine, colours and noise on the labelled images, one range for every "
@@ -179,8 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--augment-scale", type=float, default=0.5,
                         help="source augmentation's zoom, log-uniform in [1/(1+s), 1+s]: wide enough to cover digits "
                              "that fill the frame (USPS) and digits in a 20x20 box (MNIST)")
-    for method in uda.METHODS.values():  # each method's own flags
+    for method in uda.METHODS.values():  # each method's own flags: its settings' and its network's
         method.settings.add_arguments(parser)
+        method.network.Shape.add_arguments(parser, method.label)
     parser.add_argument("--val-fraction", type=float, default=0.1, help="share of the labelled train set held out")
     selects = ", ".join(f"{name} {method.select}" for name, method in uda.METHODS.items())
     parser.add_argument("--select", choices=list(selection.CHOICES), default=None,
@@ -190,8 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
                              f"{selects}")
     parser.add_argument("--log-test-accuracy", action="store_true",
                         help="for selection studies: log target test accuracy at each evaluation (never used to choose)")
-    parser.add_argument("--width", type=int, nargs=2, default=(32, 48), metavar=("C1", "C2"), help="conv channels")
-    parser.add_argument("--out-dir", type=Path, default=None, help="default: runs/uda/<method>_<source>-<target>")
+    parser.add_argument("--width", type=int, nargs=2, default=(DigitShape.c1, DigitShape.c2), metavar=("C1", "C2"),
+                        help="conv channels")
+    parser.add_argument("--out-dir", type=Path, default=None,
+                        help=f"default: {UDA_RUNS}/<method>_<source>-<target>")
     parser.add_argument("--dry-run", action="store_true", help="1 epoch of 2 steps: checks the wiring only")
     add_training_args(parser)
     return parser
@@ -223,11 +230,12 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     recipe = recipe_from(args)
     method = uda.method(args.method)
-    out_dir = args.out_dir or Path("runs") / "uda" / uda.run_name(method.name, args.source, args.target)
+    out_dir = args.out_dir or UDA_RUNS / uda.run_name(method.name, args.source, args.target)
     device = start(args, recipe)
     data = load_data(args.data, args.source, args.target, method.labelled, recipe.val_fraction, recipe.seed, device)
-    config = uda.UDAConfig(method.name, *args.width, conv_dropout=args.conv_dropout,
-                           **{name: getattr(args, name) for name in method.network_args})
+    c1, c2 = args.width
+    own = {f.name: getattr(args, f.name) for f in method.network.Shape.own_fields()}
+    config = uda.UDAConfig.of(method.name, c1=c1, c2=c2, conv_dropout=args.conv_dropout, **own)
     model = config.build().to(device)
     optimizers = method.optimizers(model, recipe)
     augment, measured = augmenters(recipe, method, data)
@@ -239,14 +247,14 @@ def main(argv=None) -> int:
                                           rng=torch.Generator().manual_seed(recipe.seed)),
                "target": EndlessBatches(data.target_x, batch_size=recipe.batch_size,
                                         rng=torch.Generator().manual_seed(recipe.seed + 1))}
-    ckpt = Checkpointer(out_dir, uda.KIND, asdict(config), model, recipe,
+    ckpt = Checkpointer(out_dir, uda.KIND, config.saved(), model, recipe,
                         run={"source": args.source, "target": args.target},
                         optimizers=optimizers, state=streams)
     state = ckpt.resume(args.restart)
 
     def evaluation() -> dict:
         if recipe.settings.adapts_batch_norm():
-            uda.adapt_batch_norm(model, data.norm_target, device)
+            adapt_batch_norm(model, data.norm_target, device)
         return evaluate(model, data, device, recipe.seed, args.log_test_accuracy)
 
     def checkpoint(scores: dict) -> None:

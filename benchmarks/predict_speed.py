@@ -84,8 +84,8 @@ def main(argv=None) -> int:
         for i in range(args.n):
             Image.fromarray(rng.integers(0, 256, (28, 28, 3), dtype=np.uint8)).save(folder / f"{i:05d}.png")
         torch.manual_seed(0)
-        config = uda.UDAConfig(dann.METHOD.name)
-        save_checkpoint(tmp / "model.pt", {"format": FORMAT, "kind": uda.KIND, "config": vars(config),
+        config = uda.UDAConfig.of(dann.METHOD.name)
+        save_checkpoint(tmp / "model.pt", {"format": FORMAT, "kind": uda.KIND, "config": config.saved(),
                                            "run": {"source": "mnistm", "target": "svhn"},
                                            "model": config.build().state_dict()})
         (tmp / "baseline.py").write_text(BASELINE)

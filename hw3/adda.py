@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from hw3.adversarial import domain_bce
 from hw3.common import UserError, autocast
-from hw3.digitnet import DigitNet, FeatureExtractor
+from hw3.digitnet import DigitNet, DigitShape, FeatureExtractor
 from hw3.method import Method, Settings, StepInput, UDARecipe, supervised_step, update
 
 
@@ -46,10 +46,9 @@ class ADDA(DigitNet):
     ``extractor`` is the source's in stage 1 and the target's in stage 2 (what inference uses).
     """
 
-    def __init__(self, c1: int = 32, c2: int = 48, hidden: int = 100, dropout: float = 0.5,
-                 conv_dropout: float = 0.1):
-        super().__init__(c1, c2, hidden, dropout, conv_dropout)
-        self.source_extractor = FeatureExtractor(c1, c2, conv_dropout)  # a fixed copy from stage 2 on
+    def __init__(self, shape: DigitShape = DigitShape()):
+        super().__init__(shape)
+        self.source_extractor = FeatureExtractor(shape.c1, shape.c2, shape.conv_dropout)  # a fixed copy from stage 2 on
         self.discriminator = nn.Sequential(nn.Linear(self.feature_dim, 500), nn.LeakyReLU(0.2), nn.Linear(500, 500),
                                            nn.LeakyReLU(0.2), nn.Linear(500, 1))
         # The update at which stage 2 began (-1: not yet), saved with the weights, so that a resumed

@@ -15,6 +15,7 @@ LOG = "log.csv"  # one row per step, evaluations on their epoch's last row
 METRICS = "metrics.json"  # train_uda.py: the kept evaluation's target test accuracy and what chose it
 GENERATED = "generated"  # a digit generator's folder of 1000 digits (generate_digits.py), scored by the pipeline
 UDA_RUNS = "uda"  # the folder of the digit classifiers' run folders, under a runs folder
+RUNS = "runs"  # the runs folder a script writes to when it is given none
 
 # In the report folder (plots.py writes them; hw3/report_content.py shows them)
 VAE_CURVES = "fig1_2.png"
@@ -40,36 +41,11 @@ PUBLISHED_GAN = "gan.pt"
 PUBLISHED_DIGITS = "digits.pt"
 
 
-def tsne_figure(run_name: str, colour: str) -> str:
-    """A UDA run's t-SNE, by ``colour`` ("class" or "domain"), under the report's uda/ folder."""
-    return f"tsne_{run_name}_{colour}.png"
-
-
-def digit_grid(model: str) -> str:
-    """A Problem 5 generator's grid of 10 digits per class (``model``: "acgan" or "ddpm")."""
-    return f"fig5_{model}_grid.png"
-
-
-def sample_grid(step: int) -> str:
-    """The grid a GAN or DDPM trainer draws after update ``step``, in its run folder."""
-    return f"samples/step_{step:06d}.png"
-
-
-def grader_copy(figure: str) -> str:
-    """What the grader's script writes for ``figure`` (``fig1_4.png``), beside the report's own."""
-    return f"grader_{figure}"
-
-
-def prediction_csv(method: str, target: str) -> str:
-    """A grader script's CSV for ``method`` on ``target``'s test digits, under :data:`PREDICTIONS`."""
-    return f"{method}_{target}.csv"
-
-
-def fidelity_scores(model: str) -> str:
-    """``fidelity.py score``'s JSON for a face model (``vae`` or ``gan``)."""
-    return f"fidelity_{model}.json"
-
-
-def digit_scores(model: str) -> str:
-    """``generate_digits.py``'s JSON (classifier accuracy, FID/KID) for a Problem 5 model."""
-    return f"digits_{model}.json"
+# Names made from a few words: each is its template's ``format``, called with the words in order.
+tsne_figure = "tsne_{}_{}.png".format  # (run name, "class" or "domain"): a UDA run's t-SNE, under UDA_FOLDER
+digit_grid = "fig5_{}_grid.png".format  # ("acgan" or "ddpm"): a Problem 5 generator's 10 digits per class
+sample_grid = "samples/step_{:06d}.png".format  # (update): the grid a GAN or DDPM trainer draws, in its run folder
+grader_copy = "grader_{}".format  # (report figure): what the grader's script writes for it, beside the report's own
+prediction_csv = "{}_{}.csv".format  # (method, target): a grader script's CSV, under PREDICTIONS
+fidelity_scores = "fidelity_{}.json".format  # ("vae" or "gan"): fidelity.py score's FID/KID/IS JSON
+digit_scores = "digits_{}.json".format  # ("acgan" or "ddpm"): generate_digits.py's accuracy and FID/KID JSON

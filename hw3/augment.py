@@ -119,12 +119,16 @@ def _ink(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return background, ink, quiet
 
 
+def _brighter(x: torch.Tensor, background: torch.Tensor, ink: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` bool: is the mean grey of the ``ink`` pixels ``(B, H, W)`` above the ``background``'s?"""
+    ink_grey = (x.mean(1) * ink).sum((1, 2)) / ink.sum((1, 2)).clamp_min(1)
+    return ink_grey > background.mean(1).view(len(x))
+
+
 def digit_bright(x: torch.Tensor) -> torch.Tensor:
     """Per image of float ``(B, 3, H, W)``: is the digit brighter than its background? ``(B,)`` bool."""
     background, ink, _ = _ink(x)
-    ink = ink.float()
-    ink_grey = (x.mean(1) * ink).sum((1, 2)) / ink.sum((1, 2)).clamp_min(1)
-    return ink_grey > background.mean(1).view(len(x))
+    return _brighter(x, background, ink.float())
 
 
 def digit_measures(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -140,8 +144,7 @@ def digit_measures(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.T
     ink = mask.float()
     rows = ink.sum(2).cumsum(1) / ink.sum((1, 2)).clamp_min(1).unsqueeze(1)  # (B, H) cumulative share
     height = ((rows < 0.95).sum(1) - (rows < 0.05).sum(1) + 1).float() / h
-    ink_grey = (x.mean(1) * ink).sum((1, 2)) / ink.sum((1, 2)).clamp_min(1)
-    bright = ink_grey > background.mean(1).view(len(x))
+    bright = _brighter(x, background, ink)
     spread = ((x - x.mean(1, keepdim=True)).square().sum(1) / (x.shape[1] - 1)).sqrt()
     return height, bright, spread.mean((1, 2)), quiet
 

@@ -1,7 +1,8 @@
 """What a domain-adaptation method is, as ``train_uda.py`` runs it: one :class:`Method` record.
 
-Each method lives in one file that holds its network, its :class:`Settings` (its own knobs and
-their flags), its optimizers, its update and what the report says of it, and ends in its record:
+Each method lives in one file that holds its network (with its ``Shape``: the widths of what it adds
+to the digit network, each a flag), its :class:`Settings` (its own knobs and their flags), its
+optimizers, its update and what the report says of it, and ends in its record:
 ``dann.py`` (Problem 3), ``swd.py`` (Problem 4), ``hw3/adda.py``. The two bounds, source-only and
 target-only, are the plain supervised update and their two records at the end of this file.
 Every method trains the same :class:`UDARecipe`: updates, batch, optimizer and schedule; the augmentation
@@ -137,7 +138,6 @@ class Method:
     labelled: str = "source"  # whose labels it trains on
     graded: str | None = None  # the homework script that publishes it
     augment: str = "source"  # train_uda.py's --augment when none is given
-    network_args: tuple[str, ...] = ()  # the UDAConfig fields (and flags) its network takes beyond the digit network's
     bound: str | None = None  # "lower" (no adaptation) or "upper" (target labels); None: it adapts
     select: str = "info_max"  # train_uda.py's --select when none is given: the score that keeps an evaluation
     discussion: Discussion | None = None  # graded methods: what the report says of it

@@ -1,4 +1,4 @@
-"""The domain-adaptation family: the registry of its methods, and the model config, names, prediction.
+"""The domain-adaptation family: the registry of its methods, their names and the config that rebuilds one.
 
 Every method trains a :class:`digitnet.DigitNet` and lives in one file with its record
 (:class:`hw3.method.Method`), which registers itself here with :func:`register`: ``dann.py`` and
@@ -11,14 +11,13 @@ Run folders and published model files are named ``<method>_<source>-<target>``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-import torch
 import torch.nn as nn
 
 from hw3 import adda, checkpoints
-from hw3.common import UserError, autocast, batched, to_float
-from hw3.digitnet import DigitNet
+from hw3.common import UserError
+from hw3.digitnet import DigitNet, DigitShape
 from hw3.domains import SCENARIOS
 from hw3.method import SOURCE_ONLY, TARGET_ONLY, Method
 
@@ -79,68 +78,30 @@ def published_model(method: str, target: str) -> str:
 
 @dataclass(frozen=True)
 class UDAConfig:
-    """Everything that shapes the network of one method; saved whole in every checkpoint."""
+    """What rebuilds one method's network: its name and its network's shape (saved flat in every checkpoint)."""
 
-    method: str  # a registered name (every caller names it)
-    c1: int = 32  # channels of the two conv layers
-    c2: int = 48
-    hidden: int = 100  # classifier and discriminator hidden units
-    dropout: float = 0.5  # in the classifier
-    conv_dropout: float = 0.1  # Dropout2d in the extractor; 0.5 (Ganin et al.'s) held adaptation back
-    disc_hidden: int = 100  # DANN's discriminator: units per hidden layer, and hidden layers
-    disc_layers: int = 1
+    method: str  # a registered name
+    shape: DigitShape  # of the method's network's own ``Shape`` type
+
+    @classmethod
+    def of(cls, name: str, **shape) -> UDAConfig:
+        """``name``'s config, its shape's fields given by name (the rest at their defaults)."""
+        return cls(name, method(name).network.Shape(**shape))
 
     def build(self) -> DigitNet:
-        record = method(self.method)
-        extra = {name: getattr(self, name) for name in record.network_args}
-        return record.network(self.c1, self.c2, self.hidden, self.dropout, self.conv_dropout, **extra)
+        return method(self.method).network(self.shape)
+
+    def saved(self) -> dict:
+        """The flat dict a checkpoint keeps: ``{"method": ..., "c1": ..., ...}``."""
+        return {"method": self.method, **asdict(self.shape)}
 
 
 def from_checkpoint(checkpoint: dict) -> nn.Module:
     """The network of a loaded ``uda`` checkpoint, weights in place, in eval mode."""
-    model = UDAConfig(**checkpoint["config"]).build()
+    shape = dict(checkpoint["config"])
+    model = UDAConfig.of(shape.pop("method"), **shape).build()
     model.load_state_dict(checkpoint["model"])
     return model.eval()
 
 
 checkpoints.register((KIND,), from_checkpoint)
-
-
-@torch.no_grad()
-def adapt_batch_norm(model: nn.Module, images: torch.Tensor, device, batch_size: int = 500) -> None:
-    """AdaBN (Li et al., "Revisiting Batch Normalization For Practical Domain Adaptation", 2016,
-    https://arxiv.org/abs/1603.04779): every batch-norm layer's running statistics recomputed
-    on uint8 target images ``(N, 3, 28, 28)``, as an exact average over them; the weights stay.
-
-    Training normalised each target batch by its own statistics; this gives inference the same.
-    """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    model.eval()
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # a cumulative average over the batches
-        m.train()
-    try:
-        batched(lambda x: model(to_float(x)), images, batch_size, device)
-    finally:
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
-        model.eval()
-
-
-def predict_labels(model: nn.Module, images: torch.Tensor, device: torch.device | str,
-                   batch_size: int = 1024) -> torch.Tensor:
-    """Argmax class of uint8 images ``(N, 3, 28, 28)``, batched; returns ``(N,)`` int64 on the CPU."""
-    # Channels-last halves the CPU time of these small convolutions and max-pools (measured: 3.4 s
-    # against 6.9 s for 26k digits on 2 threads); the model is restored as it was.
-    model.eval().to(memory_format=torch.channels_last)
-
-    def classify(x: torch.Tensor) -> torch.Tensor:
-        return model(to_float(x).contiguous(memory_format=torch.channels_last)).argmax(dim=1)
-
-    try:
-        with autocast(torch.device(device)):  # as --precision asks (predict.py: fp32)
-            return batched(classify, images, batch_size, device)
-    finally:
-        model.to(memory_format=torch.contiguous_format)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from hw3 import checkpoints, ddpm
+from hw3 import checkpoints, ddpm, digitnet
 import fetch
 import gan
 import fidelity
@@ -394,11 +394,10 @@ def test_score_counts_the_asked_class(acgan_run, classifier, tmp_path):
     assert result["n_images"] == 30 and set(result["per_digit"]) == {str(d) for d in range(10)}
     assert result["accuracy"] == pytest.approx(np.mean(list(result["per_digit"].values())))
     # The same images renamed to the classes the classifier predicts score 100 %.
-    from hw3 import uda
     from datasets import load_folder
 
     model, _ = checkpoints.load_model(classifier, checkpoints.CLASSIFIERS)
-    predicted = uda.predict_labels(model, load_folder(out).images, CPU).tolist()
+    predicted = digitnet.predict_labels(model, load_folder(out).images, CPU).tolist()
     relabelled = tmp_path / "relabelled"
     relabelled.mkdir()
     for i, (name, label) in enumerate(zip(sorted(p.name for p in out.iterdir()), predicted)):

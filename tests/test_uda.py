@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import shutil
@@ -119,7 +120,7 @@ def test_standardize_makes_the_model_blind_to_brightness_and_contrast():
 
 @pytest.mark.parametrize("method", uda.METHODS)
 def test_inference_interface_is_shared(method):
-    net = uda.UDAConfig(method).build().eval()
+    net = uda.UDAConfig.of(method).build().eval()
     assert isinstance(net, digitnet.DigitNet)
     x = torch.rand(5, 3, 28, 28)
     with torch.no_grad():
@@ -160,7 +161,7 @@ def tiny_training(tiny_data, name: str, *flags: str):
         ["--data", str(tiny_data), "--source", "usps", "--target", "mnistm", "--method", name, *flags]))
     method = uda.METHODS[name]
     data = train_uda.load_data(tiny_data, "usps", "mnistm", method.labelled, 0.2, 0, torch.device("cpu"))
-    model = uda.UDAConfig(name, c1=8, c2=8, hidden=16).build()
+    model = uda.UDAConfig.of(name, c1=8, c2=8, hidden=16).build()
     streams = {"labelled": datasets.EndlessBatches(data.train_x, data.train_y, batch_size=8,
                                                    rng=torch.Generator().manual_seed(0))}
     if method.reads_target:  # the baselines get no target stream: they never see a target image
@@ -212,7 +213,7 @@ def test_adda_pretrains_for_its_share_of_the_run_then_stays_in_stage_two(tiny_da
     assert all(torch.equal(pretrained[k], v) for k, v in model.source_extractor.state_dict().items())
     # The stage is saved with the weights: the same run lengthened to 16 updates (stage 2 would begin at 8)
     # stays in stage 2.
-    resumed = uda.UDAConfig("adda", c1=8, c2=8, hidden=16).build()
+    resumed = uda.UDAConfig.of("adda", c1=8, c2=8, hidden=16).build()
     resumed.load_state_dict(model.state_dict())
     row = train_uda.train_step(resumed, method, method.optimizers(resumed, recipe), streams, augment, recipe, 4, 16)
     assert "loss_map" in row and resumed.adaptation_began.item() == 2
@@ -315,13 +316,27 @@ def test_dry_run_writes_every_output(trained, tiny_data):
     metrics = json.loads((out / "metrics.json").read_text())
     net, _ = checkpoints.load_model(out / "model.pt", checkpoints.CLASSIFIERS)  # the reported accuracy is the published model's
     test = load_digits(tiny_data, "mnistm", "test")
-    expected = (uda.predict_labels(net, test.images, "cpu") == test.labels).float().mean().item()
+    expected = (digitnet.predict_labels(net, test.images, "cpu") == test.labels).float().mean().item()
     assert metrics["target_test_accuracy"] == pytest.approx(expected) and metrics["target_test_images"] == len(test)
     assert metrics["selection"] == "info_max" and metrics["cpu_seconds"] > 0 and metrics["wall_seconds"] > 0
     rows = list(csv.DictReader(open(out / "log.csv")))
     assert [r["step"] for r in rows] == ["1", "2"]  # the evaluation's scores are on the last update's row
     assert rows[-1]["source_val_acc"] != "" and rows[0]["discrepancy"] != "" and rows[-1]["snd"] != ""
     assert rows[-1]["target_test_accuracy"] == ""  # only with --log-test-accuracy
+
+
+def test_a_methods_network_flags_come_from_its_shape(trained, tiny_data, tmp_path):
+    """DANN's discriminator widths are fields of its shape: each is a flag, reaches the network and the checkpoint."""
+    saved = load_checkpoint(trained / "dann_usps-mnistm" / "model.pt")["config"]
+    assert saved == {"method": "dann", **dataclasses.asdict(dann.DANNShape())}  # the defaults, declared once
+    assert "disc_hidden" not in load_checkpoint(trained / "swd_usps-mnistm" / "model.pt")["config"]
+    out = tmp_path / "wide"
+    train_uda.main(["--data", str(tiny_data), "--source", "usps", "--target", "mnistm", "--method", "dann",
+                    "--disc-hidden", "7", "--disc-layers", "2", "--width", "4", "6", "--out-dir", str(out), *DRY])
+    net, checkpoint = checkpoints.load_model(out / "model.pt", checkpoints.CLASSIFIERS)
+    assert (checkpoint["config"]["disc_hidden"], checkpoint["config"]["disc_layers"], checkpoint["config"]["c2"]) == (7, 2, 6)
+    linears = [m for m in net.discriminator.modules() if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linears] == [7, 7, 1] and linears[0].in_features == 16 * 6
 
 
 def test_same_seed_same_weights(tiny_data, tmp_path, trained):
@@ -575,7 +590,7 @@ def test_dann_augments_target_images_only_when_asked(tiny_data, monkeypatch, fla
                                                  "--method", "dann", *flags, "--quiet"])
     recipe = train_uda.recipe_from(args)
     data = train_uda.load_data(tiny_data, "usps", "mnistm", "source", 0.2, 0, torch.device("cpu"))
-    model = uda.UDAConfig("dann", c1=8, c2=8, hidden=16).build()
+    model = uda.UDAConfig.of("dann", c1=8, c2=8, hidden=16).build()
     streams = {"labelled": datasets.EndlessBatches(data.train_x, data.train_y, batch_size=8,
                                                    rng=torch.Generator().manual_seed(0)),
                "target": datasets.EndlessBatches(data.target_x, batch_size=6, rng=torch.Generator().manual_seed(1))}
@@ -612,10 +627,10 @@ def test_measured_augmentation_reads_both_domains_and_is_logged(tiny_data, tmp_p
 def test_adapt_batch_norm_takes_the_statistics_of_the_given_images():
     """AdaBN: the first batch norm's running mean becomes the mean of its inputs over the target images, exactly."""
     torch.manual_seed(0)
-    model = uda.UDAConfig("dann", c1=4, c2=4, hidden=8).build().eval()
+    model = uda.UDAConfig.of("dann", c1=4, c2=4, hidden=8).build().eval()
     weights = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k}
     images = torch.randint(0, 256, (40, 3, 28, 28), dtype=torch.uint8)
-    uda.adapt_batch_norm(model, images, "cpu", batch_size=20)  # two equal batches: their mean is the mean
+    digitnet.adapt_batch_norm(model, images, "cpu", batch_size=20)  # two equal batches: their mean is the mean
     conv, norm = model.extractor.net[0], model.extractor.net[1]
     with torch.no_grad():
         expected = conv(digitnet.standardize(datasets.to_float(images))).mean(dim=(0, 2, 3))
