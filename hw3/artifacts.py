@@ -14,6 +14,7 @@ MODEL = "model.pt"  # what inference needs: the file that is published
 LOG = "log.csv"  # one row per step, evaluations on their epoch's last row
 METRICS = "metrics.json"  # train_uda.py: the kept evaluation's target test accuracy and what chose it
 GENERATED = "generated"  # a digit generator's folder of 1000 digits (generate_digits.py), scored by the pipeline
+FAKE_FACES = "fake"  # a face model's generated faces (fidelity.py generate), scored by fidelity.py score
 UDA_RUNS = "uda"  # the folder of the digit classifiers' run folders, under a runs folder
 RUNS = "runs"  # the runs folder a script writes to when it is given none
 

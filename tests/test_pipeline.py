@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 
 import pipeline
-from hw3 import jobs, report_content
+from hw3 import jobs, publishing, report_content
 from hw3 import report as report_module
 from hw3 import uda
 from hw3.common import UserError
+from hw3.plan import Plan
 
 
 def _rendered_pages(pdf, scale: float = 0.5) -> list:
@@ -126,9 +127,9 @@ def test_write_report_formats_the_results_alone(tmp_path):
     out = tmp_path / "report"
     out.mkdir()
     (out / "fig1_4.png").write_bytes(b"png")
-    plan = pipeline.Plan(data=tmp_path / "data", runs=tmp_path / "runs", out=out, model_dir=tmp_path / "models",
-                         profile="demo", settings=pipeline.DEMO_ARGS, train_args=[], jobs=2, device="cpu",
-                         attribute="Is_Face", inception_weights=None)
+    plan = Plan(data=tmp_path / "data", runs=tmp_path / "runs", out=out, model_dir=tmp_path / "models",
+                profile="demo", settings=pipeline.DEMO_ARGS, train_args=[], jobs=2, device="cpu",
+                attribute="Is_Face", inception_weights=None)
     fid = {"fid": 88.5, "kid_mean": 0.0421, "kid_std": 0.003, "n_generated": 200, "n_real": 40, "network": "TF net"}
     results = report_content.Results(
         plan=plan,
@@ -166,10 +167,10 @@ def test_write_report_formats_the_results_alone(tmp_path):
 
 
 def test_published_files_are_the_graded_names(tmp_path):
-    plan = pipeline.Plan(data=tmp_path, runs=tmp_path / "runs", out=tmp_path, model_dir=tmp_path, profile="demo",
-                         settings=pipeline.DEMO_ARGS, train_args=[], jobs=1, device="cpu", attribute="Male",
-                         inception_weights=None)
-    files = pipeline.published_files(plan, "acgan")
+    plan = Plan(data=tmp_path, runs=tmp_path / "runs", out=tmp_path, model_dir=tmp_path, profile="demo",
+                settings=pipeline.DEMO_ARGS, train_args=[], jobs=1, device="cpu", attribute="Male",
+                inception_weights=None)
+    files = publishing.published_files(plan, "acgan", uda.GRADED_METHODS)
     # The names hw3_p1.sh ... hw3_p5.sh fetch, written out: <method>_<source>-<target>.pt for Problems 3-4.
     assert sorted(files) == sorted(["vae.pt", "gan.pt", "digits.pt",
                                     "dann_usps-mnistm.pt", "dann_mnistm-svhn.pt", "dann_svhn-usps.pt",
