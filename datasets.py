@@ -32,6 +32,7 @@ from PIL import Image, UnidentifiedImageError
 
 from hw3.common import UserError, cores, to_float  # noqa: F401  (to_float: the trainers read it here)
 from hw3.domains import DIGITS_DOMAIN, DOMAINS, SCENARIOS  # noqa: F401  (the data module names them too)
+from hw3.domains import FACES, split_folder, split_table
 
 FACE_SIZE = 64
 DIGIT_SIZE = 28
@@ -205,9 +206,9 @@ def load_folder(folder: str | os.PathLike, size: int = DIGIT_SIZE) -> ImageSet:
 
 def load_faces(root: str | os.PathLike, split: str = "train") -> ImageSet:
     """``root/face/<split>`` with its 13 attributes from ``root/face/<split>.csv``."""
-    folder = Path(root) / "face" / split
+    folder = split_folder(root, FACES, split)
     names = list_images(folder)
-    table = _read_table(Path(root) / "face" / f"{split}.csv", folder, names, None)
+    table = _read_table(split_table(root, FACES, split), folder, names, None)
     attributes = table.drop(columns="image_name").astype(float)
     return ImageSet(images=decode_folder(folder, names, FACE_SIZE), names=names, attributes=attributes)
 
@@ -223,9 +224,9 @@ def load_digits(root: str | os.PathLike, domain: str, split: str = "train") -> I
     import pandas as pd
 
     check_domain(domain)
-    folder = Path(root) / "digits" / domain / split
+    folder = split_folder(root, domain, split)
     names = list_images(folder)
-    csv_path = Path(root) / "digits" / domain / f"{split}.csv"
+    csv_path = split_table(root, domain, split)
     table = _read_table(csv_path, folder, names, ["label"])
     labels = pd.to_numeric(table["label"], errors="coerce")
     if labels.isna().any() or not labels.between(0, 9).all() or (labels % 1 != 0).any():

@@ -66,6 +66,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from hw3.common import UserError, cli, progress
+from hw3.domains import FACES, split_folder
 from datasets import DIGIT_SIZE as DIGIT, FACE_SIZE as FACE
 
 VARIANTS = ("dev", "heldout")
@@ -193,7 +194,7 @@ def build_faces(out: Path, n_train: int, n_test: int, rng: np.random.Generator, 
         images = (Image.fromarray(np.round(gray[i] * 255).astype(np.uint8)).resize((FACE, FACE), Image.BICUBIC).convert("RGB")
                   for i in progress(index, quiet, desc=f"face/{split}", leave=False))
         rows = [f"{name},{float(is_face[i]):.1f}" for name, i in zip(names, index)]
-        _write_split(out / "face" / split, images, names, rows, "image_name,Is_Face")
+        _write_split(split_folder(out, FACES, split), images, names, rows, "image_name,Is_Face")
 
 
 def _write_digits(out: Path, domain: str, splits: dict, quiet: bool) -> None:
@@ -202,7 +203,7 @@ def _write_digits(out: Path, domain: str, splits: dict, quiet: bool) -> None:
         names = [f"{i:05d}.png" for i in range(len(labels))]
         rows = [f"{name},{int(label)}" for name, label in zip(names, labels)]
         images = progress(images, quiet, desc=f"{domain}/{split}", total=len(labels), leave=False)
-        _write_split(out / "digits" / domain / split, images, names, rows, "image_name,label")
+        _write_split(split_folder(out, domain, split), images, names, rows, "image_name,label")
 
 
 def _mnist() -> tuple[np.ndarray, np.ndarray]:

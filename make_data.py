@@ -68,6 +68,7 @@ from PIL import Image
 from hw3.common import UserError, cli, progress, write_json
 from datasets import DIGIT_SIZE as DIGIT, FACE_SIZE as FACE
 from demo_data import PNG_OPTIONS
+from hw3.domains import part_folder
 
 # (train, test) images per part: the assignment's counts. The face test set has the size of the
 # course's held-out faces (2,621).
@@ -75,8 +76,7 @@ FULL_SIZES = {"usps": (7291, 2007), "svhn": (73257, 26032), "mnist": (60000, 100
               "face": (40000, 2621)}
 PARTS = tuple(FULL_SIZES)  # the build order: small downloads first, CelebA (1.4 GB) last
 # Where each part lives in the tree, and its images' mode and side.
-FOLDERS = {"usps": "digits/usps", "svhn": "digits/svhn", "mnist": "digits/mnist", "mnistm": "digits/mnistm",
-           "face": "face"}
+FOLDERS = {part: part_folder(part) for part in PARTS}
 MODES = {"usps": ("L", DIGIT), "svhn": ("RGB", DIGIT), "mnist": ("L", DIGIT), "mnistm": ("RGB", DIGIT),
          "face": ("RGB", FACE)}
 FACE_ATTRIBUTES = ("Bangs", "Big_Lips", "Black_Hair", "Blond_Hair", "Brown_Hair", "Heavy_Makeup", "High_Cheekbones",

@@ -49,6 +49,7 @@ import dann  # noqa: F401  (registers its method)
 import swd  # noqa: F401  (registers its method)
 from datasets import DIGITS_DOMAIN, DOMAINS, SCENARIOS
 from hw3 import artifacts, checkpoints, uda
+from hw3.domains import FACES, SPLITS, split_folder, split_table
 from hw3.checkpoints import DIGIT_GENERATORS as DIGIT_MODELS, load_model
 from hw3.commands import draw_figures, score_digit_models, train_models
 from hw3.common import UserError, cli, cores
@@ -148,7 +149,7 @@ def decode_all(data: Path) -> None:
     for split in ("train", "test"):
         load_faces(data, split)
         for domain in DOMAINS:
-            if (data / "digits" / domain / split).is_dir():
+            if split_folder(data, domain, split).is_dir():
                 load_digits(data, domain, split)
 
 
@@ -158,16 +159,17 @@ def cache_real_features(plan: Plan) -> None:
     import fidelity
     from datasets import DIGIT_SIZE, FACE_SIZE
 
-    fidelity.cache_real_features(plan.data / "face" / "test", FACE_SIZE, plan.inception_weights, plan.device)
-    fidelity.cache_real_features(plan.data / "digits" / DIGITS_DOMAIN / "test", DIGIT_SIZE, None, plan.device,
+    fidelity.cache_real_features(split_folder(plan.data, FACES, "test"), FACE_SIZE, plan.inception_weights, plan.device)
+    fidelity.cache_real_features(split_folder(plan.data, DIGITS_DOMAIN, "test"), DIGIT_SIZE, None, plan.device,
                                  max_images=plan.fid_images[1])
 
 
 def missing_parts(data: Path) -> list[str]:
     """The folders and CSVs of the assignment's layout that ``data`` lacks (``face/test``, ``digits/svhn/train.csv``...)."""
-    parts = [f"{folder}/{split}{suffix}" for folder in ("face", *(f"digits/{d}" for d in ("usps", "mnistm", "svhn")))
-             for split in ("train", "test") for suffix in ("", ".csv")]
-    return [part for part in parts if not ((data / part).is_file() if part.endswith(".csv") else (data / part).is_dir())]
+    parts = [FACES, *(domain for domain in DOMAINS if any(domain in scenario for scenario in SCENARIOS))]
+    wanted = [(split_folder(data, part, split), split_table(data, part, split)) for part in parts for split in SPLITS]
+    return [str(path.relative_to(data)) for folder, table in wanted for path, there in
+            ((folder, folder.is_dir()), (table, table.is_file())) if not there]
 
 
 def prepare_data(args: argparse.Namespace) -> Plan:
@@ -227,7 +229,7 @@ def run_grader_scripts(plan: Plan) -> pd.DataFrame:
         if isinstance(key, tuple):
             method, source, target = key
             csv = Path(args[-1])
-            truth = plan.data / "digits" / target / "test.csv"
+            truth = split_table(plan.data, target, "test")
             accuracy = score.accuracy(score.read_labels(csv), score.read_labels(truth))
             rows.append({"script": args[0], "scenario": f"{source}->{target}", "accuracy": accuracy,
                          "images": len(pd.read_csv(csv)), "seconds": f"{seconds[key]:.1f}"})

@@ -31,6 +31,7 @@ import swd  # noqa: E402, F401  (registers its method)
 from hw3 import artifacts, uda  # noqa: E402
 import vae  # noqa: E402, F401  (registers its checkpoint kind)
 from hw3 import checkpoints  # noqa: E402
+from hw3.domains import FACES, split_folder  # noqa: E402
 from hw3.checkpoints import CLASSIFIERS, load_model  # noqa: E402
 from hw3.common import UserError, atomic_path, batched, cli, markdown_table, progress, write_text  # noqa: E402
 from datasets import SCENARIOS, load_digits, load_faces, to_float, train_val_split  # noqa: E402
@@ -82,11 +83,11 @@ def tsne_2d(features: np.ndarray, seed: int) -> np.ndarray:
 
 def _vae_eval_set(root: Path, checkpoint: dict):
     """face/test when it exists; otherwise the checkpoint's validation split of face/train."""
-    if (Path(root) / "face" / "test").is_dir():
+    if split_folder(root, FACES, "test").is_dir():
         return load_faces(root, "test"), "face/test"
     split = checkpoint["extra"]
     _, val = train_val_split(load_faces(root, "train"), split["val_fraction"], split["split_seed"])
-    print(f"note: {Path(root) / 'face' / 'test'} not found; using the validation split of face/train "
+    print(f"note: {split_folder(root, FACES, 'test')} not found; using the validation split of face/train "
           f"({len(val)} images)", file=sys.stderr)
     return val, "validation split of face/train"
 

@@ -12,7 +12,7 @@ from typing import Iterable
 
 from hw3 import artifacts
 from hw3.checkpoints import DIGIT_GENERATORS as DIGIT_MODELS
-from hw3.domains import DIGITS_DOMAIN, SCENARIOS
+from hw3.domains import DIGITS_DOMAIN, FACES, SCENARIOS, split_folder
 from hw3.jobs import run_jobs
 from hw3.plan import Plan
 from hw3.report_content import DigitResults
@@ -54,7 +54,7 @@ def _face_fidelity(plan: Plan, title: str, run_dir: Path) -> list[list[str]]:
     weights = ["--inception-weights", str(plan.inception_weights)] if plan.inception_weights else []
     return [["fidelity.py", "generate", "--checkpoint", str(run_dir / artifacts.MODEL), "--out-dir", str(fake), "--n",
              str(plan.fid_images[0]), "--device", plan.device],
-            ["fidelity.py", "score", "--generated", str(fake), "--real", str(plan.data / "face" / "test"), "--json",
+            ["fidelity.py", "score", "--generated", str(fake), "--real", str(split_folder(plan.data, FACES, "test")), "--json",
              str(plan.out / artifacts.fidelity_scores(title.lower())), "--device", plan.device, *weights]]
 
 
@@ -67,7 +67,7 @@ def score_digit_models(plan: Plan) -> DigitResults:
         jobs[f"score {name.upper()}"] = [[
             "generate_digits.py", "--checkpoint", str(run_dir / artifacts.MODEL), "--out-dir", str(run_dir / artifacts.GENERATED),
             "--classifier", str(plan.digit_classifier), "--json", str(plan.out / artifacts.digit_scores(name)),
-            "--device", plan.device, "--real", str(plan.data / "digits" / DIGITS_DOMAIN / "test"),
+            "--device", plan.device, "--real", str(split_folder(plan.data, DIGITS_DOMAIN, "test")),
             *(["--max-images", str(plan.fid_images[1])] if plan.fid_images[1] else [])]]
     job_seconds = run_jobs(jobs, plan.jobs)
     scores = {name: json.loads((plan.out / artifacts.digit_scores(name)).read_text()) for name in DIGIT_MODELS}

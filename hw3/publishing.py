@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from hw3 import artifacts, uda
-from hw3.domains import SCENARIOS
+from hw3.domains import SCENARIOS, split_folder
 from hw3.jobs import run_script, script_env
 from hw3.plan import Plan
 
@@ -46,7 +46,7 @@ def grader_runs(plan: Plan, graded: Mapping[str, str]) -> dict[GraderRun, list[s
         "p5": ["hw3_p5.sh", str(out / artifacts.GRADER_DIGITS)]}
     for method, script in graded.items():
         for source, target in SCENARIOS:
-            runs[(method, source, target)] = [script, str(data / "digits" / target / "test"), target,
+            runs[(method, source, target)] = [script, str(split_folder(data, target, "test")), target,
                                               str(out / artifacts.PREDICTIONS / artifacts.prediction_csv(method, target))]
     return runs
 
