@@ -67,7 +67,8 @@ class Results:
     """Everything the report shows, as the stages returned it; :func:`write_report` only formats it.
 
     To add an item to the report: add a field here (with a default when a stage may not run),
-    fill it in ``pipeline.main`` from the stage that measures it, and print it in :func:`report_blocks`.
+    fill it in ``pipeline.main`` from the stage that measures it, and print it in its problem's part of
+    :func:`report_blocks` (``_vae_blocks``, ``_gan_blocks``, ...).
     """
 
     plan: RunPlan
@@ -92,33 +93,45 @@ def _tail_mean(log: pd.DataFrame, column: str, share: float = 0.1) -> float:
 
 def discussion_facts(results: Results) -> dict[str, list[str]]:
     """For each discussion question, the numbers this run measured that an answer can draw on."""
-    plan, fid = results.plan, results.fidelity
+    return {**_vae_facts(results), **_gan_facts(results), **_uda_facts(results)}
 
-    def fidelity_line(title: str) -> str:
-        f = fid.get(title)
-        if not f:
-            return f"{title}: FID/KID not computed"
-        isc = f", IS {f['is_mean']:.2f}" if "is_mean" in f else ""
-        return (f"{title}: FID {f['fid']:.1f}, KID {f['kid_mean']:.4f} ± {f['kid_std']:.4f}{isc} "
-                f"({f['n_generated']} generated vs {f['n_real']} real images)")
 
-    vae_log = pd.read_csv(plan.vae_dir / artifacts.LOG)
-    gan_log = pd.read_csv(plan.gan_dir / artifacts.LOG)
+def _fidelity_line(fidelity: dict[str, dict], title: str) -> str:
+    f = fidelity.get(title)
+    if not f:
+        return f"{title}: FID/KID not computed"
+    isc = f", IS {f['is_mean']:.2f}" if "is_mean" in f else ""
+    return (f"{title}: FID {f['fid']:.1f}, KID {f['kid_mean']:.4f} ± {f['kid_std']:.4f}{isc} "
+            f"({f['n_generated']} generated vs {f['n_real']} real images)")
+
+
+def _vae_facts(results: Results) -> dict[str, list[str]]:
+    """Problem 1's discussion item (P1-6): the VAE's validation and test MSE, its KL term, its FID/KID."""
+    vae, log = results.vae, pd.read_csv(results.plan.vae_dir / artifacts.LOG)
     kl_weight = results.cards["vae"].recipe.get("kl_weight", "?")
-    facts = {
-        "P1-6": [f"best validation MSE {results.vae.best_val_mse:.4f} at epoch {results.vae.best_epoch}; "
-                 f"mean MSE of the 10 test reconstructions {results.vae.reconstructions.iloc[:, -1].mean():.4f}",
-                 f"KL term at the end of training {_tail_mean(vae_log, 'kl'):.1f} nats (weighted by "
-                 f"λ_KL = {kl_weight}); reconstruction MSE of the training batches {_tail_mean(vae_log, 'recon'):.4f}",
-                 fidelity_line("VAE")],
-        "P2-3": [f"{len(gan_log)} generator updates; over the last 10 %: D loss {_tail_mean(gan_log, 'loss_d'):.3f}, "
-                 f"G loss {_tail_mean(gan_log, 'loss_g'):.3f}, D accuracy on real "
-                 f"{_tail_mean(gan_log, 'd_real_acc'):.2f} and on generated {_tail_mean(gan_log, 'd_fake_acc'):.2f}",
-                 fidelity_line("GAN")],
-        "P2-4": [fidelity_line("VAE"), fidelity_line("GAN"),
+    return {"P1-6": [f"best validation MSE {vae.best_val_mse:.4f} at epoch {vae.best_epoch}; "
+                     f"mean MSE of the 10 test reconstructions {vae.reconstructions.iloc[:, -1].mean():.4f}",
+                     f"KL term at the end of training {_tail_mean(log, 'kl'):.1f} nats (weighted by "
+                     f"λ_KL = {kl_weight}); reconstruction MSE of the training batches {_tail_mean(log, 'recon'):.4f}",
+                     _fidelity_line(results.fidelity, "VAE")]}
+
+
+def _gan_facts(results: Results) -> dict[str, list[str]]:
+    """Problem 2's discussion items: the GAN's losses and discriminator accuracy (P2-3), VAE and GAN compared (P2-4)."""
+    fid, log = results.fidelity, pd.read_csv(results.plan.gan_dir / artifacts.LOG)
+    return {
+        "P2-3": [f"{len(log)} generator updates; over the last 10 %: D loss {_tail_mean(log, 'loss_d'):.3f}, "
+                 f"G loss {_tail_mean(log, 'loss_g'):.3f}, D accuracy on real "
+                 f"{_tail_mean(log, 'd_real_acc'):.2f} and on generated {_tail_mean(log, 'd_fake_acc'):.2f}",
+                 _fidelity_line(fid, "GAN")],
+        "P2-4": [_fidelity_line(fid, "VAE"), _fidelity_line(fid, "GAN"),
                  f"{artifacts.VAE_VS_GAN} shows both models' 32 samples from the same noise seed"],
     }
-    metrics = results.uda_metrics
+
+
+def _uda_facts(results: Results) -> dict[str, list[str]]:
+    """Problems 3 and 4's discussion items: per scenario, the compared methods' accuracy and the watched quantity."""
+    metrics, facts = results.uda_metrics, {}
 
     def accuracy(method: str, scenario: str) -> str:
         m = metrics.get((method, scenario))
@@ -131,7 +144,7 @@ def discussion_facts(results: Results) -> dict[str, list[str]]:
         facts[said.item] = [f"{s}->{t}: " + ", ".join(f"{uda.METHODS[other].label} {accuracy(other, f'{s}->{t}')}"
                                                         for other in said.compare) for s, t in SCENARIOS]
         for source, target in SCENARIOS:
-            log = pd.read_csv(plan.uda_run(method.name, source, target) / artifacts.LOG)
+            log = pd.read_csv(results.plan.uda_run(method.name, source, target) / artifacts.LOG)
             facts[said.item].append(f"{source}->{target}: {said.watch_label} over the last 10 % of updates "
                                     f"{_tail_mean(log, said.watch):.2f}")
     return facts
@@ -179,51 +192,79 @@ def _prompt(results: Results, item: str) -> report.Prompt:
 
 
 def report_blocks(results: Results) -> list[report.Block]:
-    """The report, in the assignment's order, as :mod:`report` blocks."""
-    plan, out = results.plan, results.plan.out
-    vae, digits, matches, cards = results.vae, results.digits, results.grader_matches, results.cards
-    image = lambda name, title: report.Image(out / name, title)  # noqa: E731
-    faces, digit_images = plan.fid_images
-    fid_note = (f"FID and KID ({next(iter(results.fidelity.values()))['network'] if results.fidelity else '–'}) "
-                f"of {faces} samples per model against the test faces. FID is biased upward at small sample "
-                "sizes and KID is not; numbers from other sample sizes, image sizes or Inception ports are not "
-                "comparable.")
-    blocks: list[report.Block] = [
+    """The report, in the assignment's order, as :mod:`report` blocks: one function per problem."""
+    return [*_title_blocks(results), *_vae_blocks(results), *_gan_blocks(results), *_uda_blocks(results),
+            *_digit_blocks(results), *_time_blocks(results)]
+
+
+def _image(results: Results, name: str, title: str) -> report.Image:
+    """A figure of the report folder, by its file name."""
+    return report.Image(results.plan.out / name, title)
+
+
+def _title_blocks(results: Results) -> list[report.Block]:
+    """The title and what the run read and how long it took."""
+    plan = results.plan
+    return [
         report.Heading("HW3 report (generated by `pipeline.py`)", 1),
         report.Text(f"Data: `{plan.data}`; profile: `{plan.profile}`. Every number below was measured in this run; "
                     f"the whole run took {sum(results.stage_seconds.values()):.0f} s. The items marked \"to answer\" "
                     "are for the student to write."),
+    ]
+
+
+def _vae_blocks(results: Results) -> list[report.Block]:
+    """Problem 1: the VAE's card, curves, reconstructions, samples (and the grader's check), t-SNE, discussion."""
+    vae = results.vae
+    return [
         report.Heading("Problem 1: VAE"),
         report.Heading("1-1 Architecture and implementation details (fig1_1)", 3),
-        *_card_blocks(cards["vae"]),
+        *_card_blocks(results.cards["vae"]),
         report.Heading("1-2 Learning curves (fig1_2)", 3),
-        image(artifacts.VAE_CURVES, "fig1_2 learning curves"),
+        _image(results, artifacts.VAE_CURVES, "fig1_2 learning curves"),
         report.Heading("1-3 Reconstructions (table1_3)", 3),
         report.Text(f"Best validation MSE {vae.best_val_mse:.4f} (epoch {vae.best_epoch}); "
                     f"mean MSE of the 10 images below {vae.reconstructions.iloc[:, -1].mean():.4f}."),
-        image(artifacts.VAE_TABLE, "table1_3 reconstructions"),
+        _image(results, artifacts.VAE_TABLE, "table1_3 reconstructions"),
         report.Table(list(vae.reconstructions.columns), _frame_rows(vae.reconstructions)),
         report.Heading("1-4 Samples (fig1_4)", 3),
-        image(artifacts.VAE_SAMPLES, "fig1_4 samples"),
-        report.Text(f"`bash hw3_p1.sh` wrote the same bytes as fig1_4.png: **{_yes(matches['vae'])}**."),
+        _image(results, artifacts.VAE_SAMPLES, "fig1_4 samples"),
+        report.Text(f"`bash hw3_p1.sh` wrote the same bytes as fig1_4.png: **{_yes(results.grader_matches['vae'])}**."),
         report.Heading("1-5 t-SNE of the latent means (fig1_5)", 3),
-        image(artifacts.VAE_TSNE, "fig1_5 t-SNE of latent means"),
+        _image(results, artifacts.VAE_TSNE, "fig1_5 t-SNE of latent means"),
         report.Heading("1-6 Discussion", 3),
         _prompt(results, "P1-6"),
+    ]
+
+
+def _gan_blocks(results: Results) -> list[report.Block]:
+    """Problem 2: the GAN's card, samples (and the grader's check), losses, FID/KID, discussion, VAE vs GAN."""
+    faces = results.plan.fid_images[0]
+    fid_note = (f"FID and KID ({next(iter(results.fidelity.values()))['network'] if results.fidelity else '–'}) "
+                f"of {faces} samples per model against the test faces. FID is biased upward at small sample "
+                "sizes and KID is not; numbers from other sample sizes, image sizes or Inception ports are not "
+                "comparable.")
+    return [
         report.Heading("Problem 2: GAN"),
         report.Heading("2-1 Architecture and implementation details", 3),
-        *_card_blocks(cards["gan"]),
+        *_card_blocks(results.cards["gan"]),
         report.Heading("2-2 Samples (fig2_2)", 3),
-        image(artifacts.GAN_SAMPLES, "fig2_2 samples"),
-        report.Text(f"`bash hw3_p2.sh` wrote the same bytes as fig2_2.png: **{_yes(matches['gan'])}**."),
-        image(artifacts.GAN_LOSSES, "GAN losses and discriminator accuracy"),
+        _image(results, artifacts.GAN_SAMPLES, "fig2_2 samples"),
+        report.Text(f"`bash hw3_p2.sh` wrote the same bytes as fig2_2.png: **{_yes(results.grader_matches['gan'])}**."),
+        _image(results, artifacts.GAN_LOSSES, "GAN losses and discriminator accuracy"),
         report.Text(fid_note),
         report.Table(FIDELITY_HEADER, _fidelity_rows(results.fidelity, ("VAE", "GAN"))),
         report.Heading("2-3 Discussion", 3),
         _prompt(results, "P2-3"),
         report.Heading("2-4 VAE and GAN compared", 3),
-        image(artifacts.VAE_VS_GAN, "VAE vs GAN"),
+        _image(results, artifacts.VAE_VS_GAN, "VAE vs GAN"),
         _prompt(results, "P2-4"),
+    ]
+
+
+def _uda_blocks(results: Results) -> list[report.Block]:
+    """Problems 3 and 4: accuracy of every run, the grader's scores, t-SNE figures, the cards and discussions."""
+    blocks: list[report.Block] = [
         report.Heading("Problems 3 and 4: DANN and SWD+"),
         report.Text("Target test accuracy of each training run (the evaluation kept by train_uda.py's label-free "
                     "--select; the bounds keep their last evaluation, and source-only reads no target image):"),
@@ -237,17 +278,24 @@ def report_blocks(results: Results) -> list[report.Block]:
         for source, target in SCENARIOS:
             run = uda.run_name(method, source, target)
             title = f"{uda.METHOD_TITLES[method]} {source} -> {target}"
-            blocks.append(report.Figures([image(f"{artifacts.UDA_FOLDER}/{artifacts.tsne_figure(run, colour)}", f"{title}: t-SNE by {colour}")
-                                          for colour in ("class", "domain")]))
+            figures = [_image(results, f"{artifacts.UDA_FOLDER}/{artifacts.tsne_figure(run, colour)}",
+                              f"{title}: t-SNE by {colour}") for colour in ("class", "domain")]
+            blocks.append(report.Figures(figures))
     discussed = [m for m in uda.METHODS.values() if m.discussion]
     for method in discussed:
-        if method.name in cards:
+        if method.name in results.cards:
             blocks += [report.Heading(f"{method.discussion.card} Architecture and implementation details: "
-                                      f"{method.title}", 3), *_card_blocks(cards[method.name])]
+                                      f"{method.title}", 3), *_card_blocks(results.cards[method.name])]
     for method in discussed:
         item = method.discussion.item
         blocks += [report.Heading(f"{item[1:]} Discussion: {method.label}", 3), _prompt(results, item)]
-    blocks += [
+    return blocks
+
+
+def _digit_blocks(results: Results) -> list[report.Block]:
+    """Problem 5: the classifier's accuracy on each model's digits (and the grader's check), FID/KID, figures, cards."""
+    digits, digit_images = results.digits, results.plan.fid_images[1]
+    blocks: list[report.Block] = [
         report.Heading("Problem 5: class-conditional digits (ACGAN and DDPM)"),
         report.Text(f"1000 generated {DIGITS_DOMAIN} digits per model (100 per class, `generate_digits.py`), "
                     "labelled by the target-only classifier trained above; accuracy against the asked class:"),
@@ -256,26 +304,31 @@ def report_blocks(results: Results) -> list[report.Block]:
                        *[f"{v:.4f}" for v in scores["per_digit"].values()]]
                       for name, scores in digits.scores.items()]),
         report.Text(f"`digits.pt` is the {digits.best.upper()}; `bash hw3_p5.sh` wrote the same 1000 files, byte "
-                    f"for byte: **{_yes(matches['digits'])}**."),
+                    f"for byte: **{_yes(results.grader_matches['digits'])}**."),
         report.Text(f"FID and KID against the {DIGITS_DOMAIN} test digits"
                     + (f", on a seeded {digit_images} of each folder:" if digit_images else ":")),
         report.Table(FIDELITY_HEADER, _fidelity_rows(results.fidelity, [n.upper() for n in DIGIT_MODELS])),
-        *[image(artifacts.digit_grid(name), f"{name.upper()}: 10 digits per class, one class per row")
+        *[_image(results, artifacts.digit_grid(name), f"{name.upper()}: 10 digits per class, one class per row")
           for name in DIGIT_MODELS],
-        image(artifacts.DDPM_REVERSE, "DDPM reverse process of one 0"),
-        image(artifacts.DIGIT_CURVES, "Problem 5 training curves"),
+        _image(results, artifacts.DDPM_REVERSE, "DDPM reverse process of one 0"),
+        _image(results, artifacts.DIGIT_CURVES, "Problem 5 training curves"),
     ]
     for name in DIGIT_MODELS:
-        if name in cards:
-            blocks += [report.Text(f"Implementation details of the {cards[name].title}:"),
-                       report.Table(["setting", "value"], cards[name].settings)]
-    blocks += [
+        if name in results.cards:
+            card = results.cards[name]
+            blocks += [report.Text(f"Implementation details of the {card.title}:"),
+                       report.Table(["setting", "value"], card.settings)]
+    return blocks
+
+
+def _time_blocks(results: Results) -> list[report.Block]:
+    """How long each stage and each training job took."""
+    return [
         report.Heading("Time per stage"),
         report.Table(["stage", "seconds"], [[name, f"{value:.0f}"] for name, value in results.stage_seconds.items()]),
-        report.Text(f"The training stages ran {plan.jobs} job(s) at a time; each job's own time:"),
+        report.Text(f"The training stages ran {results.plan.jobs} job(s) at a time; each job's own time:"),
         report.Table(["job", "seconds"], [[name, f"{value:.0f}"] for name, value in results.job_seconds.items()]),
     ]
-    return blocks
 
 
 def write_report(results: Results, pdf: bool = True) -> Path:
