@@ -61,27 +61,27 @@ from hw3.results import collect_fidelity, settings_rows, uda_metrics, uda_table,
 
 
 # Short settings for the built-in data: every stage is a few seconds to a minute on 2 CPU cores.
+VAE, GAN, UDA, ACGAN, DDPM = checkpoints.VAE, checkpoints.GAN, checkpoints.UDA, checkpoints.ACGAN, checkpoints.DDPM
 DEMO_ARGS = {
-    "vae": ["--epochs", "30", "--batch-size", "32"],
+    VAE: ["--epochs", "30", "--batch-size", "32"],
     # DCGAN's own recipe (Adam 2e-4, beta1 0.5) at a quarter of the width: face-like blobs by 750 steps,
     # the demo's longest job (117 s with its FID/KID at 800 steps, against 167-177 s at 1000).
-    "gan": ["--steps", "800", "--batch-size", "32", "--channels", "16", "--arch", "dcgan", "--loss", "bce",
-            "--lr-g", "2e-4", "--lr-d", "2e-4", "--betas-g", "0.5", "0.999", "--betas-d", "0.5", "0.999",
-            "--ema-decay", "0.99", "--sample-every", "200"],
+    GAN: ["--steps", "800", "--batch-size", "32", "--channels", "16", "--arch", "dcgan", "--loss", "bce",
+          "--lr-g", "2e-4", "--lr-d", "2e-4", "--betas-g", "0.5", "0.999", "--betas-d", "0.5", "0.999",
+          "--ema-decay", "0.99", "--sample-every", "200"],
     # train_uda.py's recipe in a seventh of the updates.
-    "uda": ["--epochs", "3", "--steps-per-epoch", "50"],
+    UDA: ["--epochs", "3", "--steps-per-epoch", "50"],
     "tsne": ["--per-domain", "200"],
-    # Problem 5 with short runs averaged over ~10 steps, about 90 s of one core each. The ACGAN at half the width and 5x the learning rate: 73 %
-    # classifier accuracy after 600 steps, against 20 % after 500 at 2e-4.
-    "acgan": ["--steps", "900", "--channels", "16", "--lr-g", "1e-3", "--lr-d", "1e-3", "--ema-decay", "0.9",
-              "--sample-every", "300"],
+    # Problem 5 with short runs averaged over ~10 steps, about 90 s of one core each. The ACGAN at half
+    # the width and 5x the learning rate: 73 % classifier accuracy after 600 steps, against 20 % after 500 at 2e-4.
+    ACGAN: ["--steps", "900", "--channels", "16", "--lr-g", "1e-3", "--lr-d", "1e-3", "--ema-decay", "0.9",
+            "--sample-every", "300"],
     # The DDPM at half the width and twice the learning rate, in half the updates: digit shapes after
     # 1000 updates (49 % by the demo's classifier), most classes legible after 1500.
-    "ddpm": ["--steps", "1500", "--channels", "16", "--lr", "4e-3", "--ema-decay", "0.95", "--sample-every", "750"],
+    DDPM: ["--steps", "1500", "--channels", "16", "--lr", "4e-3", "--ema-decay", "0.95", "--sample-every", "750"],
 }
-FULL_ARGS = {"vae": [], "gan": [], "tsne": [], "acgan": [], "ddpm": [],
-             # train_uda.py's own budget: 10 passes over the larger train set, one evaluation a pass.
-             "uda": []}
+# Every script's own budget (train_uda.py's: 10 passes over the larger train set, one evaluation a pass).
+FULL_ARGS = {name: [] for name in DEMO_ARGS}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -244,9 +244,9 @@ def model_cards(plan: Plan) -> dict[str, ModelCard]:
 
     cards = {}
     model, checkpoint = load_model(plan.vae_dir / artifacts.MODEL, (checkpoints.VAE,))
-    cards["vae"] = ModelCard("VAE", {"VAE": str(model)}, settings_rows(checkpoint), checkpoint["recipe"])
+    cards[checkpoints.VAE] = ModelCard("VAE", {"VAE": str(model)}, settings_rows(checkpoint), checkpoint["recipe"])
     model, checkpoint = load_model(plan.gan_dir / artifacts.MODEL, (checkpoints.GAN,))
-    cards["gan"] = ModelCard("GAN", {"generator": str(model),
+    cards[checkpoints.GAN] = ModelCard("GAN", {"generator": str(model),
                                      "discriminator": str(gan.GANConfig(**checkpoint["config"]).discriminator())},
                              settings_rows(checkpoint))
     source, target = SCENARIOS[0]

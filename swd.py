@@ -205,4 +205,4 @@ METHOD = uda.register(Method(
     "swd", "Adaptation (SWD+)", "SWD+", SWDNet, ("loss_cls", "discrepancy", "loss_im", "loss_pl", "pl_share"),
     step, settings=SWDSettings, graded="hw3_p4.sh", augment="measured",
     discussion=Discussion("4-3", "P4-4", "pl_share", "share of target images with a pseudo-label",
-                          ("dann", "swd", "adda"))))
+                          "adapting")))

@@ -32,6 +32,8 @@ UDA_TABLE = "uda_accuracy.csv"  # under UDA_FOLDER, with its markdown copy
 UDA_TABLE_MD = "uda_accuracy.md"
 DDPM_REVERSE = "fig5_reverse.png"
 DIGIT_CURVES = "fig5_curves.png"
+REPORT_MD = "README.md"  # the report itself (hw3/report_content.py), and its PDF
+REPORT_PDF = "report.pdf"
 # The pipeline's own files in the report folder: the grader scripts' outputs and the scores it reads back
 GRADER_DIGITS = "grader_digits"  # hw3_p5.sh's 1000 digits
 PREDICTIONS = "predictions"  # hw3_p3.sh's and hw3_p4.sh's CSVs

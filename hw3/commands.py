@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterable
 
 from hw3 import artifacts
-from hw3.checkpoints import DIGIT_GENERATORS as DIGIT_MODELS
+from hw3.checkpoints import ACGAN, DDPM, GAN, UDA, VAE, DIGIT_GENERATORS as DIGIT_MODELS
 from hw3.domains import DIGITS_DOMAIN, FACES, SCENARIOS, split_folder
 from hw3.jobs import run_jobs
 from hw3.plan import Plan
@@ -26,19 +26,19 @@ def train_models(plan: Plan, methods: Iterable[str]) -> dict[str, float]:
     DDPM (scored in the next stage, which needs the target-only classifier trained here).
     """
     data, settings = str(plan.data), plan.settings
-    trainers = {"acgan": ["train_gan.py", "--task", "digits"], "ddpm": ["train_ddpm.py"]}
-    jobs = {"train GAN": [["train_gan.py", "--data", data, "--out-dir", str(plan.gan_dir), *settings["gan"],
+    trainers = {ACGAN: ["train_gan.py", "--task", "digits"], DDPM: ["train_ddpm.py"]}
+    jobs = {"train GAN": [["train_gan.py", "--data", data, "--out-dir", str(plan.gan_dir), *settings[GAN],
                            *plan.train_args], *_face_fidelity(plan, "GAN", plan.gan_dir)]}
-    for name in ("ddpm", "acgan"):
+    for name in (DDPM, ACGAN):
         jobs[f"train {name.upper()}"] = [[*trainers[name], "--data", data, "--domain", DIGITS_DOMAIN,
                                           "--out-dir", str(plan.digit_dir(name)), *settings[name], *plan.train_args]]
-    jobs["train VAE"] = [["train_vae.py", "--data", data, "--out-dir", str(plan.vae_dir), *settings["vae"],
+    jobs["train VAE"] = [["train_vae.py", "--data", data, "--out-dir", str(plan.vae_dir), *settings[VAE],
                           *plan.train_args], *_face_fidelity(plan, "VAE", plan.vae_dir)]
     for source, target in SCENARIOS:
         for method in methods:
             jobs[f"train {method} {source}->{target}"] = [[
                 "train_uda.py", "--data", data, "--source", source, "--target", target, "--method", method,
-                "--out-dir", str(plan.uda_run(method, source, target)), *settings["uda"], *plan.train_args]]
+                "--out-dir", str(plan.uda_run(method, source, target)), *settings[UDA], *plan.train_args]]
     plan.out.mkdir(parents=True, exist_ok=True)
     return run_jobs(jobs, plan.jobs)
 

@@ -119,7 +119,8 @@ class Discussion:
     item: str  # the item of its discussion ("P3-6")
     watch: str  # a log column whose last 10 % of updates the discussion reads
     watch_label: str
-    compare: tuple[str, ...]  # the methods whose accuracy its discussion lists, itself included
+    compare: str  # whose accuracy its discussion lists: "bounds" (itself between the two bounds) or "adapting" (every
+    # method that adapts); hw3/uda.py's compared() names them
 
 
 @dataclass(frozen=True)

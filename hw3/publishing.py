@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from hw3 import artifacts, uda
+from hw3 import artifacts, checkpoints, uda
 from hw3.domains import SCENARIOS, split_folder
 from hw3.jobs import run_script, script_env
 from hw3.plan import Plan
@@ -73,7 +73,7 @@ def grader_matches(plan: Plan, best_digits: str) -> dict[str, bool]:
     """Whether ``hw3_p1.sh``, ``hw3_p2.sh`` and ``hw3_p5.sh`` wrote the very files of the report, byte for byte."""
     out = plan.out
     same = {kind: (out / artifacts.grader_copy(fig)).read_bytes() == (out / fig).read_bytes()
-            for kind, fig in (("vae", artifacts.VAE_SAMPLES), ("gan", artifacts.GAN_SAMPLES))}
+            for kind, fig in ((checkpoints.VAE, artifacts.VAE_SAMPLES), (checkpoints.GAN, artifacts.GAN_SAMPLES))}
     same["digits"] = _same_files(plan.digit_dir(best_digits) / artifacts.GENERATED, out / artifacts.GRADER_DIGITS)
     return same
 

@@ -6,32 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Sequence
 
 import pandas as pd
 
-from hw3 import artifacts, report, uda
+from hw3 import artifacts, checkpoints, report, uda
 from hw3.checkpoints import DIGIT_GENERATORS as DIGIT_MODELS
 from hw3.common import write_text
 from hw3.domains import DIGITS_DOMAIN, SCENARIOS
-
-
-class RunPlan(Protocol):
-    """What the report reads of a run's plan (``pipeline.Plan``): its settings and its folders."""
-
-    data: Path
-    out: Path  # the report folder
-    profile: str
-    jobs: int
-    fid_images: tuple[int, int | None]
-
-    @property
-    def vae_dir(self) -> Path: ...
-
-    @property
-    def gan_dir(self) -> Path: ...
-
-    def uda_run(self, method: str, source: str, target: str) -> Path: ...
+from hw3.plan import Plan
 
 
 @dataclass
@@ -71,16 +54,16 @@ class Results:
     :func:`report_blocks` (``_vae_blocks``, ``_gan_blocks``, ...).
     """
 
-    plan: RunPlan
+    plan: Plan
     vae: VaeResults
     uda_accuracy: pd.DataFrame  # plots.py's target test accuracy table (%): a row per method, a column per scenario
     grader: pd.DataFrame  # one row per graded script and scenario: accuracy, images, seconds
     digits: DigitResults
-    grader_matches: dict[str, bool]  # "vae", "gan", "digits": the grader's scripts wrote the report's files
+    grader_matches: dict[str, bool]  # by face kind, and "digits": the grader's scripts wrote the report's files
     stage_seconds: dict[str, float]
     job_seconds: dict[str, float]
     fidelity: dict[str, dict] = field(default_factory=dict)  # "VAE", "GAN", "ACGAN", "DDPM": fidelity.score's dict
-    cards: dict[str, ModelCard] = field(default_factory=dict)  # "vae", "gan", "dann", "swd", "acgan", "ddpm"
+    cards: dict[str, ModelCard] = field(default_factory=dict)  # by checkpoint kind (faces, digits) or UDA method
     uda_metrics: dict[tuple[str, str], dict] = field(default_factory=dict)  # (method, "usps->mnistm"): metrics.json
     facts: dict[str, list[str]] = field(default_factory=dict)  # "P1-6", ...: measured facts for each prompt
 
@@ -108,7 +91,7 @@ def _fidelity_line(fidelity: dict[str, dict], title: str) -> str:
 def _vae_facts(results: Results) -> dict[str, list[str]]:
     """Problem 1's discussion item (P1-6): the VAE's validation and test MSE, its KL term, its FID/KID."""
     vae, log = results.vae, pd.read_csv(results.plan.vae_dir / artifacts.LOG)
-    kl_weight = results.cards["vae"].recipe.get("kl_weight", "?")
+    kl_weight = results.cards[checkpoints.VAE].recipe.get("kl_weight", "?")
     return {"P1-6": [f"best validation MSE {vae.best_val_mse:.4f} at epoch {vae.best_epoch}; "
                      f"mean MSE of the 10 test reconstructions {vae.reconstructions.iloc[:, -1].mean():.4f}",
                      f"KL term at the end of training {_tail_mean(log, 'kl'):.1f} nats (weighted by "
@@ -142,7 +125,7 @@ def _uda_facts(results: Results) -> dict[str, list[str]]:
         if said is None:
             continue
         facts[said.item] = [f"{s}->{t}: " + ", ".join(f"{uda.METHODS[other].label} {accuracy(other, f'{s}->{t}')}"
-                                                        for other in said.compare) for s, t in SCENARIOS]
+                                                        for other in uda.compared(method)) for s, t in SCENARIOS]
         for source, target in SCENARIOS:
             log = pd.read_csv(results.plan.uda_run(method.name, source, target) / artifacts.LOG)
             facts[said.item].append(f"{source}->{target}: {said.watch_label} over the last 10 % of updates "
@@ -219,7 +202,7 @@ def _vae_blocks(results: Results) -> list[report.Block]:
     return [
         report.Heading("Problem 1: VAE"),
         report.Heading("1-1 Architecture and implementation details (fig1_1)", 3),
-        *_card_blocks(results.cards["vae"]),
+        *_card_blocks(results.cards[checkpoints.VAE]),
         report.Heading("1-2 Learning curves (fig1_2)", 3),
         _image(results, artifacts.VAE_CURVES, "fig1_2 learning curves"),
         report.Heading("1-3 Reconstructions (table1_3)", 3),
@@ -229,7 +212,7 @@ def _vae_blocks(results: Results) -> list[report.Block]:
         report.Table(list(vae.reconstructions.columns), _frame_rows(vae.reconstructions)),
         report.Heading("1-4 Samples (fig1_4)", 3),
         _image(results, artifacts.VAE_SAMPLES, "fig1_4 samples"),
-        report.Text(f"`bash hw3_p1.sh` wrote the same bytes as fig1_4.png: **{_yes(results.grader_matches['vae'])}**."),
+        report.Text(f"`bash hw3_p1.sh` wrote the same bytes as fig1_4.png: **{_yes(results.grader_matches[checkpoints.VAE])}**."),
         report.Heading("1-5 t-SNE of the latent means (fig1_5)", 3),
         _image(results, artifacts.VAE_TSNE, "fig1_5 t-SNE of latent means"),
         report.Heading("1-6 Discussion", 3),
@@ -247,10 +230,10 @@ def _gan_blocks(results: Results) -> list[report.Block]:
     return [
         report.Heading("Problem 2: GAN"),
         report.Heading("2-1 Architecture and implementation details", 3),
-        *_card_blocks(results.cards["gan"]),
+        *_card_blocks(results.cards[checkpoints.GAN]),
         report.Heading("2-2 Samples (fig2_2)", 3),
         _image(results, artifacts.GAN_SAMPLES, "fig2_2 samples"),
-        report.Text(f"`bash hw3_p2.sh` wrote the same bytes as fig2_2.png: **{_yes(results.grader_matches['gan'])}**."),
+        report.Text(f"`bash hw3_p2.sh` wrote the same bytes as fig2_2.png: **{_yes(results.grader_matches[checkpoints.GAN])}**."),
         _image(results, artifacts.GAN_LOSSES, "GAN losses and discriminator accuracy"),
         report.Text(fid_note),
         report.Table(FIDELITY_HEADER, _fidelity_rows(results.fidelity, ("VAE", "GAN"))),
@@ -335,8 +318,8 @@ def write_report(results: Results, pdf: bool = True) -> Path:
     """``report/README.md`` and ``report/report.pdf``: every item of the assignment, with this run's numbers."""
     out = results.plan.out
     blocks = report_blocks(results)
-    path = out / "README.md"
+    path = out / artifacts.REPORT_MD
     write_text(path, report.to_markdown(blocks, out))
     if pdf:
-        report.to_pdf(blocks, out / "report.pdf")
+        report.to_pdf(blocks, out / artifacts.REPORT_PDF)
     return path

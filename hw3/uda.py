@@ -63,6 +63,13 @@ def method(name: str) -> Method:
     return METHODS[name]
 
 
+def compared(record: Method) -> list[str]:
+    """The methods whose accuracy ``record``'s discussion lists (see ``Discussion.compare``), in registry order."""
+    if record.discussion.compare == "bounds":
+        return [LOWER_BOUND, record.name, UPPER_BOUND]
+    return list(ADAPTED)
+
+
 def run_name(method: str, source: str, target: str) -> str:
     """``dann_usps-mnistm``: the run folder under ``runs/uda`` and, with ``.pt``, the published file."""
     return f"{method}_{source}-{target}"

@@ -682,8 +682,8 @@ def test_methods_name_their_bounds_and_discussions():
     assert set(uda.ADAPTED) == {m for m in uda.METHODS if m not in (uda.LOWER_BOUND, uda.UPPER_BOUND)}
     for method in uda.METHODS.values():
         if method.discussion is not None:
-            assert method.graded and method.name in method.discussion.compare
-            assert method.discussion.watch in method.losses and set(method.discussion.compare) <= set(uda.METHODS)
+            assert method.graded and method.name in uda.compared(method)
+            assert method.discussion.watch in method.losses and set(uda.compared(method)) <= set(uda.METHODS)
 
 
 def test_tsne_figure_draws_every_point_in_its_named_colour():
