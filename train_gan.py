@@ -294,7 +294,7 @@ def main(argv=None) -> int:
     train_loop(state, steps=recipe.steps, steps_per_epoch=steps_per_epoch, every=recipe.sample_every,
                step=lambda i: gan_step(generator, discriminator, ema, opt_g, opt_d, data, recipe, hook, device),
                log_path=args.out_dir / artifacts.LOG, log_fields=[*LOG_FIELDS, *hook.columns], checkpoint=checkpoint,
-               name="gan", quiet=args.quiet, postfix=("loss_d", "loss_g"))
+               name=kind, quiet=args.quiet, postfix=("loss_d", "loss_g"))
     return 0
 
 

@@ -151,7 +151,7 @@ def main(argv=None) -> int:
     train_loop(state, steps=recipe.epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch,
                every=steps_per_epoch, step=lambda _: train_step(model, batches, optimizer, recipe),
                log_path=args.out_dir / artifacts.LOG, log_fields=LOG_FIELDS, evaluate=validation,
-               checkpoint=checkpoint, name="vae", quiet=args.quiet, postfix=("recon",))
+               checkpoint=checkpoint, name=checkpoints.VAE, quiet=args.quiet, postfix=("recon",))
     return 0
 
 

@@ -41,6 +41,7 @@ import generate_digits  # noqa: E402
 import uda_study  # noqa: E402
 from datasets import DIGIT_SIZE, load_digits  # noqa: E402
 from hw3 import artifacts, ddpm  # noqa: E402
+from hw3.checkpoints import ACGAN, DDPM  # noqa: E402
 from hw3.common import cli, command_line, markdown_table, write_text  # noqa: E402
 from hw3.digitnet import NUM_CLASSES  # noqa: E402
 from hw3.images import write_folder  # noqa: E402
@@ -49,8 +50,8 @@ from hw3.method import TARGET_ONLY  # noqa: E402
 
 DOMAIN = "mnistm"  # the course judged Problem 5 on MNIST-M digits
 JUDGE_SEEDS = (0, 1, 2)
-TRAINERS = {"acgan": ["train_gan.py", "--task", "digits"], "ddpm": ["train_ddpm.py"]}
-TITLES = {"acgan": "ACGAN", "ddpm": "DDPM"}
+TRAINERS = {ACGAN: ["train_gan.py", "--task", "digits"], DDPM: ["train_ddpm.py"]}
+TITLES = {ACGAN: "ACGAN", DDPM: "DDPM"}
 SPLITS = uda_study.SPLITS
 
 
@@ -118,7 +119,7 @@ def folders(out: Path, split: str, models: list[str], guidance: list[float], tag
     steps, eta = sampler
     suffix = "" if sampler == (ddpm.SAMPLE_STEPS, 0.0) else f"_s{steps}_eta{eta:g}"
     for model in models:
-        for w in (guidance if model == "ddpm" else [None]):
+        for w in (guidance if model == DDPM else [None]):
             name = f"{model}{tag}" + ("" if w is None else f"_w{w:g}{suffix}")
             found[name] = {"model": model, "w": w, "checkpoint": run_dir(out, split, model, tag) / artifacts.MODEL,
                            "images": out / split / "generated" / name,
@@ -192,12 +193,12 @@ def plot_curve(table: pd.DataFrame, path: Path) -> None:
 
     from plots import save_figure  # sets the Agg backend
 
-    ddpm = table[table.model == "ddpm"]
-    if ddpm.empty:
+    diffusion = table[table.model == DDPM]
+    if diffusion.empty:
         return
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
-    for split in dict.fromkeys(ddpm["split"]):
-        part = ddpm[ddpm.split == split].sort_values("w")
+    for split in dict.fromkeys(diffusion["split"]):
+        part = diffusion[diffusion.split == split].sort_values("w")
         accuracy = 100 * part[[f"judge{s}" for s in JUDGE_SEEDS]].mean(axis=1)
         line, = ax.plot(part["fid"], accuracy, marker="o", label=f"DDPM, {SPLITS[split]}")
         for w, x, y in zip(part["w"], part["fid"], accuracy):
@@ -242,7 +243,7 @@ def main(argv=None) -> int:
         trees = {split: subset_tree(tree, args.train_digits, args.out / split / f"tree{args.train_digits}")
                  for split, tree in trees.items()}
     sampler = (args.sample_steps, args.eta)
-    extra = {"acgan": args.acgan_args.split(), "ddpm": args.ddpm_args.split()}
+    extra = {ACGAN: args.acgan_args.split(), DDPM: args.ddpm_args.split()}
     if not args.no_train:
         train, score, n_floor = {}, {}, {}
         for split, tree in trees.items():

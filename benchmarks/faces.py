@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     parser.add_argument("--train-args", default="", help="extra train_vae.py flags, quoted")
     parser.add_argument("--report", type=Path, default=REPO / "benchmarks" / "faces.md")
     args = parser.parse_args(argv)
-    run = args.out / "vae"
+    run = args.out / checkpoints.VAE
     run_jobs({"train VAE": [["train_vae.py", "--data", str(args.data), "--out-dir", str(run), "--quiet",
                              *shlex.split(args.train_args)]]}, 1)
     command = command_line("benchmarks/faces.py", argv)

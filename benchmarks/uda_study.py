@@ -131,7 +131,7 @@ def lower_bound_both_ways(table: pd.DataFrame, columns: list[tuple[str, str]]) -
             cells.append(f"{values.mean():.1f}" if len(values) else "–")
         rows.append([title, *cells])
     return ["Source-only, mean over seeds, by the score that keeps its evaluation:\n",
-            markdown_table(["source-only", *(f"{s} ({SPLITS[d]})" for d, s in columns)], rows)]
+            markdown_table([uda.LOWER_BOUND, *(f"{s} ({SPLITS[d]})" for d, s in columns)], rows)]
 
 
 def report(table: pd.DataFrame, curves: pd.DataFrame, default: str, command: str) -> str:

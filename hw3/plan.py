@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hw3 import artifacts, uda
+from hw3 import artifacts, checkpoints, uda
 from hw3.domains import DIGITS_DOMAIN, SCENARIOS
 
 # Images FID/KID score: generated faces per model, and digits per folder (None: all). Inception costs
@@ -33,11 +33,11 @@ class Plan:
 
     @property
     def vae_dir(self) -> Path:
-        return self.runs / "vae"
+        return self.runs / checkpoints.VAE
 
     @property
     def gan_dir(self) -> Path:
-        return self.runs / "gan"
+        return self.runs / checkpoints.GAN
 
     @property
     def uda_root(self) -> Path:
