@@ -132,7 +132,7 @@ def main(argv=None) -> int:
     with stage("grader scripts"):
         grader = run_grader_scripts(plan)
     with stage("figures"):
-        draw_figures(plan)
+        draw_figures(plan, uda.GRADED_METHODS)
     results = Results(plan=plan, vae=vae_results(plan), uda_accuracy=uda_table(plan), grader=grader, digits=digits,
                       grader_matches=grader_matches(plan, digits.best), stage_seconds=stage.seconds,
                       job_seconds=job_seconds | digits.job_seconds, fidelity=collect_fidelity(plan, digits),

@@ -74,18 +74,19 @@ def score_digit_models(plan: Plan) -> DigitResults:
     return DigitResults(scores, max(DIGIT_MODELS, key=lambda name: scores[name]["accuracy"]), job_seconds)
 
 
-def draw_figures(plan: Plan) -> None:
+def draw_figures(plan: Plan, graded: Iterable[str]) -> None:
     """Every figure and table of ``plots.py``, one job per problem, ``plan.jobs`` at a time.
 
     Problem 1: fig1_2, table1_3, fig1_4, fig1_5; Problem 2: fig2_2, the loss curves and the
-    VAE-vs-GAN figure; Problems 3-4: the accuracy table and every run's t-SNE figures;
+    VAE-vs-GAN figure; Problems 3-4: the accuracy table and the t-SNE figures of ``graded``'s runs;
     Problem 5: the grids, the DDPM's reverse process and the training curves.
     """
     digit_runs = [f for name in DIGIT_MODELS for f in (f"--{name}", str(plan.digit_dir(name) / artifacts.MODEL),
                                                        f"--{name}-log", str(plan.digit_dir(name) / artifacts.LOG))]
     run_jobs({
         "t-SNE and accuracy table": [["plots.py", "uda", "--runs", str(plan.uda_root), "--data", str(plan.data),
-                                      "--out-dir", str(plan.out / artifacts.UDA_FOLDER), *plan.settings["tsne"], "--quiet"]],
+                                      "--out-dir", str(plan.out / artifacts.UDA_FOLDER), "--methods", *graded,
+                                      *plan.settings["tsne"], "--quiet"]],
         "VAE figures": [["plots.py", "vae", "--checkpoint", str(plan.vae_dir / artifacts.MODEL), "--data",
                          str(plan.data), "--out-dir", str(plan.out), "--attribute", plan.attribute, "--quiet"]],
         "GAN figures": [["plots.py", "gan", "--checkpoint", str(plan.gan_dir / artifacts.MODEL), "--log",
