@@ -95,3 +95,18 @@ def test_every_script_that_reads_the_method_registry_sees_every_method():
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
         assert out.returncode == 0, f"{path.name}: {out.stderr[-500:]}"
         assert out.stdout.split() == ["source-only", "dann", "swd", "adda", "target-only"], path.name
+
+
+def test_a_method_name_is_written_only_in_its_own_file():
+    """A UDA method's name is a string in its record alone; everything else reads the registry (``uda.METHODS``,
+    ``uda.compared``, ``SOURCE_ONLY.name``), so renaming a method is one edit."""
+    from hw3 import uda
+    import dann  # noqa: F401  (registers its method)
+    import swd  # noqa: F401  (registers its method)
+
+    homes = {REPO / "hw3" / "method.py", REPO / "hw3" / "adda.py", REPO / "dann.py", REPO / "swd.py"}
+    files = [*REPO.glob("*.py"), *(REPO / PACKAGE).glob("*.py"), *(REPO / "benchmarks").glob("*.py")]
+    spelled = {(path.name, node.lineno, node.value) for path in files if path not in homes
+               for node in ast.walk(ast.parse(path.read_text(), str(path)))
+               if isinstance(node, ast.Constant) and node.value in uda.METHODS}
+    assert not spelled
