@@ -62,7 +62,8 @@ def test_a_digit_reaching_the_frame_keeps_it_quiet():
     """USPS's digits fill the frame: the ink in the frame is left out of its quietness."""
     x = torch.zeros(1, 3, 28, 28)
     x[..., 0:28, 12:16] = 1.0  # a bar from the top edge to the bottom edge
-    _, ink, quiet = augment._ink(x)
+    _, ink, distance, top = augment._ink(x)
+    quiet = augment._quiet_frame(ink, distance, top)
     assert quiet.item() and ink[0, :, 12:16].all()
     noise = torch.rand(1, 3, 28, 28, generator=torch.Generator().manual_seed(0))
-    assert not augment._ink(noise)[2].item()  # a frame of noise is not
+    assert not augment.digit_measures(noise)[3].item()  # a frame of noise is not
