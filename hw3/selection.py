@@ -27,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hw3.training import improves
+
 CRITERIA = {"source_val_acc": True, "entropy": False, "info_max": True, "snd": True, "dev": False}
 CHOICES = (*CRITERIA, "last")
 # The choices that read no target image: the only ones a method that must not see the target (source-only) may use.
@@ -93,9 +95,7 @@ def keeps(best: float | None, new: float | None, choice: str) -> bool:
     (:func:`pick`) alike: ``last`` always replaces; a score replaces only when strictly better, so the
     first of ties stays.
     """
-    if choice == "last" or best is None:
-        return True
-    return new > best if CRITERIA[choice] else new < best
+    return choice == "last" or improves(best, new, CRITERIA[choice])
 
 
 def pick(values: list[float], choice: str) -> int:

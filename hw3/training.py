@@ -144,9 +144,12 @@ class Progress:
     cpu_seconds: float = 0.0
 
     def improves(self, metric: float, higher_is_better: bool) -> bool:
-        if self.best_metric is None:
-            return True
-        return metric > self.best_metric if higher_is_better else metric < self.best_metric
+        return improves(self.best_metric, metric, higher_is_better)
+
+
+def improves(best: float | None, new: float, higher_is_better: bool) -> bool:
+    """Whether ``new`` is strictly better than ``best`` (None: nothing kept yet), so the first of ties stays."""
+    return best is None or (new > best if higher_is_better else new < best)
 
 
 @dataclass
