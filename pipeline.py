@@ -166,10 +166,13 @@ def cache_real_features(plan: Plan) -> None:
 
 def missing_parts(data: Path) -> list[str]:
     """The folders and CSVs of the assignment's layout that ``data`` lacks (``face/test``, ``digits/svhn/train.csv``...)."""
-    parts = [FACES, *(domain for domain in DOMAINS if any(domain in scenario for scenario in SCENARIOS))]
-    wanted = [(split_folder(data, part, split), split_table(data, part, split)) for part in parts for split in SPLITS]
-    return [str(path.relative_to(data)) for folder, table in wanted for path, there in
-            ((folder, folder.is_dir()), (table, table.is_file())) if not there]
+    missing = []
+    for part in [FACES, *dict.fromkeys(domain for pair in SCENARIOS for domain in pair)]:  # usps, mnistm, svhn
+        for split in SPLITS:
+            folder, table = split_folder(data, part, split), split_table(data, part, split)
+            missing += [str(path.relative_to(data)) for path, there in ((folder, folder.is_dir()), (table, table.is_file()))
+                        if not there]
+    return missing
 
 
 def prepare_data(args: argparse.Namespace) -> Plan:
