@@ -19,6 +19,9 @@ Per kind it reports the share of images with a quiet frame (the only ones measur
 measured percentiles against the true ones, the largest error among them, and the polarity
 share against the truth. "not read" means too few quiet frames: the augmentation then falls
 back to the fixed zoom range and an even chance of inverting, which is right by construction.
+The last column is how often :func:`digit_bright` tells one image's polarity right: the measured
+augmentation reads it on every source image to invert it with the target's odds (where the
+target's polarity was read), so it matters for a busy source (mnistm -> svhn).
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import demo_data  # noqa: E402
-from hw3.augment import DigitLook  # noqa: E402
+from hw3.augment import DigitLook, digit_bright  # noqa: E402
+from hw3.common import to_float  # noqa: E402
 from hw3.common import cli, command_line, markdown_table, write_text  # noqa: E402
 
 # Busy and quiet textures, each its own row: skimage's grey textures, fur, cells, a street scene,
@@ -91,10 +95,11 @@ def measure_all(n: int = 1000, seed: int = 0) -> tuple[DigitLook, list[dict]]:
     rows = []
     for name, make in kinds(rng):
         images = np.stack([make(d) for d in digits])
-        bright = np.mean([truth_bright(i, d) for i, d in zip(images, digits)])
+        true = np.array([truth_bright(i, d) for i, d in zip(images, digits)])
         busy = np.abs(np.diff(images.astype(np.float64).mean(3), axis=2)).mean()  # mean |horizontal gradient|
-        rows.append({"kind": name, "look": DigitLook.measure(as_tensor(images)), "true_bright": float(bright),
-                     "busy": float(busy)})
+        per_image = digit_bright(to_float(as_tensor(images))).numpy()  # what MeasuredAugment reads of each source image
+        rows.append({"kind": name, "look": DigitLook.measure(as_tensor(images)), "true_bright": float(true.mean()),
+                     "busy": float(busy), "per_image": float((per_image == true).mean())})
     return truth, rows
 
 
@@ -112,13 +117,15 @@ def report(truth: DigitLook, rows: list[dict], command: str) -> str:
         height = "not read" if look.height is None else " / ".join(f"{h:.3f}" for h in look.height)
         bright = "not read" if look.bright is None else f"{look.bright:.2f}"
         table.append([row["kind"], f"{row['busy']:.1f}", f"{look.quiet:.2f}", height,
-                      "–" if error is None else f"{error:.3f}", bright, f"{row['true_bright']:.2f}"])
+                      "–" if error is None else f"{error:.3f}", bright, f"{row['true_bright']:.2f}",
+                      f"{row['per_image']:.2f}"])
     true_height = " / ".join(f"{h:.3f}" for h in truth.height)
     return "\n".join([
         f"`{command}`: {len(rows)} kinds of background, the same handwritten digits on each.\n",
         f"True digit height (10 / 50 / 90 %, of the image height): {true_height}.\n",
         markdown_table(["background", "busy (mean abs. gradient)", "quiet frames", "measured height 10 / 50 / 90 %",
-                        "largest height error", "bright share, measured", "bright share, true"], table)])
+                        "largest height error", "bright share, measured", "bright share, true",
+                        "per-image polarity right"], table)])
 
 
 def main(argv=None) -> int:
